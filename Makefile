@@ -1,0 +1,45 @@
+SHELL := /bin/bash
+# dockerlogger — see README.md. Every target builds static binaries
+# (CGO_ENABLED=0) into bin/.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+export CGO_ENABLED := 0
+
+.PHONY: all build demo test check unit e2e bench clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+
+# The main job on the embedded default: loginit runs a small program with
+# the json-file driver writing to a local file, then shows that file.
+demo: build
+	@rm -f demo-json.log
+	DOCKERLOG_LOGPATH=$(CURDIR)/demo-json.log ./bin/loginit --wait json-file -- \
+	  sh -c 'echo "hello from stdout"; echo "hello from stderr" >&2; printf "a line with no newline"'
+	@echo "--- demo-json.log, as Docker's json-file driver writes it:"
+	@cat demo-json.log
+
+# Everything CI runs: formatting, vet, the illumos build, unit and
+# end-to-end tests.
+test: check unit e2e
+
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+	GOOS=illumos $(GO) build ./...
+	$(GO) build ./...
+
+unit:
+	$(GO) test -count=1 -timeout 10m $$($(GO) list ./... | grep -v /test$$)
+
+e2e:
+	$(GO) test -count=1 -timeout 20m -v ./test/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; \
+	  exit $${PIPESTATUS[0]}
+
+clean:
+	rm -rf bin demo-json.log e2e.log

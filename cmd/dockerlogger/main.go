@@ -1,0 +1,166 @@
+// Command dockerlogger ships a container's stdout and stderr to one of
+// Docker's log drivers from inside the container. See DESIGN.md for the
+// interface: argv, DOCKERLOG_* environment, log-opts and exit codes.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/joyent/dockerlogger/config"
+	"github.com/joyent/dockerlogger/diag"
+	"github.com/joyent/dockerlogger/drivers"
+	"github.com/joyent/dockerlogger/worker"
+	"github.com/joyent/dockerlogger/zfd"
+)
+
+// Set by the Makefile with -ldflags -X.
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the logger ran and could not deliver everything
+	exitConfig  = 2 // bad argv, environment or log-opts: nothing was read
+)
+
+const usage = `usage:
+  dockerlogger DRIVER                 run: read fd 3 (stdout) and fd 4 (stderr)
+  dockerlogger driver NAME [KEY VALUE]...   the same, as containerd's binary:// logger
+  dockerlogger --list-drivers [--json]
+  dockerlogger --validate DRIVER
+  dockerlogger ctxdump
+  dockerlogger version | --version
+configuration: DOCKERLOG_CONFIG (JSON log-opts), DOCKERLOG_CONTAINERID, ...`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "dockerlogger: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		return code
+	}
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return exitConfig
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return exitOK
+	case "version", "--version":
+		fmt.Fprintf(stdout, "dockerlogger %s commit %s %s %s/%s\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return exitOK
+	case "--list-drivers":
+		switch {
+		case len(args) == 1:
+			for _, d := range drivers.List() {
+				fmt.Fprintln(stdout, d)
+			}
+			return exitOK
+		case len(args) == 2 && args[1] == "--json":
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(drivers.Describe()); err != nil {
+				return fail(exitFailure, err)
+			}
+			return exitOK
+		}
+		return fail(exitConfig, errors.New("usage: dockerlogger --list-drivers [--json]"))
+	case "--validate":
+		if len(args) != 2 {
+			return fail(exitConfig, errors.New("usage: dockerlogger --validate DRIVER"))
+		}
+		if _, err := load(args[1:]); err != nil {
+			return fail(exitConfig, err)
+		}
+		fmt.Fprintf(stdout, "%s: configuration ok\n", args[1])
+		return exitOK
+	case "ctxdump":
+		return ctxdump(args[1:], stderr, fail)
+	}
+	if strings.HasPrefix(args[0], "-") && !config.IsContainerdArgs(args, os.Getenv) {
+		return fail(exitConfig, fmt.Errorf("unknown flag %s (see dockerlogger --help)", args[0]))
+	}
+	return runLogger(args, stderr, fail)
+}
+
+// load parses and validates the configuration for args.
+func load(args []string) (*config.Config, error) {
+	c, err := config.FromArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	if err := drivers.Validate(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func ctxdump(args []string, stderr io.Writer, fail func(int, error) int) int {
+	driver := "none"
+	if len(args) > 0 {
+		driver = args[0]
+	}
+	if config.IsContainerdArgs(args, os.Getenv) {
+		driver = ""
+	} else {
+		args = []string{driver}
+	}
+	c, err := config.FromArgs(args)
+	if err != nil {
+		return fail(exitConfig, err)
+	}
+	info := drivers.Info(c)
+	info.Config = config.Redacted(info.Config)
+	b, err := json.Marshal(struct {
+		Driver    string            `json:"driver"`
+		Info      any               `json:"info"`
+		Namespace string            `json:"namespace,omitempty"`
+		Options   map[string]string `json:"log_opts"`
+	}{c.Driver, info, c.Container.Namespace, config.Redacted(c.Opts)})
+	if err != nil {
+		return fail(exitFailure, err)
+	}
+	fmt.Fprintf(stderr, "%s\n", b)
+	return exitOK
+}
+
+func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
+	// Take fd 5 before anything can start a child: containerd waits for
+	// EOF on it, and so does every process that inherits it.
+	ready := zfd.OpenReady()
+	c, err := load(args)
+	if err != nil {
+		return fail(exitConfig, err)
+	}
+	signal.Ignore(syscall.SIGPIPE)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+
+	count := new(diag.Counters)
+	count.Set("version", version)
+	count.Set("driver", c.Driver)
+	count.Set("mode", string(c.Options.Mode))
+	errs := diag.NewErrors(stderr)
+	printStats := func(line string) { fmt.Fprintf(stderr, "dockerlogger: stats %s\n", line) }
+	w := &worker.Worker{Config: c, Count: count, Errors: errs, Ready: ready, Signals: sigs, Stats: printStats}
+	err = w.Run()
+	printStats(count.Line())
+	if err != nil {
+		return fail(exitFailure, err)
+	}
+	return exitOK
+}

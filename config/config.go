@@ -1,0 +1,268 @@
+// Package config turns what a platform hands the logger — the driver name on
+// argv with the DOCKERLOG_* environment (Triton's dockerinit, loginit), or
+// containerd's binary:// argv pairs — into one Config, and owns the log-opts
+// that dockerlogger adds to Docker's.
+//
+// It must never import a log driver, the reader, a delivery mode or the
+// supervisor: it only describes what was asked for.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Env is the DOCKERLOG_* environment, as Triton's dockerinit sets it.
+type Env struct {
+	Config        string `envconfig:"CONFIG"`
+	ContainerID   string `envconfig:"CONTAINERID"`
+	ContainerName string `envconfig:"CONTAINERNAME"`
+	ImageID       string `envconfig:"IMAGEID"`
+	ImageName     string `envconfig:"IMAGENAME"`
+	CreateTime    string `envconfig:"CREATETIME"`
+	Entrypoint    string `envconfig:"ENTRYPOINT"`
+	Cmd           string `envconfig:"CMD"`
+	Labels        string `envconfig:"LABELS"`
+	Env           string `envconfig:"ENV"`
+	LogPath       string `envconfig:"LOGPATH"`
+	// Stdout and Stderr name FIFOs to read instead of the inherited fds 3/4.
+	Stdout string `envconfig:"STDOUT"`
+	Stderr string `envconfig:"STDERR"`
+	// TTY marks a container with a terminal: one stream only.
+	TTY bool `envconfig:"TTY"`
+	// InitPID is the process that on-failure=kill-init terminates.
+	InitPID int `envconfig:"INIT_PID"`
+}
+
+// Container is the metadata a driver may put in tags and attributes.
+type Container struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name,omitempty"`
+	Namespace  string            `json:"namespace,omitempty"`
+	ImageID    string            `json:"image_id,omitempty"`
+	ImageName  string            `json:"image_name,omitempty"`
+	Created    time.Time         `json:"created"`
+	Entrypoint string            `json:"entrypoint,omitempty"`
+	Args       []string          `json:"args,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Env        []string          `json:"env,omitempty"`
+	// Daemon is what Docker calls DaemonName: "docker" for Triton-style
+	// use, "containerd" under containerd.
+	Daemon string `json:"daemon"`
+}
+
+// Config is everything the worker needs to run.
+type Config struct {
+	Driver string
+	// Opts are the log-opts as given: Docker's and ours together.
+	Opts      map[string]string
+	Container Container
+	// Options are ours, parsed from Opts.
+	Options Options
+	// Stdout, Stderr and TTY say where the inputs are (see package zfd).
+	Stdout, Stderr string
+	TTY            bool
+	InitPID        int
+	// Containerd is true when started by containerd's binary:// logging.
+	Containerd bool
+}
+
+// FromArgs builds the Config for `dockerlogger ARGS...` from the process
+// environment. It accepts `DRIVER` (DOCKERLOG_* environment) and
+// containerd's `key value ...` pairs with a `driver` key.
+func FromArgs(args []string) (*Config, error) {
+	var env Env
+	if err := envconfig.Process("DOCKERLOG", &env); err != nil {
+		return nil, fmt.Errorf("environment: %w", err)
+	}
+	if IsContainerdArgs(args, os.Getenv) {
+		return fromContainerd(args, env, os.Getenv)
+	}
+	if len(args) != 1 {
+		return nil, fmt.Errorf("usage: dockerlogger DRIVER (got %d arguments)", len(args))
+	}
+	return fromEnv(args[0], env)
+}
+
+// IsContainerdArgs reports whether args look like containerd's binary://
+// query pairs: an even number of words with a "driver" key, or any argv
+// at all when containerd's CONTAINER_ID is set and DOCKERLOG_CONTAINERID
+// is not.
+func IsContainerdArgs(args []string, getenv func(string) string) bool {
+	if getenv("CONTAINER_ID") != "" && getenv("DOCKERLOG_CONTAINERID") == "" {
+		return true
+	}
+	if len(args) < 2 || len(args)%2 != 0 {
+		return false
+	}
+	for i := 0; i < len(args); i += 2 {
+		if args[i] == "driver" {
+			return true
+		}
+	}
+	return false
+}
+
+func fromEnv(driver string, env Env) (*Config, error) {
+	if env.Config == "" {
+		return nil, errors.New("DOCKERLOG_CONFIG is required (a JSON object of log-opts, e.g. {})")
+	}
+	if env.ContainerID == "" {
+		return nil, errors.New("DOCKERLOG_CONTAINERID is required")
+	}
+	opts, err := ParseOpts(env.Config)
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{Driver: driver, Opts: opts, Stdout: env.Stdout, Stderr: env.Stderr,
+		TTY: env.TTY, InitPID: env.InitPID}
+	ct := Container{ID: env.ContainerID, Name: strings.TrimPrefix(env.ContainerName, "/"),
+		ImageID: env.ImageID, ImageName: env.ImageName, Daemon: "docker"}
+	if env.CreateTime != "" {
+		t, err := time.Parse(time.RFC3339Nano, env.CreateTime)
+		if err != nil {
+			return nil, fmt.Errorf("DOCKERLOG_CREATETIME: not RFC 3339: %q", env.CreateTime)
+		}
+		ct.Created = t
+	}
+	var entry, cmd []string
+	if err := jsonVar("DOCKERLOG_ENTRYPOINT", env.Entrypoint, &entry); err != nil {
+		return nil, err
+	}
+	if err := jsonVar("DOCKERLOG_CMD", env.Cmd, &cmd); err != nil {
+		return nil, err
+	}
+	// As Docker's daemon: the entrypoint's first word is the path, the
+	// rest of the entrypoint and the cmd are the args.
+	if full := append(entry, cmd...); len(full) > 0 {
+		ct.Entrypoint, ct.Args = full[0], full[1:]
+	}
+	if err := jsonVar("DOCKERLOG_LABELS", env.Labels, &ct.Labels); err != nil {
+		return nil, err
+	}
+	if err := jsonVar("DOCKERLOG_ENV", env.Env, &ct.Env); err != nil {
+		return nil, err
+	}
+	c.Container = ct
+	if env.LogPath != "" {
+		if _, ok := c.Opts["log-path"]; !ok {
+			c.Opts["log-path"] = env.LogPath
+		}
+	}
+	if err := c.parseOptions(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func fromContainerd(args []string, env Env, getenv func(string) string) (*Config, error) {
+	if len(args)%2 != 0 {
+		return nil, fmt.Errorf("binary:// query: odd number of argv words (%d): want key value pairs", len(args))
+	}
+	opts := map[string]string{}
+	driver := ""
+	for i := 0; i < len(args); i += 2 {
+		k, v := args[i], args[i+1]
+		if k == "driver" {
+			driver = v
+			continue
+		}
+		if _, dup := opts[k]; dup {
+			return nil, fmt.Errorf("binary:// query: option %q given twice", k)
+		}
+		opts[k] = v
+	}
+	if driver == "" {
+		return nil, errors.New("binary:// query has no driver= parameter (e.g. binary:///usr/bin/dockerlogger?driver=json-file)")
+	}
+	id := getenv("CONTAINER_ID")
+	if id == "" {
+		id = env.ContainerID
+	}
+	if id == "" {
+		return nil, errors.New("CONTAINER_ID is not set (containerd sets it for binary:// loggers)")
+	}
+	c := &Config{Driver: driver, Opts: opts, Containerd: true, Stdout: env.Stdout,
+		Stderr: env.Stderr, InitPID: env.InitPID}
+	c.Container = Container{ID: id, Name: id, Namespace: getenv("CONTAINER_NAMESPACE"), Daemon: "containerd"}
+	if err := c.parseOptions(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ParseOpts parses DOCKERLOG_CONFIG: a JSON object of strings.
+func ParseOpts(s string) (map[string]string, error) {
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return nil, fmt.Errorf("DOCKERLOG_CONFIG: not a JSON object: %v", err)
+	}
+	if raw == nil {
+		return nil, errors.New("DOCKERLOG_CONFIG: not a JSON object: null")
+	}
+	opts := make(map[string]string, len(raw))
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v, ok := raw[k].(string)
+		if !ok {
+			return nil, fmt.Errorf("DOCKERLOG_CONFIG: option %q: value must be a string, got %s", k, jsonType(raw[k]))
+		}
+		opts[k] = v
+	}
+	return opts, nil
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64:
+		return "a number"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func jsonVar(name, s string, v any) error {
+	if s == "" {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		return fmt.Errorf("%s: bad JSON: %v", name, err)
+	}
+	return nil
+}
+
+// secretWords mark option names whose values must never be printed.
+var secretWords = []string{"token", "password", "secret", "credential"}
+
+// Redacted returns opts with the values of secret options replaced, for
+// ctxdump, errors and anything else the logger prints.
+func Redacted(opts map[string]string) map[string]string {
+	m := make(map[string]string, len(opts))
+	for k, v := range opts {
+		m[k] = v
+		for _, w := range secretWords {
+			if strings.Contains(strings.ToLower(k), w) && v != "" {
+				m[k] = "REDACTED"
+			}
+		}
+	}
+	return m
+}

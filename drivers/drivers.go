@@ -1,0 +1,139 @@
+// Package drivers owns Docker's log-driver registry as dockerlogger uses it:
+// which drivers this binary has, the options each accepts with their
+// defaults, the validation of a whole configuration, and the creation of a
+// driver, retried while its sink is down.
+//
+// It must never import the reader, a delivery mode or the supervisor: it
+// sits at the end of the flow and knows nothing of what feeds it.
+package drivers
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/docker/docker/daemon/logger"
+	// Each import registers its driver with Docker's registry.
+	_ "github.com/docker/docker/daemon/logger/fluentd"
+	_ "github.com/docker/docker/daemon/logger/gcplogs"
+	_ "github.com/docker/docker/daemon/logger/gelf"
+	_ "github.com/docker/docker/daemon/logger/jsonfilelog"
+	_ "github.com/docker/docker/daemon/logger/local"
+	_ "github.com/docker/docker/daemon/logger/splunk"
+	_ "github.com/docker/docker/daemon/logger/syslog"
+
+	"github.com/joyent/dockerlogger/config"
+)
+
+func init() {
+	// Our options are handled before a driver sees the configuration;
+	// Docker's validators would reject every one of them.
+	logger.AddBuiltinLogOpts(config.AddedNames())
+	// Docker's daemon handles "none" itself rather than registering it.
+	if err := logger.RegisterLogDriver("none", func(logger.Info) (logger.Logger, error) { return noneLogger{}, nil }); err != nil {
+		panic(err)
+	}
+}
+
+// noneLogger discards every message, as Docker's "none" driver does.
+type noneLogger struct{}
+
+func (noneLogger) Log(m *logger.Message) error { logger.PutMessage(m); return nil }
+func (noneLogger) Name() string                { return "none" }
+func (noneLogger) Close() error                { return nil }
+
+// List returns the drivers built into this binary, sorted.
+func List() []string {
+	return logger.ListDrivers()
+}
+
+// Registered reports whether name is a driver of this binary. Check it
+// before logger.GetLogDriver, which panics on an unknown name.
+func Registered(name string) bool {
+	for _, d := range List() {
+		if d == name {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrUnknownDriver is returned for a driver this binary does not have.
+var ErrUnknownDriver = errors.New("unknown log driver")
+
+// Validate checks a whole configuration for its driver without touching
+// the network: the driver exists, our added options parse (done by
+// package config), and Docker's validator accepts the driver's options.
+func Validate(c *config.Config) error {
+	if !Registered(c.Driver) {
+		return fmt.Errorf("%w %q (this binary has: %s)", ErrUnknownDriver, c.Driver, strings.Join(List(), ", "))
+	}
+	// Docker's ValidateLogOpts knows mode only as blocking/non-blocking and
+	// max-buffer-size only with non-blocking: both are ours, so hand it
+	// only the driver's own options.
+	if err := logger.ValidateLogOpts(c.Driver, c.DriverOpts()); err != nil {
+		return fmt.Errorf("%s: %s", c.Driver, strings.TrimPrefix(err.Error(), "logger: "))
+	}
+	if c.Driver == "json-file" || c.Driver == "local" {
+		if err := validateFileOpts(c.Driver, c.DriverOpts()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Info is the logger.Info a driver is created with.
+func Info(c *config.Config) logger.Info {
+	ct := c.Container
+	info := logger.Info{
+		Config:              c.DriverOpts(),
+		ContainerID:         ct.ID,
+		ContainerName:       ct.Name,
+		ContainerEntrypoint: ct.Entrypoint,
+		ContainerArgs:       ct.Args,
+		ContainerImageID:    ct.ImageID,
+		ContainerImageName:  ct.ImageName,
+		ContainerCreated:    ct.Created,
+		ContainerEnv:        ct.Env,
+		ContainerLabels:     ct.Labels,
+		DaemonName:          ct.Daemon,
+	}
+	if c.Driver == "json-file" || c.Driver == "local" {
+		info.LogPath = c.Options.LogPath
+	}
+	return info
+}
+
+// Creator returns the function that creates the driver. Call Validate
+// first: an unknown name is an error here, never a panic.
+func Creator(name string) (logger.Creator, error) {
+	if !Registered(name) {
+		return nil, fmt.Errorf("%w %q", ErrUnknownDriver, name)
+	}
+	return logger.GetLogDriver(name)
+}
+
+// Option is one log-opt a driver accepts, with Docker's default.
+type Option struct {
+	Name    string `json:"name"`
+	Default string `json:"default"`
+}
+
+// Description is what `--list-drivers --json` says of one driver.
+type Description struct {
+	Name    string       `json:"name"`
+	Options []Option     `json:"options"`
+	Added   []config.Opt `json:"added_options"`
+}
+
+// Describe lists every driver of this binary with its options.
+func Describe() []Description {
+	var ds []Description
+	for _, name := range List() {
+		opts := append([]Option(nil), driverOptions[name]...)
+		sort.Slice(opts, func(i, j int) bool { return opts[i].Name < opts[j].Name })
+		ds = append(ds, Description{Name: name, Options: opts, Added: config.Added})
+	}
+	return ds
+}

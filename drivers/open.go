@@ -1,0 +1,144 @@
+package drivers
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/daemon/logger"
+
+	"github.com/joyent/dockerlogger/config"
+)
+
+// ErrNotOpen is returned by Log when the driver could not be created before
+// Close gave up on it.
+var ErrNotOpen = errors.New("log driver never came up")
+
+// Driver is a Docker driver that is created in the background, retried with
+// backoff while creation fails (a sink that is down at start must not stop
+// the container from starting). Log waits until the driver is up.
+type Driver struct {
+	name    string
+	create  logger.Creator
+	info    logger.Info
+	report  func(error)
+	up      chan struct{} // closed once l is set
+	stop    chan struct{} // closed by Close or Abandon
+	stopped sync.Once
+	done    chan struct{} // closed when the creating goroutine ends
+	l       logger.Logger
+}
+
+// Backoff bounds the wait between attempts to create a driver.
+var (
+	firstRetry = 100 * time.Millisecond
+	maxRetry   = 5 * time.Second
+)
+
+// Open validates nothing (call Validate first), tries once to create the
+// driver, and returns at once. If that attempt failed, report is called
+// with the error and the driver is retried in the background until it is up
+// or Close is called; each further failure is reported too.
+func Open(c *config.Config, report func(error)) (*Driver, error) {
+	create, err := Creator(c.Driver)
+	if err != nil {
+		return nil, err
+	}
+	d := &Driver{name: c.Driver, create: create, info: Info(c), report: report,
+		up: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	if d.try() {
+		close(d.done)
+		return d, nil
+	}
+	go d.retry()
+	return d, nil
+}
+
+func (d *Driver) try() bool {
+	l, err := d.create(d.info)
+	if err != nil {
+		d.report(err)
+		return false
+	}
+	d.l = l
+	close(d.up)
+	return true
+}
+
+func (d *Driver) retry() {
+	defer close(d.done)
+	wait := firstRetry
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-d.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if d.try() {
+			return
+		}
+		if wait *= 2; wait > maxRetry {
+			wait = maxRetry
+		}
+	}
+}
+
+// Up is closed once the driver has been created.
+func (d *Driver) Up() <-chan struct{} { return d.up }
+
+// Log waits until the driver is up and hands it msg. It owns msg.
+func (d *Driver) Log(msg *logger.Message) error {
+	select {
+	case <-d.up:
+		return d.l.Log(msg)
+	default:
+	}
+	select {
+	case <-d.up:
+		return d.l.Log(msg)
+	case <-d.stop:
+		select {
+		case <-d.up: // up and stopped at once: deliver
+			return d.l.Log(msg)
+		default:
+		}
+		logger.PutMessage(msg)
+		return ErrNotOpen
+	}
+}
+
+// Flush flushes a driver that buffers.
+func (d *Driver) Flush() error {
+	select {
+	case <-d.up:
+		if f, ok := d.l.(interface{ Flush() error }); ok {
+			return f.Flush()
+		}
+	default:
+	}
+	return nil
+}
+
+// Name is the driver's name.
+func (d *Driver) Name() string { return d.name }
+
+// Abandon stops waiting for a driver that is not up: Log returns
+// ErrNotOpen from then on instead of waiting.
+func (d *Driver) Abandon() {
+	d.stopped.Do(func() { close(d.stop) })
+}
+
+// Close stops any retrying and closes the driver if it is up, which
+// flushes what it buffers.
+func (d *Driver) Close() error {
+	d.Abandon()
+	<-d.done
+	select {
+	case <-d.up:
+		return d.l.Close()
+	default:
+		return nil
+	}
+}

@@ -1,0 +1,131 @@
+package drivers
+
+import (
+	"fmt"
+	"strconv"
+
+	units "github.com/docker/go-units"
+)
+
+// Options every Docker driver that tags or decorates messages shares.
+var common = []Option{
+	{"tag", "{{.ID}}"},
+	{"labels", ""},
+	{"labels-regex", ""},
+	{"env", ""},
+	{"env-regex", ""},
+}
+
+func with(extra ...Option) []Option { return append(append([]Option(nil), common...), extra...) }
+
+// driverOptions are the log-opts each of Docker's drivers accepts, with
+// Docker's defaults ("" where Docker has none or computes one). A test
+// checks every name against Docker's own validators.
+var driverOptions = map[string][]Option{
+	"json-file": with(Option{"max-size", "-1"}, Option{"max-file", "1"}, Option{"compress", "false"}),
+	"local":     {{"max-size", "20m"}, {"max-file", "5"}, {"compress", "true"}},
+	"syslog": with(
+		Option{"syslog-address", "unix:///dev/log"},
+		Option{"syslog-facility", "daemon"},
+		Option{"syslog-format", "rfc3164"},
+		Option{"syslog-tls-ca-cert", ""},
+		Option{"syslog-tls-cert", ""},
+		Option{"syslog-tls-key", ""},
+		Option{"syslog-tls-skip-verify", "false"},
+	),
+	"fluentd": with(
+		Option{"fluentd-address", "tcp://127.0.0.1:24224"},
+		Option{"fluentd-async", "false"},
+		Option{"fluentd-async-reconnect-interval", "0"},
+		Option{"fluentd-buffer-limit", "1048576"},
+		Option{"fluentd-max-retries", "2147483647"},
+		Option{"fluentd-request-ack", "false"},
+		Option{"fluentd-retry-wait", "1s"},
+		Option{"fluentd-sub-second-precision", "false"},
+		Option{"fluentd-write-timeout", "0"},
+	),
+	"gelf": with(
+		Option{"gelf-address", ""},
+		Option{"gelf-compression-type", "gzip"},
+		Option{"gelf-compression-level", "1"},
+		Option{"gelf-tcp-max-reconnect", "3"},
+		Option{"gelf-tcp-reconnect-delay", "1"},
+	),
+	"journald": with(),
+	"splunk": with(
+		Option{"splunk-url", ""},
+		Option{"splunk-token", ""},
+		Option{"splunk-source", ""},
+		Option{"splunk-sourcetype", ""},
+		Option{"splunk-index", ""},
+		Option{"splunk-capath", ""},
+		Option{"splunk-caname", ""},
+		Option{"splunk-insecureskipverify", "false"},
+		Option{"splunk-format", "inline"},
+		Option{"splunk-verify-connection", "true"},
+		Option{"splunk-gzip", "false"},
+		Option{"splunk-gzip-level", "-1"},
+		Option{"splunk-index-acknowledgment", "false"},
+	),
+	"awslogs": {
+		{"tag", "{{.ID}}"},
+		{"awslogs-region", ""},
+		{"awslogs-endpoint", ""},
+		{"awslogs-group", ""},
+		{"awslogs-stream", ""},
+		{"awslogs-create-group", "false"},
+		{"awslogs-datetime-format", ""},
+		{"awslogs-multiline-pattern", ""},
+		{"awslogs-credentials-endpoint", ""},
+		{"awslogs-force-flush-interval-seconds", "5"},
+		{"awslogs-max-buffered-events", "4096"},
+		{"awslogs-format", ""},
+	},
+	"gcplogs": {
+		{"labels", ""},
+		{"labels-regex", ""},
+		{"env", ""},
+		{"env-regex", ""},
+		{"gcp-project", ""},
+		{"gcp-log-cmd", "false"},
+		{"gcp-meta-zone", ""},
+		{"gcp-meta-name", ""},
+		{"gcp-meta-id", ""},
+	},
+	"none": nil,
+}
+
+// validateFileOpts checks the values Docker's json-file and local drivers
+// only check when they are created, so that --validate catches them.
+func validateFileOpts(driver string, opts map[string]string) error {
+	bad := func(k, why string) error { return fmt.Errorf("%s: log-opt %s=%q: %s", driver, k, opts[k], why) }
+	maxFiles := 1
+	if driver == "local" {
+		maxFiles = 5
+	}
+	if v, ok := opts["max-size"]; ok {
+		n, err := units.FromHumanSize(v)
+		if err != nil || n <= 0 {
+			return bad("max-size", "not a positive size (e.g. 10m)")
+		}
+	}
+	if v, ok := opts["max-file"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return bad("max-file", "not a whole number of at least 1")
+		}
+		maxFiles = n
+	}
+	compress := driver == "local"
+	if v, ok := opts["compress"]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return bad("compress", "must be true or false")
+		}
+		compress = b
+	}
+	if driver == "local" && compress && maxFiles <= 1 {
+		return fmt.Errorf("local: compression cannot be enabled when max-file is 1 (set compress=false)")
+	}
+	return nil
+}

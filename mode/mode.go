@@ -1,0 +1,97 @@
+// Package mode owns the delivery modes that sit between the reader and the
+// driver: blocking (backpressure, nothing lost), and the stages that let the
+// reader go on while the driver is slow. Each mode is a reader.Sink in
+// front of a driver, and does its own counting of what was delivered,
+// retried and dropped.
+//
+// It must never import the reader's callers (worker, supervisor) or name a
+// particular driver: it sees only logger.Logger.
+package mode
+
+import (
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/backend"
+	"github.com/docker/docker/daemon/logger"
+
+	"github.com/joyent/dockerlogger/diag"
+)
+
+// Driver is what a mode delivers to: a Docker driver, created lazily.
+type Driver interface {
+	Log(*logger.Message) error
+	Flush() error
+}
+
+// Blocking hands each message to the driver on the reader's goroutine, and
+// tries again with backoff when the driver returns an error, until it is
+// accepted or Stop is closed. While it retries the reader does not read,
+// the pipe fills and the application blocks in write(2): nothing is lost.
+type Blocking struct {
+	Driver Driver
+	Count  *diag.Counters
+	Errors *diag.Errors
+	// Stop gives up on messages not yet accepted: they are dropped and
+	// counted as "close-timeout".
+	Stop <-chan struct{}
+
+	copies sync.Pool
+}
+
+// Retry backoff for a driver that returns errors.
+const (
+	firstBackoff = 50 * time.Millisecond
+	maxBackoff   = 5 * time.Second
+)
+
+type saved struct {
+	line    []byte
+	source  string
+	ts      time.Time
+	partial *backend.PartialLogMetaData
+	attrs   []backend.LogAttr
+}
+
+// Log delivers msg, retrying until the driver accepts it or Stop closes.
+func (b *Blocking) Log(msg *logger.Message) error {
+	// Docker's drivers put the message back in the pool even when they
+	// fail, so keep what a retry needs before the first attempt.
+	s, _ := b.copies.Get().(*saved)
+	if s == nil {
+		s = new(saved)
+	}
+	defer b.copies.Put(s)
+	s.line = append(s.line[:0], msg.Line...)
+	s.source, s.ts, s.partial, s.attrs = msg.Source, msg.Timestamp, msg.PLogMetaData, msg.Attrs
+	n := int64(len(s.line))
+	wait := firstBackoff
+	for {
+		err := b.Driver.Log(msg)
+		if err == nil {
+			b.Count.Delivered.Add(1)
+			b.Count.DeliveredBytes.Add(n)
+			return nil
+		}
+		b.Count.DriverErrors.Add(1)
+		b.Errors.Printf("deliver %s line: %v (retrying in %v)", s.source, err, wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-b.Stop:
+			t.Stop()
+			b.Count.Drop("close-timeout", 1, n)
+			return err
+		case <-t.C:
+		}
+		if wait *= 2; wait > maxBackoff {
+			wait = maxBackoff
+		}
+		b.Count.Retries.Add(1)
+		msg = logger.NewMessage()
+		msg.Line = append(msg.Line, s.line...)
+		msg.Source, msg.Timestamp, msg.PLogMetaData, msg.Attrs = s.source, s.ts, s.partial, s.attrs
+	}
+}
+
+// Flush flushes a driver that buffers.
+func (b *Blocking) Flush() error { return b.Driver.Flush() }

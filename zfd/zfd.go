@@ -1,0 +1,135 @@
+// Package zfd opens the container's output streams the way the platform
+// hands them to the logger — inherited descriptors, named FIFOs, or
+// illumos zfd devices — and owns the ready pipe that tells containerd the
+// logger is up.
+//
+// It must never import a driver, the reader or a delivery mode: it deals
+// in file descriptors only.
+package zfd
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Well-known descriptors: what init passes the logger.
+const (
+	StdoutFD = 3
+	StderrFD = 4
+	ReadyFD  = 5
+)
+
+// Input is one stream of the container.
+type Input struct {
+	Name string // "stdout" or "stderr"
+	// Open returns the stream. For a FIFO it blocks until a writer
+	// opens it, so call it from the goroutine that reads.
+	Open func() (*os.File, error)
+	// Close releases the descriptor if Open was never called.
+	Close func()
+}
+
+// Spec says where the inputs are: paths, when the platform names FIFOs or
+// devices, or "" for the inherited descriptor.
+type Spec struct {
+	Stdout, Stderr string
+	TTY            bool // one stream only: stdout
+}
+
+// Inputs returns the container's streams, stdout first. It fails at once
+// when an inherited descriptor is not open.
+func Inputs(s Spec) ([]Input, error) {
+	s = platformDefaults(s)
+	ins := []Input{}
+	streams := []struct {
+		name string
+		fd   int
+		path string
+	}{{"stdout", StdoutFD, s.Stdout}, {"stderr", StderrFD, s.Stderr}}
+	if s.TTY {
+		streams = streams[:1]
+	}
+	for _, st := range streams {
+		in, err := input(st.name, st.fd, st.path)
+		if err != nil {
+			for _, i := range ins {
+				i.Close()
+			}
+			return nil, err
+		}
+		ins = append(ins, in)
+	}
+	return ins, nil
+}
+
+func input(name string, fd int, path string) (Input, error) {
+	if path != "" {
+		return Input{Name: name, Close: func() {},
+			Open: func() (*os.File, error) {
+				f, err := os.OpenFile(path, os.O_RDONLY, 0)
+				if err != nil {
+					return nil, fmt.Errorf("open %s input %s: %w", name, path, err)
+				}
+				return f, nil
+			}}, nil
+	}
+	if !Valid(fd) {
+		return Input{}, fmt.Errorf("%s: fd %d is not open (init passes stdout on fd 3 and stderr on fd 4)", name, fd)
+	}
+	// No child of ours may hold the write side's reader open.
+	unix.CloseOnExec(fd)
+	f := os.NewFile(uintptr(fd), name)
+	return Input{Name: name, Open: func() (*os.File, error) { return f, nil }, Close: func() { f.Close() }}, nil
+}
+
+// Valid reports whether fd is an open descriptor.
+func Valid(fd int) bool {
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil
+}
+
+// ReadyPipe is the write end of the pipe on which the logger says it is up.
+type ReadyPipe struct {
+	f *os.File
+}
+
+// OpenReady takes fd 5 as the ready pipe if it is open, and marks it
+// close-on-exec so no child inherits it: containerd waits for EOF on it,
+// and a child holding it would hang the container's start. It returns nil
+// when there is no ready pipe.
+func OpenReady() *ReadyPipe {
+	if !writablePipe(ReadyFD) {
+		return nil
+	}
+	unix.CloseOnExec(ReadyFD)
+	return &ReadyPipe{f: os.NewFile(ReadyFD, "ready")}
+}
+
+// Signal writes one byte and closes the pipe, which satisfies both
+// containerd's old handshake (EOF) and binary-v2 (a byte). It is safe on
+// a nil ReadyPipe and after the first call.
+func (r *ReadyPipe) Signal() error {
+	if r == nil || r.f == nil {
+		return nil
+	}
+	_, err := r.f.Write([]byte{1})
+	cerr := r.f.Close()
+	r.f = nil
+	if err != nil {
+		return fmt.Errorf("signal ready: %w", err)
+	}
+	return cerr
+}
+
+// writablePipe reports whether fd is the write end of a pipe: anything else
+// on fd 5 is not a ready pipe and is left alone.
+func writablePipe(fd int) bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return false
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	return err == nil && fl&unix.O_ACCMODE != unix.O_RDONLY
+}
