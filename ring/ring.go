@@ -1,0 +1,215 @@
+// Package ring owns the bounded in-memory FIFO of the non-blocking mode:
+// one byte buffer of a fixed size holding opaque records back to back, each
+// behind a 4-byte length. Memory is the buffer and nothing else, whatever
+// the input does; when a record does not fit, the Policy decides which
+// records go, and every record that goes is handed to the Drop callback so
+// the caller can count it.
+//
+// It must never import a driver, the reader or a delivery mode: it knows
+// only bytes.
+package ring
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync"
+)
+
+// Policy says what a full ring does with a record that does not fit.
+type Policy int
+
+const (
+	// DropOldest drops the oldest records until the new one fits.
+	DropOldest Policy = iota
+	// DropNewest drops the new record.
+	DropNewest
+	// Block makes Put wait until the consumer has made room.
+	Block
+)
+
+// ParsePolicy maps the buffer-full log-opt to a Policy.
+func ParsePolicy(s string) (Policy, error) {
+	switch s {
+	case "drop-oldest", "":
+		return DropOldest, nil
+	case "drop-newest":
+		return DropNewest, nil
+	case "block":
+		return Block, nil
+	}
+	return 0, errors.New("buffer-full " + s + ": must be drop-oldest, drop-newest or block")
+}
+
+// Overhead is what each record costs in the ring besides its own bytes.
+const Overhead = 4
+
+// ErrClosed is returned by Get once the ring is closed and empty.
+var ErrClosed = errors.New("ring closed")
+
+// Why a record was dropped.
+const (
+	Full     = "buffer-full" // the ring was full
+	TooLarge = "too-large"   // the record is larger than the whole ring
+)
+
+// Ring is a FIFO of records in a fixed-size byte buffer. Its methods are
+// safe for concurrent use by producers and one consumer.
+type Ring struct {
+	policy Policy
+	// Drop is called, with the ring locked, for every record dropped and
+	// why; rec is only valid during the call.
+	drop func(rec []byte, why string)
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	buf    []byte
+	head   int // offset of the oldest record
+	used   int // bytes in use, headers included
+	n      int // records held
+	closed bool
+	hdr    [Overhead]byte
+	tmp    []byte // scratch for a dropped record that wraps
+}
+
+// New returns a ring of size bytes (records and their headers).
+func New(size int, policy Policy, drop func(rec []byte, why string)) *Ring {
+	if size < Overhead+1 {
+		size = Overhead + 1
+	}
+	if drop == nil {
+		drop = func([]byte, string) {}
+	}
+	r := &Ring{policy: policy, drop: drop, buf: make([]byte, size)}
+	r.cond = sync.NewCond(&r.mu)
+	return r
+}
+
+// Size is the capacity in bytes.
+func (r *Ring) Size() int { return len(r.buf) }
+
+// Put appends a copy of rec. It reports whether rec was kept: false means
+// it was dropped (and handed to Drop) because it is larger than the ring,
+// the policy is DropNewest and the ring is full, or the ring is closed
+// while Put was blocked.
+func (r *Ring) Put(rec []byte) bool {
+	need := len(rec) + Overhead
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if need > len(r.buf) {
+		r.drop(rec, TooLarge)
+		return false
+	}
+	for len(r.buf)-r.used < need {
+		switch r.policy {
+		case DropNewest:
+			r.drop(rec, Full)
+			return false
+		case Block:
+			if r.closed {
+				r.drop(rec, Full)
+				return false
+			}
+			r.cond.Wait()
+		default:
+			r.dropOldest()
+		}
+	}
+	binary.LittleEndian.PutUint32(r.hdr[:], uint32(len(rec)))
+	tail := (r.head + r.used) % len(r.buf)
+	tail = r.write(tail, r.hdr[:])
+	r.write(tail, rec)
+	r.used += need
+	r.n++
+	r.cond.Broadcast()
+	return true
+}
+
+// write copies p into the buffer at off, wrapping, and returns the offset
+// after it.
+func (r *Ring) write(off int, p []byte) int {
+	c := copy(r.buf[off:], p)
+	if c < len(p) {
+		copy(r.buf, p[c:])
+	}
+	return (off + len(p)) % len(r.buf)
+}
+
+// read appends n bytes at off to dst, wrapping.
+func (r *Ring) read(dst []byte, off, n int) []byte {
+	end := off + n
+	if end <= len(r.buf) {
+		return append(dst, r.buf[off:end]...)
+	}
+	dst = append(dst, r.buf[off:]...)
+	return append(dst, r.buf[:end-len(r.buf)]...)
+}
+
+// pop removes the oldest record, appending it to dst.
+func (r *Ring) pop(dst []byte) []byte {
+	h := r.read(r.hdr[:0], r.head, Overhead)
+	n := int(binary.LittleEndian.Uint32(h))
+	dst = r.read(dst, (r.head+Overhead)%len(r.buf), n)
+	r.head = (r.head + Overhead + n) % len(r.buf)
+	r.used -= Overhead + n
+	r.n--
+	if r.n == 0 {
+		r.head, r.used = 0, 0 // keep records contiguous when we can
+	}
+	r.cond.Broadcast()
+	return dst
+}
+
+func (r *Ring) dropOldest() {
+	r.tmp = r.pop(r.tmp[:0])
+	r.drop(r.tmp, Full)
+}
+
+// Get removes the oldest record and appends it to dst, waiting for one
+// until ctx is done or the ring is closed and empty (ErrClosed).
+func (r *Ring) Get(ctx context.Context, dst []byte) ([]byte, error) {
+	stop := context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	})
+	defer stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.n == 0 {
+		if r.closed {
+			return dst, ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return dst, err
+		}
+		r.cond.Wait()
+	}
+	return r.pop(dst), nil
+}
+
+// TryGet is Get without waiting: ok is false when the ring is empty.
+func (r *Ring) TryGet(dst []byte) (_ []byte, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == 0 {
+		return dst, false
+	}
+	return r.pop(dst), true
+}
+
+// Len returns the records and bytes (headers included) held now.
+func (r *Ring) Len() (records, bytes int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n, r.used
+}
+
+// Close wakes everyone: Get returns what is left, then ErrClosed; a Put
+// blocked on a full ring drops its record.
+func (r *Ring) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}

@@ -1,0 +1,257 @@
+package ring
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+type drops struct {
+	mu   sync.Mutex
+	recs []string
+	why  []string
+}
+
+func (d *drops) fn(rec []byte, why string) {
+	d.mu.Lock()
+	d.recs = append(d.recs, string(rec))
+	d.why = append(d.why, why)
+	d.mu.Unlock()
+}
+
+func getAll(t *testing.T, r *Ring) []string {
+	t.Helper()
+	var out []string
+	for {
+		b, ok := r.TryGet(nil)
+		if !ok {
+			return out
+		}
+		out = append(out, string(b))
+	}
+}
+
+func TestFIFOAndBytes(t *testing.T) {
+	r := New(1000, DropOldest, nil)
+	var want []string
+	for i := range 50 {
+		s := fmt.Sprintf("record %d %s", i, bytes.Repeat([]byte("x"), i))
+		want = append(want, s)
+		if !r.Put([]byte(s)) {
+			t.Fatalf("put %d dropped", i)
+		}
+		n, b := r.Len()
+		if n != 1 || b != len(s)+Overhead {
+			t.Fatalf("len after put %d = %d records %d bytes, want 1, %d", i, n, b, len(s)+Overhead)
+		}
+		got, ok := r.TryGet(nil)
+		if !ok || string(got) != s {
+			t.Fatalf("get %d = %q %v", i, got, ok)
+		}
+	}
+	// Fill and empty across the wrap point, many times.
+	for round := range 20 {
+		var in []string
+		total := 0
+		for i := 0; ; i++ {
+			s := fmt.Sprintf("r%d-%d-%s", round, i, bytes.Repeat([]byte("y"), (i*7+round)%40))
+			if total+len(s)+Overhead > 1000 {
+				break
+			}
+			total += len(s) + Overhead
+			in = append(in, s)
+			if !r.Put([]byte(s)) {
+				t.Fatalf("round %d put %d dropped with room", round, i)
+			}
+		}
+		if _, b := r.Len(); b != total {
+			t.Fatalf("round %d: %d bytes held, want %d", round, b, total)
+		}
+		half := len(in) / 2
+		for i := 0; i < half; i++ {
+			got, _ := r.TryGet(nil)
+			if string(got) != in[i] {
+				t.Fatalf("round %d get %d = %q want %q", round, i, got, in[i])
+			}
+		}
+		rest := getAll(t, r)
+		if fmt.Sprint(rest) != fmt.Sprint(in[half:]) {
+			t.Fatalf("round %d rest = %q want %q", round, rest, in[half:])
+		}
+		// Leave the head somewhere odd for the next round.
+		r.Put([]byte("z"))
+		r.Put([]byte(fmt.Sprint(round)))
+		getAll(t, r)
+		r.Put(bytes.Repeat([]byte("w"), round*13%97))
+		r.TryGet(nil)
+	}
+	if n, b := r.Len(); n != 0 || b != 0 {
+		t.Fatalf("empty ring holds %d records %d bytes", n, b)
+	}
+}
+
+func TestDropOldest(t *testing.T) {
+	d := &drops{}
+	r := New(10*(Overhead+6), DropOldest, d.fn) // room for exactly 10 six-byte records
+	for i := range 25 {
+		if !r.Put(fmt.Appendf(nil, "rec%03d", i)) {
+			t.Fatalf("drop-oldest refused record %d", i)
+		}
+	}
+	got := getAll(t, r)
+	want := []string{}
+	for i := 15; i < 25; i++ {
+		want = append(want, fmt.Sprintf("rec%03d", i))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("kept %q, want newest %q", got, want)
+	}
+	if len(d.recs) != 15 || d.recs[0] != "rec000" || d.recs[14] != "rec014" || d.why[0] != Full {
+		t.Fatalf("dropped %q (%q), want rec000..rec014 as %s", d.recs, d.why, Full)
+	}
+}
+
+func TestDropNewest(t *testing.T) {
+	d := &drops{}
+	r := New(10*(Overhead+6), DropNewest, d.fn)
+	kept := 0
+	for i := range 25 {
+		if r.Put(fmt.Appendf(nil, "rec%03d", i)) {
+			kept++
+		}
+	}
+	got := getAll(t, r)
+	if kept != 10 || len(got) != 10 || got[0] != "rec000" || got[9] != "rec009" {
+		t.Fatalf("kept %d: %q, want rec000..rec009", kept, got)
+	}
+	if len(d.recs) != 15 || d.recs[0] != "rec010" || d.recs[14] != "rec024" {
+		t.Fatalf("dropped %q, want rec010..rec024", d.recs)
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	for _, p := range []Policy{DropOldest, DropNewest, Block} {
+		d := &drops{}
+		r := New(64, p, d.fn)
+		r.Put([]byte("keep"))
+		if r.Put(make([]byte, 61)) {
+			t.Fatalf("policy %d: a record larger than the ring was kept", p)
+		}
+		if len(d.why) != 1 || d.why[0] != TooLarge || len(d.recs[0]) != 61 {
+			t.Fatalf("policy %d: drops %q %q", p, d.why, d.recs)
+		}
+		if !r.Put(make([]byte, 60-Overhead-4)) && p != DropNewest {
+			t.Fatalf("policy %d: a record that fits with room was dropped", p)
+		}
+		if got := getAll(t, r); got[0] != "keep" {
+			t.Fatalf("policy %d: ring lost its first record: %q", p, got)
+		}
+	}
+}
+
+func TestBlock(t *testing.T) {
+	r := New(2*(Overhead+4), Block, nil)
+	r.Put([]byte("aaaa"))
+	r.Put([]byte("bbbb"))
+	put := make(chan bool)
+	go func() { put <- r.Put([]byte("cccc")) }()
+	select {
+	case <-put:
+		t.Fatal("Put did not block on a full ring")
+	case <-time.After(50 * time.Millisecond):
+	}
+	got, err := r.Get(context.Background(), nil)
+	if err != nil || string(got) != "aaaa" {
+		t.Fatalf("get = %q %v", got, err)
+	}
+	if !<-put {
+		t.Fatal("blocked Put dropped its record after room was made")
+	}
+	if fmt.Sprint(getAll(t, r)) != "[bbbb cccc]" {
+		t.Fatal("wrong order after block")
+	}
+	// Close releases a blocked Put, which drops its record.
+	r.Put([]byte("dddd"))
+	r.Put([]byte("eeee"))
+	go func() { put <- r.Put([]byte("ffff")) }()
+	time.Sleep(10 * time.Millisecond) // let it block; Close must release it either way
+	r.Close()
+	if <-put {
+		t.Fatal("Put on a closed full ring reported kept")
+	}
+	// Get returns what is left, then ErrClosed.
+	for _, w := range []string{"dddd", "eeee"} {
+		if got, err := r.Get(context.Background(), nil); err != nil || string(got) != w {
+			t.Fatalf("get after close = %q %v, want %s", got, err, w)
+		}
+	}
+	if _, err := r.Get(context.Background(), nil); err != ErrClosed {
+		t.Fatalf("get on closed empty ring: %v", err)
+	}
+}
+
+func TestGetContext(t *testing.T) {
+	r := New(100, DropOldest, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := r.Get(ctx, nil); err != context.DeadlineExceeded {
+		t.Fatalf("Get on empty ring with deadline: %v", err)
+	}
+}
+
+// TestConcurrent runs producers against one consumer (go test -race):
+// every record is either got or dropped, exactly once, and each producer's
+// records come out in order.
+func TestConcurrent(t *testing.T) {
+	for _, p := range []Policy{DropOldest, DropNewest, Block} {
+		t.Run(fmt.Sprint(p), func(t *testing.T) {
+			const producers, per = 4, 5000
+			d := &drops{}
+			r := New(512, p, d.fn)
+			var wg sync.WaitGroup
+			for id := range producers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rec := make([]byte, 8+id*3)
+					for i := range per {
+						binary.LittleEndian.PutUint32(rec[0:], uint32(id))
+						binary.LittleEndian.PutUint32(rec[4:], uint32(i))
+						r.Put(rec)
+					}
+				}()
+			}
+			go func() { wg.Wait(); r.Close() }()
+			last := make([]int, producers)
+			for i := range last {
+				last[i] = -1
+			}
+			got := 0
+			var buf []byte
+			for {
+				var err error
+				buf, err = r.Get(context.Background(), buf[:0])
+				if err == ErrClosed {
+					break
+				}
+				id := int(binary.LittleEndian.Uint32(buf))
+				i := int(binary.LittleEndian.Uint32(buf[4:]))
+				if len(buf) != 8+id*3 || i <= last[id] {
+					t.Fatalf("record %d/%d (len %d) after %d", id, i, len(buf), last[id])
+				}
+				last[id] = i
+				got++
+			}
+			if got+len(d.recs) != producers*per {
+				t.Fatalf("got %d + dropped %d != put %d", got, len(d.recs), producers*per)
+			}
+			if p == Block && len(d.recs) != 0 {
+				t.Fatalf("block policy dropped %d", len(d.recs))
+			}
+		})
+	}
+}
