@@ -1,0 +1,205 @@
+package filelog
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+	"unicode/utf8"
+
+	"github.com/docker/docker/daemon/logger"
+)
+
+// JSON is the json-file driver's logger: each message is one line of
+// Docker's jsonlog format, written through a File.
+type JSON struct {
+	file  *File
+	attrs []byte // the "attrs" object, already JSON; nil for none
+	// The last timestamp formatted, under file.mu: the reader stamps every
+	// line of one read with the same time.
+	lastTS  time.Time
+	lastFmt []byte
+}
+
+// NewJSON opens the file for a json-file logger. attrs is the JSON object
+// of extra attributes (labels, env, tag) Docker puts on every line, or nil.
+func NewJSON(o Options, attrs []byte) (*JSON, error) {
+	f, err := Open(o)
+	if err != nil {
+		return nil, err
+	}
+	return &JSON{file: f, attrs: attrs}, nil
+}
+
+// ErrYearRange is Docker's refusal of a timestamp it cannot write.
+var ErrYearRange = errors.New("error writing log message to buffer: time.MarshalJSON: year outside of range [0,9999]")
+
+// Log encodes msg into the buffer; it owns msg and puts it back in the pool.
+func (j *JSON) Log(msg *logger.Message) error {
+	if y := msg.Timestamp.Year(); y < 0 || y >= 10000 {
+		logger.PutMessage(msg)
+		return ErrYearRange
+	}
+	last := msg.PLogMetaData == nil || msg.PLogMetaData.Last
+	j.file.mu.Lock()
+	if msg.Timestamp != j.lastTS || j.lastFmt == nil {
+		j.lastTS = msg.Timestamp
+		j.lastFmt = msg.Timestamp.AppendFormat(j.lastFmt[:0], time.RFC3339Nano)
+	}
+	err := j.file.append(msg.Timestamp, func(b []byte) []byte {
+		return appendJSON(b, msg.Line, last, msg.Source, j.attrs, j.lastFmt)
+	})
+	j.file.mu.Unlock()
+	logger.PutMessage(msg)
+	return err
+}
+
+// Flush writes what is buffered.
+func (j *JSON) Flush() error { return j.file.Flush() }
+
+// Close flushes and closes the file, waiting for any compression.
+func (j *JSON) Close() error { return j.file.Close() }
+
+// Name is the driver's name.
+func (j *JSON) Name() string { return "json-file" }
+
+// AppendJSON appends one line of Docker's json-file format to dst:
+// {"log":…,"stream":…,"attrs":…,"time":…}\n with Docker's key order,
+// omissions and escaping. newline says the message ends a line, so the log
+// text gets its "\n". The year of ts must be within 0…9999.
+func AppendJSON(dst, line []byte, newline bool, stream string, attrs []byte, ts time.Time) []byte {
+	var tb [64]byte
+	return appendJSON(dst, line, newline, stream, attrs, ts.AppendFormat(tb[:0], time.RFC3339Nano))
+}
+
+// appendJSON is AppendJSON with the time already formatted.
+func appendJSON(dst, line []byte, newline bool, stream string, attrs, ts []byte) []byte {
+	dst = append(dst, '{')
+	first := true
+	if len(line) > 0 || newline {
+		first = false
+		dst = append(dst, `"log":`...)
+		dst = appendString(dst, line, newline)
+	}
+	if stream != "" {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, `"stream":`...)
+		dst = appendStream(dst, stream)
+	}
+	if len(attrs) > 0 {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, `"attrs":`...)
+		dst = append(dst, attrs...)
+	}
+	if !first {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"time":"`...)
+	dst = append(dst, ts...)
+	return append(dst, `"}`+"\n"...)
+}
+
+// safe marks the ASCII bytes Docker's encoder copies unescaped.
+var safe = func() (t [utf8.RuneSelf]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = b != '\\' && b != '"' && b != '<' && b != '>' && b != '&'
+	}
+	return t
+}()
+
+const hexDigits = "0123456789abcdef"
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// special reports whether any of the eight bytes in x needs escaping or is
+// not ASCII: a control byte, '"', '\\', '<', '>' or '&', or a byte >= 0x80.
+func special(x uint64) bool {
+	zero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	return (x&highs)|
+		((x-ones*0x20) & ^x & highs)|
+		zero(x^(ones*'"'))|
+		zero(x^(ones*'\\'))|
+		zero(x^(ones*'<'))|
+		zero(x^(ones*'>'))|
+		zero(x^(ones*'&')) != 0
+}
+
+// appendString appends s as a JSON string exactly as Docker's jsonlog
+// does: HTML characters and control characters as \u00XX, invalid UTF-8
+// as \ufffd, U+2028 and U+2029 escaped; nl adds an escaped newline.
+func appendString(dst, s []byte, nl bool) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		// Skip eight plain bytes at a time; most log text is plain.
+		for i+8 <= len(s) && !special(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if safe[b] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRune(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	if nl {
+		dst = append(dst, '\\', 'n')
+	}
+	return append(dst, '"')
+}
+
+// appendStream appends the stream name; "stdout" and "stderr" need no
+// escaping and no conversion to bytes.
+func appendStream(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf || !safe[s[i]] {
+			return appendString(dst, []byte(s), false)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
