@@ -502,3 +502,59 @@ func TestRotationAtExactSize(t *testing.T) {
 		})
 	}
 }
+
+// Our validators accept exactly Docker's option names, with Docker's
+// error text.
+func TestValidatorsLikeDocker(t *testing.T) {
+	names := append(filelog.JSONOptionNames(), "mode", "max-buffer-size", "syslog-address", "log-path", "MAX-SIZE", "")
+	for _, n := range names {
+		cfg := map[string]string{n: "1"}
+		if d, o := jsonfilelog.ValidateLogOpt(cfg), filelog.ValidateOptions("json-file", filelog.JSONOptionNames(), cfg); fmt.Sprint(d) != fmt.Sprint(o) {
+			t.Errorf("json-file %q: docker %v, ours %v", n, d, o)
+		}
+		if d, o := local.ValidateLogOpt(cfg), filelog.ValidateOptions("local", filelog.LocalOptionNames(), cfg); fmt.Sprint(d) != fmt.Sprint(o) {
+			t.Errorf("local %q: docker %v, ours %v", n, d, o)
+		}
+	}
+}
+
+// Docker's drivers and ours accept and refuse the same configurations.
+func TestConfigsLikeDocker(t *testing.T) {
+	cfgs := []map[string]string{
+		{}, {"max-size": "0"}, {"max-size": "-1"}, {"max-size": "junk"}, {"max-size": "1k"},
+		{"max-file": "0"}, {"max-file": "x"}, {"max-file": "2"},
+		{"compress": "true"}, {"compress": "maybe"}, {"compress": "true", "max-file": "1"},
+		{"compress": "true", "max-file": "2"}, {"compress": "true", "max-file": "2", "max-size": "1m"},
+		{"compress": "false", "max-file": "1"}, {"labels-regex": "("}, {"tag": "{{.Nope}}"},
+	}
+	for _, format := range []string{"json-file", "local"} {
+		for _, cfg := range cfgs {
+			if format == "local" && (cfg["labels-regex"] != "" || cfg["tag"] != "") {
+				continue
+			}
+			in := info(t.TempDir(), cfg)
+			var d logger.Logger
+			var derr, oerr error
+			var o ours
+			if format == "json-file" {
+				d, derr = jsonfilelog.New(in)
+				o, oerr = filelog.NewJSONDriver(info(t.TempDir(), cfg))
+			} else {
+				d, derr = local.New(in)
+				o, oerr = filelog.NewLocalDriver(info(t.TempDir(), cfg))
+			}
+			if (derr == nil) != (oerr == nil) {
+				t.Errorf("%s %v: docker %v, ours %v", format, cfg, derr, oerr)
+			}
+			if oerr != nil && strings.Contains(oerr.Error(), "\n") {
+				t.Errorf("%s %v: error of more than one line: %q", format, cfg, oerr)
+			}
+			if derr == nil {
+				d.Close()
+			}
+			if oerr == nil {
+				o.Close()
+			}
+		}
+	}
+}

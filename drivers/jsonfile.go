@@ -1,0 +1,35 @@
+package drivers
+
+import (
+	"fmt"
+
+	"github.com/docker/docker/daemon/logger"
+
+	"github.com/joyent/dockerlogger/filelog"
+)
+
+// Our own json-file driver: Docker's writes one write(2) per line, which is
+// what makes it slow; package filelog writes the same bytes, rotates and
+// compresses the same way, and writes once per read.
+func init() {
+	register("json-file", func(info logger.Info) (logger.Logger, error) {
+		l, err := filelog.NewJSONDriver(info)
+		if err != nil {
+			return nil, fmt.Errorf("json-file: %w", err)
+		}
+		return l, nil
+	}, filelog.JSONOptionNames())
+}
+
+// register adds a driver and the validator of its option names to
+// Docker's registry. A clash is a programming error found at start.
+func register(name string, create logger.Creator, options []string) {
+	if err := logger.RegisterLogDriver(name, create); err != nil {
+		panic(err)
+	}
+	if err := logger.RegisterLogOptValidator(name, func(cfg map[string]string) error {
+		return filelog.ValidateOptions(name, options, cfg)
+	}); err != nil {
+		panic(err)
+	}
+}

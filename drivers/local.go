@@ -1,0 +1,21 @@
+package drivers
+
+import (
+	"fmt"
+
+	"github.com/docker/docker/daemon/logger"
+
+	"github.com/joyent/dockerlogger/filelog"
+)
+
+// Our own local driver: Docker's format and rotation (package filelog),
+// written once per read instead of once per line.
+func init() {
+	register("local", func(info logger.Info) (logger.Logger, error) {
+		l, err := filelog.NewLocalDriver(info)
+		if err != nil {
+			return nil, fmt.Errorf("local: %w", err)
+		}
+		return l, nil
+	}, filelog.LocalOptionNames())
+}
