@@ -1,0 +1,751 @@
+// Package spool owns the disk spool of mode=spool: a persistent FIFO of
+// log records under one directory. Records are appended with a length, a
+// CRC32C, a sequence number, the stream, the timestamp and the partial
+// metadata; the consumer takes them in batches and acknowledges each batch
+// once the driver has accepted it, and only then is its space freed: with
+// fallocate(FALLOC_FL_PUNCH_HOLE), and FALLOC_FL_COLLAPSE_RANGE to trim the
+// file where the filesystem allows. On a filesystem (or platform) without
+// hole punching the spool rotates segment files and deletes those fully
+// acknowledged. After a restart the first live record is found with
+// lseek(SEEK_DATA) and the acknowledged sequence number in the state file;
+// records handed out but not acknowledged are delivered again
+// (at-least-once, at most one batch twice). A torn or corrupt record is
+// skipped and reported, never delivered. The directory is locked: two
+// loggers never share one spool.
+//
+// It must never import a driver, the reader or a delivery mode: it knows
+// records and files only.
+package spool
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Policy says what a full spool does with a record that does not fit.
+type Policy int
+
+const (
+	DropOldest Policy = iota // drop the oldest records not handed out yet
+	DropNewest               // drop the new record
+	Block                    // wait for the consumer to make room
+)
+
+// Sync says when appended records are fsynced.
+type Sync int
+
+const (
+	SyncInterval Sync = iota // once a second when something was written
+	SyncAlways               // at every Flush
+	SyncNever                // leave it to the kernel
+)
+
+// Why a record was dropped.
+const (
+	Full       = "buffer-full"
+	TooLarge   = "too-large"
+	WriteError = "spool-write-error"
+)
+
+// ErrClosed is returned by Next, Ack and Append after Close.
+var ErrClosed = errors.New("spool closed")
+
+// Options configure a spool.
+type Options struct {
+	Dir     string
+	MaxSize int64 // bytes of records held, headers included
+	Policy  Policy
+	Sync    Sync
+	// Drop is told of every record dropped and why; rec is only valid
+	// during the call, which is made with the spool locked.
+	Drop func(rec *Record, why string)
+	// Corrupt is told of bytes skipped because they were not a valid
+	// record (a torn write, a bad CRC).
+	Corrupt func(bytes int64, err error)
+	// NoPunch uses segment files even where holes can be punched.
+	NoPunch bool
+	// SegmentSize is the size at which a segment file is rotated when
+	// holes cannot be punched; 0 means MaxSize/8 within [64 KiB, 64 MiB].
+	SegmentSize int64
+}
+
+// Batch is what Next hands out. Line slices are valid until the next call
+// to Next.
+type Batch struct {
+	Records []Record
+	// Replayed counts the records of the batch that an earlier process
+	// handed out and may have delivered before it died.
+	Replayed int
+}
+
+type segment struct {
+	path    string
+	f       *os.File
+	start   int64 // first byte not yet acknowledged
+	end     int64 // bytes written
+	punched int64 // bytes below this are holes
+}
+
+// flushAt is how much Append buffers before it writes on its own.
+const flushAt = 64 << 10
+
+// Spool is an open spool directory. Append and Flush may be called by
+// producers, Next and Ack by one consumer, concurrently.
+type Spool struct {
+	o        Options
+	lock     *os.File
+	state    *os.File
+	punch    bool // one file, freed by punching holes
+	collapse bool
+	blk      int64
+	segSize  int64
+
+	mu          sync.Mutex
+	cond        *sync.Cond
+	segs        []*segment // oldest first; appends go to the last
+	rseg        int        // read cursor: segment index
+	roff        int64      // and offset
+	nextSeq     uint64
+	acked       uint64 // every record up to this seq was accepted
+	handed      uint64 // the last seq handed out by Next
+	replayUpTo  uint64 // seqs up to this were handed out by an earlier process
+	outstanding bool   // a batch is handed out and not acknowledged
+	dead        int64  // bytes dropped below the cursor, not yet freed
+	pending     []byte // appended, not yet written
+	dirty       bool
+	closed      bool
+	nextName    int
+	rbuf        []byte
+	bbuf        []byte
+	stop        chan struct{}
+	syncDone    chan struct{}
+}
+
+// Open opens (creating, mode 0700) and locks the spool in o.Dir and scans
+// what an earlier process left there.
+func Open(o Options) (*Spool, error) {
+	if o.MaxSize <= 0 {
+		o.MaxSize = 256 << 20
+	}
+	if o.Drop == nil {
+		o.Drop = func(*Record, string) {}
+	}
+	if o.Corrupt == nil {
+		o.Corrupt = func(int64, error) {}
+	}
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = min(max(o.MaxSize/8, 64<<10), 64<<20)
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("spool-dir %s: %w", o.Dir, err)
+	}
+	lock, err := lockDir(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Spool{o: o, lock: lock, segSize: o.SegmentSize, stop: make(chan struct{}), syncDone: make(chan struct{})}
+	s.cond = sync.NewCond(&s.mu)
+	if err := s.open(); err != nil {
+		s.closeFiles()
+		return nil, err
+	}
+	if o.Sync == SyncInterval {
+		go s.syncLoop()
+	} else {
+		close(s.syncDone)
+	}
+	return s, nil
+}
+
+func (s *Spool) open() error {
+	var err error
+	sp := filepath.Join(s.o.Dir, "state")
+	if s.state, err = os.OpenFile(sp, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return fmt.Errorf("spool state: %w", err)
+	}
+	var st [20]byte
+	if n, _ := s.state.ReadAt(st[:], 0); n == len(st) &&
+		crc32.Checksum(st[:16], castagnoli) == binary.LittleEndian.Uint32(st[16:]) {
+		s.acked = binary.LittleEndian.Uint64(st[:])
+		s.replayUpTo = binary.LittleEndian.Uint64(st[8:])
+	}
+	s.handed = s.acked
+	s.punch = !s.o.NoPunch && s.probePunch()
+	s.collapse = s.punch
+
+	names, _ := filepath.Glob(filepath.Join(s.o.Dir, "*.seg"))
+	sort.Strings(names)
+	for _, p := range names {
+		f, err := os.OpenFile(p, os.O_RDWR, 0o600)
+		if err != nil {
+			return fmt.Errorf("spool segment: %w", err)
+		}
+		s.segs = append(s.segs, &segment{path: p, f: f})
+		n, _ := strconv.ParseInt(strings.TrimSuffix(filepath.Base(p), ".seg"), 16, 64)
+		s.nextName = int(n) + 1
+	}
+	if len(s.segs) == 0 {
+		if err := s.newSegment(); err != nil {
+			return err
+		}
+	}
+	s.blk = blockSize(s.segs[0].f)
+	last := s.acked
+	found := false
+	for i, g := range s.segs {
+		seq, err := s.scan(g, i == len(s.segs)-1, &found)
+		if err != nil {
+			return err
+		}
+		last = max(last, seq)
+	}
+	s.nextSeq = max(last, s.replayUpTo) + 1
+	s.roff = s.segs[0].start
+	// Segments wholly acknowledged (or all damage) go now.
+	s.free()
+	return nil
+}
+
+// probePunch reports whether holes can be punched in the spool's directory.
+func (s *Spool) probePunch() bool {
+	f, err := os.CreateTemp(s.o.Dir, "probe-")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write(make([]byte, 8192)); err != nil {
+		return false
+	}
+	return punch(f, 0, 4096) == nil
+}
+
+func (s *Spool) newSegment() error {
+	p := filepath.Join(s.o.Dir, fmt.Sprintf("%016x.seg", s.nextName))
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool segment: %w", err)
+	}
+	s.nextName++
+	s.segs = append(s.segs, &segment{path: p, f: f})
+	return nil
+}
+
+// scan finds the first live record of g (the first with a seq above the
+// acknowledged one, after any holes) and the end of its valid records,
+// and returns the last seq seen. A torn tail is cut off. Damage before
+// the first live record of the spool is reported here; damage after it is
+// reported by Next when it gets there.
+func (s *Spool) scan(g *segment, last bool, found *bool) (uint64, error) {
+	fi, err := g.f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("spool segment: %w", err)
+	}
+	size := fi.Size()
+	pos, err := seekData(g.f, 0)
+	if err != nil {
+		pos = 0
+	}
+	g.punched = pos
+	var seq uint64
+	leading := true // zeros before the first record are what is left of a hole
+	g.start = -1
+	for pos < size {
+		if leading {
+			z := s.zeros(g.f, pos, size)
+			pos += z
+			if pos == size {
+				break
+			}
+			if *found && g.start < 0 {
+				g.start = pos // a later segment: Next reports its damage
+			}
+		}
+		rec, n, err := s.decodeAt(g.f, pos, size)
+		switch {
+		case errors.Is(err, ErrShort) && s.resync(g.f, pos+1, size) == size:
+			s.o.Corrupt(size-pos, fmt.Errorf("%s at %d: torn record at the end", g.path, pos))
+			if last {
+				if err := g.f.Truncate(pos); err != nil {
+					return 0, fmt.Errorf("spool: cut torn record: %w", err)
+				}
+			}
+			size = pos
+			continue
+		case err != nil:
+			next := s.resync(g.f, pos+1, size)
+			if !*found {
+				s.o.Corrupt(next-pos, fmt.Errorf("%s at %d: %w", g.path, pos, err))
+			}
+			pos = next
+			continue
+		}
+		leading = false
+		seq = rec.Seq
+		if g.start < 0 && (*found || rec.Seq > s.acked) {
+			*found = true
+			g.start = pos
+		}
+		pos += int64(n)
+	}
+	g.end = size
+	if g.start < 0 {
+		g.start = g.end
+	}
+	return seq, nil
+}
+
+// zeros counts the zero bytes at off.
+func (s *Spool) zeros(f *os.File, off, limit int64) int64 {
+	buf := make([]byte, 64<<10)
+	var z int64
+	for off+z < limit {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), limit-off-z)], off+z)
+		for i := range n {
+			if buf[i] != 0 {
+				return z + int64(i)
+			}
+		}
+		z += int64(n)
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	return z
+}
+
+// decodeAt decodes the record at off, not reading past limit. The
+// record's Line aliases s.rbuf.
+func (s *Spool) decodeAt(f *os.File, off, limit int64) (Record, int, error) {
+	n := min(int64(HeaderSize), limit-off)
+	s.rbuf = grow(s.rbuf, int(n))
+	if _, err := f.ReadAt(s.rbuf, off); err != nil && err != io.EOF {
+		return Record{}, 0, fmt.Errorf("spool read: %w: %w", ErrCorrupt, err)
+	}
+	_, _, err := Decode(s.rbuf)
+	if !errors.Is(err, ErrShort) || n < HeaderSize {
+		if err == nil {
+			err = ErrCorrupt // a header alone is never a whole record
+		}
+		return Record{}, 0, err
+	}
+	size := int64(HeaderSize) + int64(binary.LittleEndian.Uint32(s.rbuf[4:]))
+	if off+size > limit {
+		return Record{}, 0, ErrShort
+	}
+	s.rbuf = grow(s.rbuf, int(size))
+	if _, err := f.ReadAt(s.rbuf, off); err != nil && err != io.EOF {
+		return Record{}, 0, fmt.Errorf("spool read: %w: %w", ErrCorrupt, err)
+	}
+	return Decode(s.rbuf)
+}
+
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
+// resync returns the offset of the next record at or after off that
+// decodes whole before limit, or limit.
+func (s *Spool) resync(f *os.File, off, limit int64) int64 {
+	buf := make([]byte, 64<<10)
+	for off < limit {
+		n, _ := f.ReadAt(buf[:min(int64(len(buf)), limit-off)], off)
+		if n == 0 {
+			break
+		}
+		for i := 0; i < n; i++ {
+			j := bytes.IndexByte(buf[i:n], magic0)
+			if j < 0 {
+				break
+			}
+			i += j
+			if _, _, err := s.decodeAt(f, off+int64(i), limit); err == nil {
+				return off + int64(i)
+			}
+		}
+		off += int64(n)
+	}
+	return limit
+}
+
+// live is the bytes held: written or pending, not acknowledged, not dropped.
+func (s *Spool) live() int64 {
+	n := int64(len(s.pending)) - s.dead
+	for _, g := range s.segs {
+		n += g.end - g.start
+	}
+	return n
+}
+
+// Len returns the bytes the spool holds now, records not yet accepted.
+func (s *Spool) Len() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live()
+}
+
+// Append adds rec (its Seq is assigned) or drops it as the policy says.
+// It buffers; Flush writes.
+func (s *Spool) Append(rec *Record) error {
+	size := int64(rec.Size())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if size > s.o.MaxSize {
+		s.o.Drop(rec, TooLarge)
+		return nil
+	}
+	for s.live()+size > s.o.MaxSize {
+		switch s.o.Policy {
+		case DropNewest:
+			s.o.Drop(rec, Full)
+			return nil
+		case Block:
+			if s.closed {
+				s.o.Drop(rec, Full)
+				return ErrClosed
+			}
+			s.cond.Wait()
+		default:
+			if !s.dropOldest() {
+				s.o.Drop(rec, Full)
+				return nil
+			}
+		}
+	}
+	rec.Seq = s.nextSeq
+	s.nextSeq++
+	s.pending = AppendRecord(s.pending, rec)
+	if len(s.pending) >= flushAt {
+		return s.flush()
+	}
+	return nil
+}
+
+// dropOldest drops the oldest record not handed out, and reports whether
+// there was one.
+func (s *Spool) dropOldest() bool {
+	if err := s.flush(); err != nil {
+		return false
+	}
+	for {
+		s.normalize()
+		g := s.segs[s.rseg]
+		if s.roff >= g.end {
+			return false
+		}
+		rec, n, err := s.decodeAt(g.f, s.roff, g.end)
+		if err != nil {
+			next := s.resync(g.f, s.roff+1, g.end)
+			s.o.Corrupt(next-s.roff, fmt.Errorf("%s at %d: %w", g.path, s.roff, err))
+			s.dead += next - s.roff
+			s.roff = next
+			continue
+		}
+		s.o.Drop(&rec, Full)
+		s.dead += int64(n)
+		s.roff += int64(n)
+		if !s.outstanding {
+			s.handed = max(s.handed, rec.Seq)
+			if s.dead >= flushAt { // free in steps, not a syscall a record
+				s.acked = s.handed
+				s.writeState()
+				s.free()
+			}
+		}
+		return true
+	}
+}
+
+// normalize moves the read cursor off the end of a segment that is not
+// the last.
+func (s *Spool) normalize() {
+	for s.rseg < len(s.segs)-1 && s.roff >= s.segs[s.rseg].end {
+		s.rseg++
+		s.roff = s.segs[s.rseg].start
+	}
+}
+
+// Flush writes what Append buffered, and fsyncs it with SyncAlways.
+func (s *Spool) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.flush(); err != nil {
+		return err
+	}
+	if s.o.Sync == SyncAlways && s.dirty {
+		s.dirty = false
+		if err := s.segs[len(s.segs)-1].f.Sync(); err != nil {
+			return fmt.Errorf("spool fsync: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Spool) flush() error {
+	if len(s.pending) == 0 {
+		return nil
+	}
+	w := s.segs[len(s.segs)-1]
+	if !s.punch && w.end >= s.segSize {
+		if err := s.newSegment(); err != nil {
+			return s.lose(err)
+		}
+		w = s.segs[len(s.segs)-1]
+	}
+	if _, err := w.f.WriteAt(s.pending, w.end); err != nil {
+		w.f.Truncate(w.end) // no half record left behind
+		return s.lose(err)
+	}
+	w.end += int64(len(s.pending))
+	s.pending = s.pending[:0]
+	s.dirty = true
+	s.cond.Broadcast()
+	return nil
+}
+
+// lose drops the pending records after a write error (a full disk): they
+// are counted, and memory stays bounded.
+func (s *Spool) lose(err error) error {
+	for b := s.pending; len(b) > 0; {
+		rec, n, derr := Decode(b)
+		if derr != nil {
+			break
+		}
+		s.o.Drop(&rec, WriteError)
+		b = b[n:]
+	}
+	s.pending = s.pending[:0]
+	return fmt.Errorf("spool write: %w", err)
+}
+
+// Next waits for records and hands out a batch of them: as many as fit
+// in maxBytes of spool records, at least one. The batch must be acknowledged with Ack before
+// the next call. It returns ctx's error, or ErrClosed once the spool is
+// closed and empty.
+func (s *Spool) Next(ctx context.Context, maxBytes int) (Batch, error) {
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.outstanding {
+		return Batch{}, errors.New("spool: Next before Ack of the last batch")
+	}
+	if s.closed {
+		return Batch{}, ErrClosed
+	}
+	type ref struct {
+		rec      Record
+		from, to int
+	}
+	var refs []ref
+	taken := 0
+	s.bbuf = s.bbuf[:0]
+	for {
+		s.normalize()
+		g := s.segs[s.rseg]
+		if s.roff >= g.end {
+			if len(refs) > 0 {
+				break
+			}
+			if len(s.pending) > 0 {
+				if err := s.flush(); err == nil {
+					continue
+				}
+			}
+			if err := ctx.Err(); err != nil {
+				return Batch{}, err
+			}
+			s.cond.Wait()
+			if s.closed {
+				return Batch{}, ErrClosed
+			}
+			continue
+		}
+		if len(refs) > 0 && taken >= maxBytes {
+			break
+		}
+		rec, n, err := s.decodeAt(g.f, s.roff, g.end)
+		if err != nil {
+			next := s.resync(g.f, s.roff+1, g.end)
+			s.o.Corrupt(next-s.roff, fmt.Errorf("%s at %d: %w", g.path, s.roff, err))
+			s.dead += next - s.roff
+			s.roff = next
+			continue
+		}
+		from := len(s.bbuf)
+		s.bbuf = append(s.bbuf, rec.Line...)
+		refs = append(refs, ref{rec, from, len(s.bbuf)})
+		s.roff += int64(n)
+		taken += n
+	}
+	b := Batch{Records: make([]Record, len(refs))}
+	for i, r := range refs {
+		r.rec.Line = s.bbuf[r.from:r.to:r.to]
+		b.Records[i] = r.rec
+		if r.rec.Seq <= s.replayUpTo {
+			b.Replayed++
+		}
+		s.handed = r.rec.Seq
+	}
+	s.outstanding = true
+	s.writeState()
+	return b, nil
+}
+
+// Ack says the last batch was accepted: its space is freed. After Close
+// it returns ErrClosed and the batch will be handed out again by the next
+// process, counted as replayed.
+func (s *Spool) Ack() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if !s.outstanding {
+		return nil
+	}
+	s.outstanding = false
+	s.acked = s.handed
+	s.writeState()
+	s.free()
+	s.cond.Broadcast()
+	return nil
+}
+
+// writeState records the acknowledged and the handed-out seq. Its errors
+// only cost duplicates after a restart, so they are not returned.
+func (s *Spool) writeState() {
+	var st [20]byte
+	binary.LittleEndian.PutUint64(st[:], s.acked)
+	binary.LittleEndian.PutUint64(st[8:], s.handed)
+	binary.LittleEndian.PutUint32(st[16:], crc32.Checksum(st[:16], castagnoli))
+	s.state.WriteAt(st[:], 0)
+}
+
+// free gives back the space below the read cursor, which holds only
+// acknowledged or dropped records.
+func (s *Spool) free() {
+	s.normalize()
+	for s.rseg > 0 {
+		g := s.segs[0]
+		g.f.Close()
+		os.Remove(g.path)
+		s.segs = s.segs[1:]
+		s.rseg--
+	}
+	g := s.segs[0]
+	g.start = s.roff
+	s.dead = 0
+	if g.start >= g.end && len(s.segs) == 1 && !s.outstanding {
+		// Empty: start the file again.
+		if err := g.f.Truncate(0); err == nil {
+			g.start, g.end, g.punched, s.roff = 0, 0, 0, 0
+			return
+		}
+	}
+	if !s.punch || g.start <= g.punched {
+		return
+	}
+	if err := punch(g.f, g.punched, g.start-g.punched); err != nil {
+		return
+	}
+	g.punched = g.start
+	// Collapse whole blocks once there are many: offsets shift down.
+	cut := g.start / s.blk * s.blk
+	if s.collapse && cut >= 256*s.blk && cut < g.end {
+		if err := collapse(g.f, 0, cut); err != nil {
+			s.collapse = false // not on this filesystem
+			return
+		}
+		g.start -= cut
+		g.end -= cut
+		g.punched -= cut
+		s.roff -= cut
+	}
+}
+
+func (s *Spool) syncLoop() {
+	defer close(s.syncDone)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		var f *os.File
+		if s.dirty {
+			s.dirty = false
+			f = s.segs[len(s.segs)-1].f
+		}
+		s.mu.Unlock()
+		if f != nil {
+			f.Sync() // outside the lock: appends go on meanwhile
+		}
+	}
+}
+
+// Close writes what is buffered, fsyncs (unless SyncNever), wakes a
+// waiting Next and a blocked Append (both get ErrClosed), and releases
+// the directory. Records not acknowledged stay for the next process.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	err := s.flush()
+	if s.o.Sync != SyncNever && len(s.segs) > 0 {
+		if serr := s.segs[len(s.segs)-1].f.Sync(); err == nil && serr != nil {
+			err = fmt.Errorf("spool fsync: %w", serr)
+		}
+	}
+	s.closed = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.syncDone
+	s.mu.Lock()
+	s.closeFiles()
+	s.mu.Unlock()
+	return err
+}
+
+// Closed files make Next and Append fail from here on.
+func (s *Spool) closeFiles() {
+	for _, g := range s.segs {
+		g.f.Close()
+	}
+	if s.state != nil {
+		s.state.Close()
+	}
+	s.lock.Close()
+}
+
+// Punching reports whether the spool frees space by punching holes (else
+// it uses segment files).
+func (s *Spool) Punching() bool { return s.punch }
