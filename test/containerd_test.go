@@ -227,6 +227,56 @@ func ctrdFD(pid, fd int) string {
 	return s
 }
 
+// Access modes of a descriptor, from /proc/PID/fdinfo.
+const (
+	ctrdRead  = 1
+	ctrdWrite = 2
+)
+
+// ctrdPipes maps each pipe ("pipe:[inode]") that process pid holds to
+// the union of the access modes it holds it with.
+func ctrdPipes(pid int) map[string]int {
+	m := map[string]int{}
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, e := range ents {
+		fd, _ := strconv.Atoi(e.Name())
+		target := ctrdFD(pid, fd)
+		if !strings.HasPrefix(target, "pipe:") {
+			continue
+		}
+		info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "flags:"); ok {
+				flags, _ := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+				switch flags & syscall.O_ACCMODE {
+				case syscall.O_RDONLY:
+					m[target] |= ctrdRead
+				case syscall.O_WRONLY:
+					m[target] |= ctrdWrite
+				default:
+					m[target] |= ctrdRead | ctrdWrite
+				}
+			}
+		}
+	}
+	return m
+}
+
+// ctrdPPID is the parent of process pid, or 0.
+func ctrdPPID(pid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}
+
 // ctrdReadJSONFile reads a json-file log with Docker's own reader, as
 // `docker logs` would.
 func ctrdReadJSONFile(t *testing.T, path string) []*logger.Message {
@@ -308,19 +358,39 @@ func testContainerdLines(t *testing.T, c *ctrd, rootfs string) {
 	})
 
 	// The ready pipe: the container started, so containerd saw the
-	// handshake; now no process of the logger's may still hold fd 5
-	// (containerd's old handshake waits for EOF on it).
+	// handshake. Once ready, no process of the logger's may hold a pipe
+	// it writes to unless one of them reads it (its own pipes) or the shim
+	// writes to it too (inherited from the shim): anything else is the
+	// ready pipe, kept or leaked into a child.
 	pids := ctrdLoggerPIDs(t, id)
 	if len(pids) == 0 {
 		t.Fatalf("no dockerlogger process for container %s while it runs", id)
 	}
+	inTree := map[int]bool{}
+	for _, pid := range pids {
+		inTree[pid] = true
+	}
+	shim, treeReads := 0, map[string]bool{}
 	for _, pid := range pids {
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 		if exe != filepath.Join(bin, "dockerlogger") {
 			t.Errorf("process %d has containerd's CONTAINER_ID=%s but runs %q", pid, id, exe)
 		}
-		if got := ctrdFD(pid, 5); got != "" {
-			t.Errorf("logger process %d still holds fd 5 (%s) after signalling ready", pid, got)
+		if pp := ctrdPPID(pid); !inTree[pp] {
+			shim = pp
+		}
+		for target, mode := range ctrdPipes(pid) {
+			if mode&ctrdRead != 0 {
+				treeReads[target] = true
+			}
+		}
+	}
+	shimPipes := ctrdPipes(shim)
+	for _, pid := range pids {
+		for target, mode := range ctrdPipes(pid) {
+			if mode&ctrdWrite != 0 && !treeReads[target] && shimPipes[target]&ctrdWrite == 0 {
+				t.Errorf("logger process %d still holds the write end of %s after signalling ready (fd 5 is %q)", pid, target, ctrdFD(pid, 5))
+			}
 		}
 	}
 	if got := ctrdFD(pids[0], 3); !strings.HasPrefix(got, "pipe:") {
