@@ -6,7 +6,9 @@ package test
 // container from a plain directory (`ctr run --rootfs`, no image registry),
 // whose output containerd's shim hands to bin/dockerlogger on fds 3/4 with
 // the ready pipe on fd 5. What the logger wrote is read back with Docker's
-// own json-file reader.
+// own json-file reader. The sink-down case points syslog at a port where
+// nothing listens, on purpose: what is tested there is containerd's start
+// and stop, not delivery.
 
 import (
 	"bytes"
@@ -312,8 +314,13 @@ func TestContainerd(t *testing.T) {
 	c := ctrdStart(t)
 	rootfs := ctrdRootfs(t, c.dir)
 	t.Run("lines", func(t *testing.T) { testContainerdLines(t, c, rootfs) })
+	t.Run("sink-down", func(t *testing.T) { testContainerdSinkDown(t, c, rootfs) })
 	t.Run("bad-log-opt", func(t *testing.T) { testContainerdBadOpt(t, c, rootfs) })
 }
+
+// ctrdKilledLogger is what containerd 1.6 logs when the logger has not
+// exited 12 s after SIGTERM and it kills it.
+const ctrdKilledLogger = "failed to wait for shim logger process to exit, killing"
 
 // testContainerdLines: every line of both streams arrives in the json-file
 // in order, the long line in parts no longer than line-max, the logger
@@ -443,7 +450,7 @@ func testContainerdLines(t *testing.T, c *ctrd, rootfs string) {
 	if pids := ctrdLoggerPIDs(t, id); len(pids) != 0 {
 		t.Errorf("dockerlogger processes %v still running after ctr run returned", pids)
 	}
-	if l := c.log(); strings.Contains(l, "killing") {
+	if l := c.log(); strings.Contains(l, ctrdKilledLogger) {
 		t.Errorf("containerd had to kill the logger:\n%s", l)
 	}
 
@@ -513,6 +520,49 @@ func ctrdTail(s string) string {
 		return "..." + s[len(s)-60:]
 	}
 	return s
+}
+
+// testContainerdSinkDown: with the syslog server down (nothing listens on
+// the port), the container still starts at once, and the logger, holding
+// lines it cannot deliver, gives up at the default close-timeout (10s) and
+// exits before containerd's 12 s kill.
+func testContainerdSinkDown(t *testing.T, c *ctrd, rootfs string) {
+	id := ctrdRandomID(t, "dl-down-")
+	pidFile := filepath.Join(c.dir, id+".pid")
+	uri := ctrdLoggerURI("driver=syslog&syslog-address=tcp://127.0.0.1:1")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	run := exec.CommandContext(ctx, "ctr", "--address", c.sock, "-n", ctrdNamespace, "run", "--rm", "--runc-root", c.runcRoot(),
+		"--pid-file", pidFile, "--log-uri", uri, "--rootfs", rootfs, id, "/bin/sh", "-c", "echo hello; echo world >&2")
+	var out syncBuffer
+	run.Stdout, run.Stderr = &out, &out
+	start := time.Now()
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	runDone := make(chan struct{})
+	go func() { run.Wait(); close(runDone) }()
+	defer func() { <-runDone }() // the context kills it after 30s
+	Eventually(t, 5*time.Second, "the container to start with its log sink down", func() bool {
+		_, err := os.Stat(pidFile)
+		return err == nil
+	})
+	t.Logf("container started %v after ctr run", time.Since(start))
+	<-runDone
+	took := time.Since(start)
+	t.Logf("ctr run took %v", took)
+	if ctx.Err() != nil {
+		t.Fatalf("ctr run hung with the sink down; containerd: %s", c.log())
+	}
+	if !run.ProcessState.Success() {
+		t.Errorf("ctr run: %v: %s", run.ProcessState, out.String())
+	}
+	if took >= 12*time.Second || strings.Contains(c.log(), ctrdKilledLogger) {
+		t.Errorf("ctr run took %v: containerd had to kill the logger (it waits 12 s after SIGTERM)", took)
+	}
+	if pids := ctrdLoggerPIDs(t, id); len(pids) != 0 {
+		t.Errorf("dockerlogger processes %v still running after ctr run returned", pids)
+	}
 }
 
 // testContainerdBadOpt: a bad log-opt in the binary:// query. containerd
