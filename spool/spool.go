@@ -126,6 +126,7 @@ type Spool struct {
 	pending     []byte // appended, not yet written
 	dirty       bool
 	closed      bool
+	finished    bool // no more appends: Next returns io.EOF once empty
 	nextName    int
 	rbuf        []byte
 	bbuf        []byte
@@ -420,7 +421,7 @@ func (s *Spool) Append(rec *Record) error {
 		case Block:
 			if s.closed {
 				s.o.Drop(rec, Full)
-				return ErrClosed
+				return nil
 			}
 			s.cond.Wait()
 		default:
@@ -537,9 +538,9 @@ func (s *Spool) lose(err error) error {
 }
 
 // Next waits for records and hands out a batch of them: as many as fit
-// in maxBytes of spool records, at least one. The batch must be acknowledged with Ack before
-// the next call. It returns ctx's error, or ErrClosed once the spool is
-// closed and empty.
+// in maxBytes of spool records, at least one. The batch must be
+// acknowledged with Ack before the next call. It returns ctx's error,
+// io.EOF when the spool is empty after Finish, or ErrClosed after Close.
 func (s *Spool) Next(ctx context.Context, maxBytes int) (Batch, error) {
 	stop := context.AfterFunc(ctx, func() {
 		s.mu.Lock()
@@ -573,6 +574,9 @@ func (s *Spool) Next(ctx context.Context, maxBytes int) (Batch, error) {
 				if err := s.flush(); err == nil {
 					continue
 				}
+			}
+			if s.finished {
+				return Batch{}, io.EOF
 			}
 			if err := ctx.Err(); err != nil {
 				return Batch{}, err
@@ -612,6 +616,15 @@ func (s *Spool) Next(ctx context.Context, maxBytes int) (Batch, error) {
 	s.outstanding = true
 	s.writeState()
 	return b, nil
+}
+
+// Finish says nothing more will be appended: Next returns io.EOF once
+// everything has been handed out, instead of waiting.
+func (s *Spool) Finish() {
+	s.mu.Lock()
+	s.finished = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
 }
 
 // Ack says the last batch was accepted: its space is freed. After Close

@@ -1,0 +1,441 @@
+package mode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/docker/api/types/backend"
+	"github.com/docker/docker/daemon/logger"
+
+	"github.com/joyent/dockerlogger/diag"
+	"github.com/joyent/dockerlogger/ring"
+	"github.com/joyent/dockerlogger/spool"
+)
+
+// AsyncConfig configures the non-blocking and spool modes. The sizes and
+// names are the log-opts of the same names (config.Options).
+type AsyncConfig struct {
+	Mode          string // "non-blocking" or "spool"
+	MaxBufferSize int64  // non-blocking: bytes of the ring
+	BufferFull    string // drop-oldest (default), drop-newest, block
+	SpoolDir      string
+	SpoolMaxSize  int64
+	SpoolSync     string // interval (default), always, never
+
+	Driver Driver
+	Count  *diag.Counters
+	Errors *diag.Errors
+	// DropMarker: after a loss, log one line on the stream that lost
+	// lines, saying how many lines and bytes and between which times.
+	DropMarker bool
+}
+
+// Async puts messages in a queue — a memory ring (non-blocking) or a
+// disk spool (spool) — and one goroutine of its own hands them to the
+// driver, retrying with backoff while the driver fails. The reader never
+// waits for the driver, only (with buffer-full=block) for room.
+//
+// A message larger than the whole ring (or spool) is dropped and counted
+// with reason "too-large": it can never be held, and cutting it would
+// deliver a line that was never written.
+type Async struct {
+	cfg   AsyncConfig
+	ring  *ring.Ring
+	spool *spool.Spool
+	seq   [2]atomic.Uint64 // per stream (stdout, stderr): records offered
+	bufs  sync.Pool
+	stop  chan struct{} // closed when Drain gives up: stop retrying
+	done  chan struct{} // closed when the consumer goroutine ends
+	once  sync.Once
+
+	mu   sync.Mutex
+	gaps [2][]gap // losses not yet reported by a marker, per stream
+
+	dropLines, dropBytes [2]atomic.Int64
+	markers              atomic.Int64
+	corrupt, corruptB    atomic.Int64
+}
+
+// gap is a run of lost messages of one stream.
+type gap struct {
+	from, to     uint64 // ring mode: the stream's seqs lost
+	lines, bytes int64
+	t1, t2       int64 // the lost messages' timestamps, Unix ns
+	why          string
+}
+
+// NewAsync opens the queue (for spool: creates and locks the directory)
+// and starts delivering. The caller hands messages to Log and, at the end
+// of the input, calls Drain before closing the driver.
+func NewAsync(c AsyncConfig) (*Async, error) {
+	a := &Async{cfg: c, stop: make(chan struct{}), done: make(chan struct{})}
+	switch c.Mode {
+	case "non-blocking":
+		p, err := ring.ParsePolicy(c.BufferFull)
+		if err != nil {
+			return nil, fmt.Errorf("log-opt %w", err)
+		}
+		size := c.MaxBufferSize
+		if size <= 0 {
+			size = 1 << 20
+		}
+		if size > math.MaxInt32 {
+			return nil, fmt.Errorf("log-opt max-buffer-size=%d: larger than 2g", size)
+		}
+		a.ring = ring.New(int(size), p, a.ringDrop)
+		go a.consumeRing()
+	case "spool":
+		o := spool.Options{Dir: c.SpoolDir, MaxSize: c.SpoolMaxSize, Drop: a.spoolDrop, Corrupt: a.spoolCorrupt}
+		switch c.BufferFull {
+		case "drop-oldest", "":
+		case "drop-newest":
+			o.Policy = spool.DropNewest
+		case "block":
+			o.Policy = spool.Block
+		default:
+			return nil, fmt.Errorf("log-opt buffer-full=%q: must be drop-oldest, drop-newest or block", c.BufferFull)
+		}
+		switch c.SpoolSync {
+		case "interval", "":
+		case "always":
+			o.Sync = spool.SyncAlways
+		case "never":
+			o.Sync = spool.SyncNever
+		default:
+			return nil, fmt.Errorf("log-opt spool-sync=%q: must be interval, always or never", c.SpoolSync)
+		}
+		sp, err := spool.Open(o)
+		if err != nil {
+			return nil, err
+		}
+		a.spool = sp
+		c.Count.BufferBytes.Store(sp.Len())
+		go a.consumeSpool()
+	default:
+		return nil, fmt.Errorf("mode %q is not an asynchronous mode", c.Mode)
+	}
+	return a, nil
+}
+
+func streamIndex(source string) int {
+	if source == "stderr" {
+		return 1
+	}
+	return 0
+}
+
+var streamName = [2]string{"stdout", "stderr"}
+
+// Log queues msg (which it owns) and returns at once, unless the policy
+// is block and the queue is full. A message that is dropped is counted;
+// Log returns nil either way, as the reader has nothing to do about it.
+func (a *Async) Log(msg *logger.Message) error {
+	i := streamIndex(msg.Source)
+	rec := spool.Record{Stderr: i == 1, Time: msg.Timestamp.UnixNano(), Line: msg.Line}
+	if p := msg.PLogMetaData; p != nil {
+		rec.Partial, rec.Last, rec.Ordinal, rec.ID = true, p.Last, int32(p.Ordinal), p.ID
+	}
+	var err error
+	if a.ring != nil {
+		rec.Seq = a.seq[i].Add(1)
+		bp, _ := a.bufs.Get().(*[]byte)
+		if bp == nil {
+			bp = new([]byte)
+		}
+		*bp = spool.AppendRecord((*bp)[:0], &rec)
+		a.ring.Put(*bp)
+		a.bufs.Put(bp)
+		_, n := a.ring.Len()
+		a.cfg.Count.BufferBytes.Store(int64(n))
+	} else {
+		if err = a.spool.Append(&rec); err != nil {
+			a.lost(i, 0, 1, int64(len(rec.Line)), rec.Time, "spool-closed")
+		}
+	}
+	logger.PutMessage(msg)
+	return err
+}
+
+// Flush writes what the spool buffered (and fsyncs with spool-sync=always).
+func (a *Async) Flush() error {
+	if a.spool == nil {
+		return nil
+	}
+	err := a.spool.Flush()
+	if err != nil {
+		a.cfg.Errors.Printf("%v", err)
+	}
+	a.cfg.Count.BufferBytes.Store(a.spool.Len())
+	return err
+}
+
+// ringDrop is told by the ring of every record it drops.
+func (a *Async) ringDrop(b []byte, why string) {
+	rec, _, err := spool.Decode(b)
+	if err != nil { // cannot happen: we encoded it
+		a.cfg.Count.Drop(why, 1, 0)
+		return
+	}
+	a.lost(streamIndex(streamOf(&rec)), rec.Seq, 1, int64(len(rec.Line)), rec.Time, why)
+}
+
+func (a *Async) spoolDrop(rec *spool.Record, why string) {
+	a.lost(streamIndex(streamOf(rec)), 0, 1, int64(len(rec.Line)), rec.Time, why)
+}
+
+func (a *Async) spoolCorrupt(n int64, err error) {
+	a.cfg.Errors.Printf("spool: skipped %d bytes: %v", n, err)
+	a.cfg.Count.Set("spool_corrupt_records", strconv.FormatInt(a.corrupt.Add(1), 10))
+	a.cfg.Count.Set("spool_corrupt_bytes", strconv.FormatInt(a.corruptB.Add(n), 10))
+}
+
+func streamOf(r *spool.Record) string {
+	if r.Stderr {
+		return "stderr"
+	}
+	return "stdout"
+}
+
+// lost counts a loss and remembers it for the next marker.
+func (a *Async) lost(i int, seq uint64, lines, bytes, ts int64, why string) {
+	a.cfg.Count.Drop(why, lines, bytes)
+	a.cfg.Count.Set(streamName[i]+"_lines_dropped", strconv.FormatInt(a.dropLines[i].Add(lines), 10))
+	a.cfg.Count.Set(streamName[i]+"_bytes_dropped", strconv.FormatInt(a.dropBytes[i].Add(bytes), 10))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	g := a.gaps[i]
+	if n := len(g); n > 0 && g[n-1].why == why && (a.ring == nil || g[n-1].to+1 == seq) {
+		l := &g[n-1]
+		l.to = seq
+		l.lines += lines
+		l.bytes += bytes
+		l.t1, l.t2 = min(l.t1, ts), max(l.t2, ts)
+		return
+	}
+	a.gaps[i] = append(g, gap{from: seq, to: seq, lines: lines, bytes: bytes, t1: ts, t2: ts, why: why})
+}
+
+// markGaps delivers a marker for the losses of stream i that came before
+// its message seq (the ring knows exactly where each loss was; the spool
+// reports its losses where delivery resumes: pass math.MaxUint64).
+func (a *Async) markGaps(i int, before uint64) bool {
+	a.mu.Lock()
+	var take []gap
+	g := a.gaps[i]
+	n := 0
+	for n < len(g) && g[n].to < before {
+		n++
+	}
+	if n > 0 {
+		take = append(take, g[:n]...)
+		a.gaps[i] = append(g[:0], g[n:]...)
+	}
+	a.mu.Unlock()
+	if len(take) == 0 || !a.cfg.DropMarker {
+		return true
+	}
+	m := take[0]
+	for _, t := range take[1:] {
+		m.lines += t.lines
+		m.bytes += t.bytes
+		m.t1, m.t2 = min(m.t1, t.t1), max(m.t2, t.t2)
+		if t.why != m.why {
+			m.why = "buffer-full"
+		}
+	}
+	line := fmt.Sprintf("dockerlogger: dropped %d lines (%d bytes) from %s between %s and %s: %s",
+		m.lines, m.bytes, streamName[i],
+		time.Unix(0, m.t1).UTC().Format(time.RFC3339Nano), time.Unix(0, m.t2).UTC().Format(time.RFC3339Nano),
+		reasonText[m.why])
+	rec := spool.Record{Stderr: i == 1, Time: time.Now().UnixNano(), Line: []byte(line)}
+	if !a.deliver(&rec) {
+		return false
+	}
+	a.cfg.Count.Set("drop_markers", strconv.FormatInt(a.markers.Add(1), 10))
+	return true
+}
+
+var reasonText = map[string]string{
+	ring.Full:        "buffer full",
+	ring.TooLarge:    "line larger than the buffer",
+	spool.WriteError: "spool write error",
+	"spool-closed":   "spool closed",
+}
+
+// markAll reports every loss not reported yet: the queue is empty, so
+// nothing delivered later came before them.
+func (a *Async) markAll() bool {
+	return a.markGaps(0, math.MaxUint64) && a.markGaps(1, math.MaxUint64)
+}
+
+// deliver hands rec to the driver, retrying with backoff until it is
+// accepted (true) or Drain gives up (false).
+func (a *Async) deliver(rec *spool.Record) bool {
+	wait := firstBackoff
+	for {
+		msg := logger.NewMessage()
+		msg.Line = append(msg.Line[:0], rec.Line...)
+		msg.Source = streamOf(rec)
+		msg.Timestamp = time.Unix(0, rec.Time).UTC()
+		if rec.Partial {
+			msg.PLogMetaData = &backend.PartialLogMetaData{ID: rec.ID, Ordinal: int(rec.Ordinal), Last: rec.Last}
+		}
+		err := a.cfg.Driver.Log(msg) // the driver owns msg now, even on error
+		if err == nil {
+			return true
+		}
+		a.cfg.Count.DriverErrors.Add(1)
+		a.cfg.Errors.Printf("deliver %s line: %v (retrying in %v)", streamOf(rec), err, wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-a.stop:
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		if wait *= 2; wait > maxBackoff {
+			wait = maxBackoff
+		}
+		a.cfg.Count.Retries.Add(1)
+	}
+}
+
+func (a *Async) delivered(rec *spool.Record) {
+	a.cfg.Count.Delivered.Add(1)
+	a.cfg.Count.DeliveredBytes.Add(int64(len(rec.Line)))
+}
+
+func (a *Async) consumeRing() {
+	defer close(a.done)
+	var buf []byte
+	for {
+		b, ok := a.ring.TryGet(buf[:0])
+		if !ok {
+			// Caught up: report losses, flush a buffering driver.
+			if !a.markAll() {
+				return
+			}
+			a.flushDriver()
+			var err error
+			if b, err = a.ring.Get(context.Background(), buf[:0]); err != nil {
+				a.markAll()
+				return
+			}
+		}
+		buf = b
+		_, n := a.ring.Len()
+		a.cfg.Count.BufferBytes.Store(int64(n))
+		rec, _, err := spool.Decode(b)
+		if err != nil { // cannot happen: we encoded it
+			a.cfg.Errors.Printf("ring: %v", err)
+			continue
+		}
+		if !a.markGaps(streamIndex(streamOf(&rec)), rec.Seq) {
+			a.lost(streamIndex(streamOf(&rec)), rec.Seq, 1, int64(len(rec.Line)), rec.Time, "close-timeout")
+			return
+		}
+		if !a.deliver(&rec) {
+			a.lost(streamIndex(streamOf(&rec)), rec.Seq, 1, int64(len(rec.Line)), rec.Time, "close-timeout")
+			return
+		}
+		a.delivered(&rec)
+	}
+}
+
+// spoolBatch is how much the spool hands out at once: what a restart may
+// deliver twice.
+const spoolBatch = 256 << 10
+
+func (a *Async) consumeSpool() {
+	defer close(a.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-a.stop:
+			cancel()
+		case <-a.done:
+		}
+	}()
+	for {
+		b, err := a.spool.Next(ctx, spoolBatch)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				a.markAll()
+				a.flushDriver()
+			}
+			return
+		}
+		a.cfg.Count.Replayed.Add(int64(b.Replayed))
+		for i := range b.Records {
+			rec := &b.Records[i]
+			if !a.markGaps(streamIndex(streamOf(rec)), math.MaxUint64) || !a.deliver(rec) {
+				return // not acknowledged: the next process delivers it
+			}
+			a.delivered(rec)
+		}
+		a.flushDriver()
+		if err := a.spool.Ack(); err != nil {
+			return
+		}
+		n := a.spool.Len()
+		a.cfg.Count.BufferBytes.Store(n)
+		if n == 0 && !a.markAll() {
+			return
+		}
+	}
+}
+
+func (a *Async) flushDriver() {
+	if err := a.cfg.Driver.Flush(); err != nil {
+		a.cfg.Errors.Printf("flush: %v", err)
+	}
+}
+
+// Drain is called once the input has ended: it delivers everything queued
+// and returns nil, or gives up when ctx is done. Then the ring's records
+// not delivered are counted as dropped ("close-timeout"), while the
+// spool's stay on disk for the next logger with the same spool-dir; the
+// error says how much was left. Drain closes the spool either way.
+func (a *Async) Drain(ctx context.Context) error {
+	if a.ring != nil {
+		a.ring.Close()
+	} else {
+		a.spool.Finish()
+	}
+	var err error
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+		a.once.Do(func() { close(a.stop) })
+		if a.ring != nil {
+			var b []byte
+			for {
+				var ok bool
+				if b, ok = a.ring.TryGet(b[:0]); !ok {
+					break
+				}
+				if rec, _, derr := spool.Decode(b); derr == nil {
+					a.lost(streamIndex(streamOf(&rec)), rec.Seq, 1, int64(len(rec.Line)), rec.Time, "close-timeout")
+				}
+			}
+			a.cfg.Count.BufferBytes.Store(0)
+			err = fmt.Errorf("drain: %w", ctx.Err())
+		} else {
+			err = fmt.Errorf("drain: %w: %d bytes left in spool %s for the next start", ctx.Err(), a.spool.Len(), a.cfg.SpoolDir)
+		}
+	}
+	if a.spool != nil {
+		if cerr := a.spool.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}
+	return err
+}
