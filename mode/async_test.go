@@ -24,10 +24,10 @@ import (
 type testDriver struct {
 	entered chan struct{} // when set, told of each call to Log
 	mu      sync.Mutex
-	got   []*logger.Message // copies
-	gate  chan struct{}     // when set, Log waits for it to close
-	down  bool              // Log fails while down
-	fails int
+	got     []*logger.Message // copies
+	gate    chan struct{}     // when set, Log waits for it to close
+	down    bool              // Log fails while down
+	fails   int
 }
 
 func (d *testDriver) Log(m *logger.Message) error {
