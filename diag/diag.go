@@ -36,6 +36,8 @@ type Counters struct {
 	Retries        atomic.Int64 // deliveries tried again after a driver error
 	DriverErrors   atomic.Int64
 	Restarts       atomic.Int64
+	Upgrades       atomic.Int64 // live upgrades (SIGHUP) completed
+	Replayed       atomic.Int64 // lines delivered again after a worker died
 	BufferBytes    atomic.Int64 // bytes held by the ring or spool now
 
 	mu      sync.Mutex
@@ -100,6 +102,8 @@ func (c *Counters) Snapshot() []KV {
 		{"retries", i(c.Retries.Load())},
 		{"driver_errors", i(c.DriverErrors.Load())},
 		{"buffer_bytes", i(c.BufferBytes.Load())},
+		{"upgrades", i(c.Upgrades.Load())},
+		{"lines_replayed", i(c.Replayed.Load())},
 		{"stdout_lines_read", i(c.Stdout.Lines.Load())},
 		{"stdout_bytes_read", i(c.Stdout.Bytes.Load())},
 		{"stderr_lines_read", i(c.Stderr.Lines.Load())},

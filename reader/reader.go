@@ -47,11 +47,50 @@ type Reader struct {
 	Count   *diag.Stream // may be nil
 	// Now returns the time stamped on messages; time.Now if nil.
 	Now func() time.Time
+	// Handed, if set, always holds at least how many bytes at the front of
+	// the source were handed to the sink and not yet committed: a worker
+	// that dies leaves this number for the next one (see zfd.Ledger). It
+	// can exceed the truth by one batch (killed between consuming and
+	// resetting it), never fall short.
+	Handed interface{ Store(int64) }
+	// Replay is how many bytes at the front of the source a previous
+	// worker had handed to its driver without committing: messages within
+	// them are delivered again (at least once) and counted in Replayed.
+	Replay   int64
+	Replayed interface{ Add(int64) int64 }
+
+	base int64 // bytes committed so far
 
 	partialID string
 	partialTS time.Time
 	ordinal   int
 	flusher   Flusher
+}
+
+// Committer is a source that keeps what it returned until told it was
+// delivered: a peeking pipe reader (zfd.Peek) leaves bytes in the pipe, so a
+// worker that dies before delivering them loses nothing.
+type Committer interface {
+	// Commit forgets the first n bytes returned and not yet committed.
+	Commit(n int) error
+}
+
+// ErrStopped is returned by a source whose reading was stopped for a
+// handover to another worker. Copy delivers every whole line it has and
+// returns it; the unfinished rest stays in a Committer's pipe for the next
+// worker (a plain source's rest is delivered as an unfinished partial).
+var ErrStopped error = stopped{}
+
+type stopped struct{}
+
+func (stopped) Error() string  { return "reading stopped for handover" }
+func (stopped) Handover() bool { return true }
+
+// isHandover recognises ErrStopped and any source's error that says it is
+// a handover (zfd.ErrStopped), without importing the source's package.
+func isHandover(err error) bool {
+	var h interface{ Handover() bool }
+	return errors.As(err, &h) && h.Handover()
 }
 
 // Copy reads src to EOF and returns nil, or the read error that ended it.
@@ -66,6 +105,7 @@ func (r *Reader) Copy(src io.Reader) error {
 		now = time.Now
 	}
 	r.flusher, _ = r.Sink.(Flusher)
+	committer, _ := src.(Committer)
 	buf := make([]byte, lineMax+readSize)
 	n := 0
 	for {
@@ -79,32 +119,64 @@ func (r *Reader) Copy(src io.Reader) error {
 				break
 			}
 			for q > lineMax { // a long line: full chunks first
-				r.emit(buf[p:p+lineMax], ts, false)
+				r.emit(buf[p:p+lineMax], ts, false, p+lineMax)
 				p += lineMax
 				q -= lineMax
 			}
-			r.emit(buf[p:p+q], ts, true)
+			r.emit(buf[p:p+q], ts, true, p+q+1)
 			p += q + 1
 		}
 		for n-p >= lineMax { // no newline yet and already too long
-			r.emit(buf[p:p+lineMax], ts, false)
+			r.emit(buf[p:p+lineMax], ts, false, p+lineMax)
 			p += lineMax
 		}
-		n = copy(buf, buf[p:n])
 		if err != nil {
-			if n > 0 || r.partialID != "" {
-				r.emit(buf[:n], ts, true)
+			stopped := isHandover(err)
+			switch {
+			case stopped && committer != nil:
+				// The rest stays in the pipe for the next worker.
+			case stopped && n > p:
+				r.emit(buf[p:n], ts, false, n)
+				p = n
+			case n > p || r.partialID != "":
+				r.emit(buf[p:n], ts, true, n)
+				p = n
 			}
-			r.flush()
-			if errors.Is(err, io.EOF) || isHangup(err) {
+			if cerr := r.commit(committer, p); cerr != nil {
+				return cerr
+			}
+			if stopped || errors.Is(err, io.EOF) || isHangup(err) {
+				if stopped {
+					return ErrStopped
+				}
 				return nil
 			}
 			return fmt.Errorf("read %s: %w", r.Source, err)
 		}
-		if m > 0 {
-			r.flush()
+		if m > 0 || p > 0 {
+			if cerr := r.commit(committer, p); cerr != nil {
+				return cerr
+			}
 		}
+		n = copy(buf, buf[p:n])
 	}
+}
+
+// commit flushes the sink and then tells the source that the first p bytes
+// of this round were delivered.
+func (r *Reader) commit(c Committer, p int) error {
+	r.flush()
+	if c == nil || p == 0 {
+		return nil
+	}
+	if err := c.Commit(p); err != nil {
+		return fmt.Errorf("read %s: %w", r.Source, err)
+	}
+	r.base += int64(p)
+	if r.Handed != nil {
+		r.Handed.Store(0)
+	}
+	return nil
 }
 
 func (r *Reader) flush() {
@@ -114,8 +186,9 @@ func (r *Reader) flush() {
 }
 
 // emit hands one message to the sink. end says whether line ends a line
-// of input (a newline or EOF followed it).
-func (r *Reader) emit(line []byte, ts time.Time, end bool) {
+// of input (a newline or EOF followed it); upto is where, in this round's
+// bytes, the message and its newline end.
+func (r *Reader) emit(line []byte, ts time.Time, end bool, upto int) {
 	msg := logger.NewMessage()
 	msg.Source = r.Source
 	msg.Line = append(msg.Line[:0], line...)
@@ -146,6 +219,16 @@ func (r *Reader) emit(line []byte, ts time.Time, end bool) {
 		if msg.PLogMetaData != nil {
 			r.Count.Partial.Add(1)
 		}
+	}
+	if r.Replay > 0 && r.base+int64(upto) <= r.Replay {
+		if r.Replayed != nil {
+			r.Replayed.Add(1)
+		}
+	}
+	// Recorded before the hand-over, so a worker killed at any point
+	// leaves a count that covers every line it may have delivered.
+	if r.Handed != nil {
+		r.Handed.Store(int64(upto))
 	}
 	r.Sink.Log(msg)
 }

@@ -9,6 +9,7 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"syscall"
@@ -33,7 +34,17 @@ type Worker struct {
 	Signals <-chan os.Signal
 	// Stats is where SIGUSR1 and the exit print the counters.
 	Stats func(line string)
+	// Peek reads pipes with zfd.Peek, so bytes not yet delivered stay in
+	// the pipe the supervisor holds, and SIGUSR2 can stop reading at a
+	// line boundary for a handover. Ledger, if set, is shared with the
+	// supervisor and counts what a dead worker left half-delivered.
+	Peek   bool
+	Ledger *zfd.Ledger
 }
+
+// ErrHandover is returned when SIGUSR2 stopped the worker for a handover
+// and everything it had read was delivered.
+var ErrHandover = errors.New("handed over")
 
 // ErrDeadline is returned when the logger had to stop before everything it
 // read was delivered.
@@ -70,9 +81,20 @@ func (w *Worker) Run() error {
 	sink := &mode.Blocking{Driver: drv, Count: w.Count, Errors: w.Errors, Stop: stop}
 
 	var wg sync.WaitGroup
-	for _, in := range ins {
+	var peeksMu sync.Mutex
+	var peeks []*zfd.Peek
+	handover := false
+	stopReading := func() {
+		peeksMu.Lock()
+		defer peeksMu.Unlock()
+		handover = true
+		for _, p := range peeks {
+			p.Stop()
+		}
+	}
+	for i, in := range ins {
 		wg.Add(1)
-		go func(in zfd.Input) {
+		go func(i int, in zfd.Input) {
 			defer wg.Done()
 			f, err := in.Open()
 			if err != nil {
@@ -81,10 +103,27 @@ func (w *Worker) Run() error {
 			}
 			defer f.Close()
 			r := &reader.Reader{Source: in.Name, LineMax: o.LineMax, Sink: sink, Count: w.Count.Stream(in.Name)}
-			if err := r.Copy(f); err != nil {
+			var src io.Reader = f
+			if w.Peek {
+				if p, err := zfd.NewPeek(f); err == nil {
+					defer p.Close()
+					peeksMu.Lock()
+					peeks = append(peeks, p)
+					if handover {
+						p.Stop()
+					}
+					peeksMu.Unlock()
+					src = p
+					if slot := w.Ledger.Slot(i); slot != nil {
+						// Replays are counted in the ledger, across workers.
+						r.Replay, r.Handed, r.Replayed = slot.Load(), slot, w.Ledger.Slot(2)
+					}
+				}
+			}
+			if err := r.Copy(src); err != nil && !errors.Is(err, reader.ErrStopped) {
 				w.Errors.Printf("%v", err)
 			}
-		}(in)
+		}(i, in)
 	}
 	inputsDone := make(chan struct{})
 	go func() { wg.Wait(); close(inputsDone) }()
@@ -113,8 +152,10 @@ wait:
 		case s := <-w.Signals:
 			switch s {
 			case syscall.SIGUSR1:
-				w.Stats(w.Count.Line())
 				w.writeStats()
+				w.Stats(w.Count.Line())
+			case syscall.SIGUSR2:
+				stopReading()
 			default:
 				if deadline == nil {
 					deadline = time.After(o.CloseTimeout)
@@ -142,6 +183,9 @@ wait:
 			}
 			if timedOut {
 				return ErrDeadline
+			}
+			if handover {
+				return ErrHandover
 			}
 			return nil
 		case <-deadline:
@@ -171,6 +215,9 @@ wait:
 }
 
 func (w *Worker) writeStats() {
+	if slot := w.Ledger.Slot(2); slot != nil {
+		w.Count.Replayed.Store(slot.Load())
+	}
 	if p := w.Config.Options.StatsFile; p != "" {
 		if err := w.Count.WriteFile(p); err != nil {
 			w.Errors.Printf("%v", err)

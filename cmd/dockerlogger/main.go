@@ -11,12 +11,14 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/joyent/dockerlogger/config"
 	"github.com/joyent/dockerlogger/diag"
 	"github.com/joyent/dockerlogger/drivers"
+	"github.com/joyent/dockerlogger/supervisor"
 	"github.com/joyent/dockerlogger/worker"
 	"github.com/joyent/dockerlogger/zfd"
 )
@@ -139,6 +141,7 @@ func ctxdump(args []string, stderr io.Writer, fail func(int, error) int) int {
 }
 
 func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
+	isWorker := os.Getenv(supervisor.RoleEnv) == "worker"
 	// Take fd 5 before anything can start a child: containerd waits for
 	// EOF on it, and so does every process that inherits it.
 	ready := zfd.OpenReady()
@@ -148,7 +151,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	}
 	signal.Ignore(syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGHUP)
 
 	count := new(diag.Counters)
 	count.Set("version", version)
@@ -156,11 +159,80 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	count.Set("mode", string(c.Options.Mode))
 	errs := diag.NewErrors(stderr)
 	printStats := func(line string) { fmt.Fprintf(stderr, "dockerlogger: stats %s\n", line) }
+
+	if !isWorker && os.Getenv("DOCKERLOG_SUPERVISOR") != "off" {
+		return supervise(args, c, ready, count, errs, printStats, sigs, stderr, fail)
+	}
 	w := &worker.Worker{Config: c, Count: count, Errors: errs, Ready: ready, Signals: sigs, Stats: printStats}
+	if isWorker {
+		n, _ := strconv.ParseInt(os.Getenv(supervisor.RestartsEnv), 10, 64)
+		count.Restarts.Store(n)
+		w.Peek = true
+		if l, err := zfd.OpenLedger(6); err == nil {
+			w.Ledger = l
+		}
+	}
 	err = w.Run()
 	printStats(count.Line())
-	if err != nil {
+	switch {
+	case errors.Is(err, worker.ErrHandover):
+		return supervisor.ExitHandover
+	case err != nil:
 		return fail(exitFailure, err)
 	}
 	return exitOK
+}
+
+// supervise runs this binary again as the worker, under a supervisor that
+// holds the inputs (see package supervisor).
+func supervise(args []string, c *config.Config, ready *zfd.ReadyPipe, count *diag.Counters, errs *diag.Errors,
+	printStats func(string), sigs <-chan os.Signal, stderr io.Writer, fail func(int, error) int) int {
+	exe, err := os.Executable()
+	if err != nil {
+		return fail(exitFailure, fmt.Errorf("find own binary: %w", err))
+	}
+	ins, err := heldInputs(c)
+	if err != nil {
+		return fail(exitConfig, err)
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, supervisor.RoleEnv+"=") && !strings.HasPrefix(kv, supervisor.RestartsEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	s := supervisor.New(supervisor.Config{
+		Exe: exe, Args: args, Env: env, Inputs: ins, Ready: ready,
+		Policy: supervisor.Policy(c.Options.OnFailure), InitPID: c.InitPID,
+		Errors: errs, Count: count, Stats: printStats, Signals: sigs, Stderr: stderr,
+	})
+	code := s.Run()
+	if count.Dropped.Load() > 0 {
+		printStats(count.Line()) // the supervisor drained: its own counters
+	}
+	return code
+}
+
+// heldInputs returns the inherited input descriptors the supervisor holds
+// for the container's life (nil where the input is a path the worker opens).
+func heldInputs(c *config.Config) ([]*os.File, error) {
+	specs := []struct {
+		name, path string
+		fd         int
+	}{{"stdout", c.Stdout, zfd.StdoutFD}, {"stderr", c.Stderr, zfd.StderrFD}}
+	if c.TTY {
+		specs = specs[:1]
+	}
+	var fs []*os.File
+	for _, sp := range specs {
+		if sp.path != "" {
+			fs = append(fs, nil)
+			continue
+		}
+		if !zfd.Valid(sp.fd) {
+			return nil, fmt.Errorf("%s: fd %d is not open (init passes stdout on fd 3 and stderr on fd 4)", sp.name, sp.fd)
+		}
+		fs = append(fs, os.NewFile(uintptr(sp.fd), sp.name))
+	}
+	return fs, nil
 }

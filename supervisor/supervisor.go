@@ -1,0 +1,372 @@
+// Package supervisor owns the life of the worker: it holds the container's
+// input descriptors for the whole life of the container, starts the worker
+// (this same binary, re-executed) on them, restarts it with backoff when it
+// dies, applies the on-failure policy when it keeps dying, relays the ready
+// signal once, and on SIGHUP hands over to a worker started from the
+// binary's path on disk, for a live upgrade.
+//
+// It must never import a driver, the reader or a delivery mode: it moves
+// descriptors and processes, and reads log data only to drain it to
+// nowhere when on-failure=ignore says so.
+package supervisor
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/joyent/dockerlogger/diag"
+	"github.com/joyent/dockerlogger/zfd"
+)
+
+// Environment the supervisor sets for its worker.
+const (
+	RoleEnv     = "DOCKERLOG_ROLE"     // "worker" in a worker
+	RestartsEnv = "DOCKERLOG_RESTARTS" // restarts so far, for the worker's counters
+)
+
+// Exit codes shared with the worker.
+const (
+	ExitOK       = 0
+	ExitFailure  = 1 // the worker ran and stopped before delivering everything
+	ExitHandover = 3 // the worker stopped reading on request; start the next
+)
+
+// Descriptors of a worker: inputs on 3 and 4 as for any logger, its private
+// ready pipe on 5, the ledger on 6.
+const (
+	workerReadyFD  = 5
+	workerLedgerFD = 6
+)
+
+// Policy is what on-failure asks for.
+type Policy string
+
+const (
+	Restart  Policy = "restart"
+	KillInit Policy = "kill-init"
+	Ignore   Policy = "ignore"
+)
+
+// Config is one supervisor.
+type Config struct {
+	Exe    string     // the binary to run as the worker, re-read at every start
+	Args   []string   // the worker's arguments
+	Env    []string   // the worker's environment, without RoleEnv
+	Inputs []*os.File // stdout, then stderr (nil when absent); held for life
+	Ready  *zfd.ReadyPipe
+	Policy Policy
+	// InitPID is what kill-init terminates; 0 means our parent.
+	InitPID int
+	Errors  *diag.Errors
+	Count   *diag.Counters // the supervisor's own: restarts, and drains
+	Stats   func(line string)
+	Signals <-chan os.Signal
+	Stderr  io.Writer
+
+	// Backoff between restarts, and what counts as failing for good:
+	// Failures crashes within Window.
+	FirstBackoff, MaxBackoff time.Duration
+	Healthy                  time.Duration // a run this long resets the backoff
+	Failures                 int
+	Window                   time.Duration
+	Grace                    time.Duration // SIGTERM to SIGKILL for kill-init
+}
+
+// Defaults fills in the documented defaults.
+func (c *Config) Defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.FirstBackoff, 100*time.Millisecond)
+	def(&c.MaxBackoff, 10*time.Second)
+	def(&c.Healthy, 10*time.Second)
+	def(&c.Window, 60*time.Second)
+	def(&c.Grace, 10*time.Second)
+	if c.Failures == 0 {
+		c.Failures = 5
+	}
+	if c.Policy == "" {
+		c.Policy = Restart
+	}
+}
+
+// Supervisor runs workers until the inputs end.
+type Supervisor struct {
+	c      Config
+	ledger *zfd.Ledger
+
+	mu       sync.Mutex
+	relayed  bool // the ready byte has gone to the platform
+	readyErr error
+}
+
+// New returns a supervisor for c.
+func New(c Config) *Supervisor {
+	c.Defaults()
+	s := &Supervisor{c: c}
+	if l, err := zfd.NewLedger(); err == nil {
+		s.ledger = l
+	}
+	return s
+}
+
+type exit struct {
+	code     int
+	crashed  bool
+	describe string
+}
+
+// Run supervises until a worker ends normally, and returns the exit code
+// for the process.
+func (s *Supervisor) Run() int {
+	c := &s.c
+	backoff := c.FirstBackoff
+	var failures []time.Time
+	for {
+		start := time.Now()
+		ex, upgraded := s.runWorker()
+		switch {
+		case ex.code == ExitHandover && upgraded:
+			c.Count.Upgrades.Add(1)
+			continue
+		case !ex.crashed && ex.code != ExitHandover:
+			return ex.code
+		}
+		c.Errors.Printf("worker %s; restarting", ex.describe)
+		if code, stop := s.afterCrash(&failures, &backoff, start); stop {
+			return code
+		}
+	}
+}
+
+// runWorker starts one worker and waits for it, passing signals on.
+// upgraded says SIGHUP asked it to hand over.
+func (s *Supervisor) runWorker() (ex exit, upgraded bool) {
+	c := &s.c
+	cmd, readyR, err := s.start()
+	if err != nil {
+		return exit{code: ExitFailure, crashed: true, describe: fmt.Sprintf("could not start: %v", err)}, false
+	}
+	if readyR != nil {
+		go s.relayReady(readyR)
+	}
+	done := make(chan exit, 1)
+	go func() { done <- wait(cmd) }()
+	for {
+		select {
+		case ex := <-done:
+			return ex, upgraded
+		case sig := <-c.Signals:
+			if sig == syscall.SIGHUP {
+				// Live upgrade: the worker stops reading at a line
+				// boundary, delivers what it holds and exits with
+				// ExitHandover; the next one starts from the file.
+				upgraded = true
+				sig = syscall.SIGUSR2
+			}
+			cmd.Process.Signal(sig)
+		}
+	}
+}
+
+// afterCrash counts a crash, applies the policy when the worker keeps
+// failing, and waits out the backoff. stop says the supervisor is done.
+func (s *Supervisor) afterCrash(failures *[]time.Time, backoff *time.Duration, start time.Time) (int, bool) {
+	c := &s.c
+	now := time.Now()
+	if now.Sub(start) >= c.Healthy {
+		*backoff = c.FirstBackoff
+	}
+	c.Count.Restarts.Add(1)
+	*failures = append(*failures, now)
+	for len(*failures) > 0 && now.Sub((*failures)[0]) > c.Window {
+		*failures = (*failures)[1:]
+	}
+	if len(*failures) >= c.Failures {
+		switch c.Policy {
+		case KillInit:
+			c.Errors.Printf("worker failed %d times in %v: on-failure=kill-init", len(*failures), c.Window)
+			s.killInit()
+			return s.drain(), true
+		case Ignore:
+			c.Errors.Printf("worker failed %d times in %v: on-failure=ignore, draining the inputs to nowhere", len(*failures), c.Window)
+			return s.drain(), true
+		}
+	}
+	t := time.NewTimer(*backoff)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if *backoff *= 2; *backoff > c.MaxBackoff {
+				*backoff = c.MaxBackoff
+			}
+			return 0, false
+		case sig := <-c.Signals:
+			if sig == syscall.SIGUSR1 {
+				c.Stats(c.Count.Line())
+			}
+			// SIGTERM with no worker: the next one starts at once and
+			// reads on to EOF.
+			if sig == syscall.SIGTERM || sig == syscall.SIGINT {
+				return 0, false
+			}
+		}
+	}
+}
+
+// start execs a worker with the inputs, a private ready pipe until the
+// ready byte has been relayed, and the ledger.
+func (s *Supervisor) start() (*exec.Cmd, *os.File, error) {
+	c := &s.c
+	cmd := exec.Command(c.Exe, c.Args...)
+	cmd.Env = append(append([]string(nil), c.Env...), RoleEnv+"=worker",
+		RestartsEnv+"="+strconv.FormatInt(c.Count.Restarts.Load(), 10))
+	cmd.Stderr = c.Stderr
+	files := make([]*os.File, 4) // fds 3, 4, 5, 6
+	copy(files, c.Inputs)
+	var readyR, readyW *os.File
+	s.mu.Lock()
+	relayed := s.relayed
+	s.mu.Unlock()
+	if !relayed && c.Ready != nil {
+		var err error
+		readyR, readyW, err = os.Pipe()
+		if err != nil {
+			return nil, nil, fmt.Errorf("ready pipe: %w", err)
+		}
+		files[workerReadyFD-3] = readyW
+	}
+	if s.ledger != nil {
+		files[workerLedgerFD-3] = s.ledger.File()
+	}
+	cmd.ExtraFiles = files
+	err := cmd.Start()
+	if readyW != nil {
+		readyW.Close()
+	}
+	if err != nil {
+		if readyR != nil {
+			readyR.Close()
+		}
+		return nil, nil, err
+	}
+	return cmd, readyR, nil
+}
+
+// relayReady passes the worker's ready byte on to the platform, once.
+func (s *Supervisor) relayReady(r *os.File) {
+	defer r.Close()
+	var b [1]byte
+	if n, _ := r.Read(b[:]); n != 1 {
+		return // the worker died before it was ready; the next one will say
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.relayed {
+		return
+	}
+	s.relayed = true
+	if err := s.c.Ready.Signal(); err != nil {
+		s.c.Errors.Printf("%v", err)
+	}
+}
+
+func wait(cmd *exec.Cmd) exit {
+	err := cmd.Wait()
+	ps := cmd.ProcessState
+	if ps == nil {
+		return exit{code: ExitFailure, crashed: true, describe: fmt.Sprintf("could not be waited for: %v", err)}
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return exit{code: 128 + int(ws.Signal()), crashed: true, describe: fmt.Sprintf("killed by signal %d (%v)", int(ws.Signal()), ws.Signal())}
+	}
+	code := ps.ExitCode()
+	switch code {
+	case ExitOK, ExitFailure, ExitHandover:
+		return exit{code: code, describe: fmt.Sprintf("exited %d", code)}
+	}
+	// 2 is a Go panic or fatal error: the configuration was checked
+	// before any worker started, so it cannot be a usage error.
+	return exit{code: code, crashed: true, describe: fmt.Sprintf("exited %d", code)}
+}
+
+// killInit is the "suicide pact": SIGTERM to init, SIGKILL after Grace.
+func (s *Supervisor) killInit() {
+	c := &s.c
+	pid := c.InitPID
+	if pid == 0 {
+		pid = os.Getppid()
+	}
+	if pid <= 1 && c.InitPID == 0 {
+		c.Errors.Printf("kill-init: no init to kill (parent is pid %d)", pid)
+		return
+	}
+	c.Errors.Printf("kill-init: SIGTERM to pid %d", pid)
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		c.Errors.Printf("kill-init: %v", err)
+		return
+	}
+	if waitGone(pid, c.Grace) {
+		return
+	}
+	c.Errors.Printf("kill-init: pid %d still there after %v: SIGKILL", pid, c.Grace)
+	syscall.Kill(pid, syscall.SIGKILL)
+	if !waitGone(pid, c.Grace) {
+		c.Errors.Printf("kill-init: pid %d survives SIGKILL (PID 1 of a namespace ignores signals it has no handler for, from inside it)", pid)
+	}
+}
+
+// drain reads every input to EOF, counting what it throws away, so a
+// logger that cannot log never blocks the application.
+func (s *Supervisor) drain() int {
+	c := &s.c
+	var wg sync.WaitGroup
+	names := []string{"stdout", "stderr"}
+	for i, f := range c.Inputs {
+		if f == nil {
+			continue
+		}
+		wg.Add(1)
+		go func(name string, f *os.File) {
+			defer wg.Done()
+			st := c.Count.Stream(name)
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := f.Read(buf)
+				lines := int64(0)
+				for _, b := range buf[:n] {
+					if b == '\n' {
+						lines++
+					}
+				}
+				st.Lines.Add(lines)
+				st.Bytes.Add(int64(n) - lines)
+				c.Count.Drop("logger-failed", lines, int64(n)-lines)
+				if err != nil {
+					return
+				}
+			}
+		}(names[i], f)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for {
+		select {
+		case <-done:
+			return ExitFailure
+		case sig := <-c.Signals:
+			if sig == syscall.SIGUSR1 {
+				c.Stats(c.Count.Line())
+			}
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// workerPID returns the pid of the supervisor's worker (its only child
+// running dockerlogger), or 0 while there is none.
+func workerPID(t testing.TB, supervisor int) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(supervisor) && f[0] != "Z" {
+			return pid
+		}
+	}
+	return 0
+}
+
+// jsonLines reads a json-file log and returns the "log" values per stream.
+func jsonLines(t testing.TB, path string) map[string][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string][]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<26)
+	for sc.Scan() {
+		var e struct{ Log, Stream string }
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("bad json-file line %q: %v", sc.Text(), err)
+		}
+		out[e.Stream] = append(out[e.Stream], strings.TrimSuffix(e.Log, "\n"))
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// checkAtLeastOnce asserts every wanted line arrived, first arrivals in
+// order, and returns how many extra (duplicate) lines there were.
+func checkAtLeastOnce(t testing.TB, stream string, got, want []string) int {
+	t.Helper()
+	seen := map[string]bool{}
+	next := 0
+	for _, g := range got {
+		if seen[g] {
+			continue
+		}
+		seen[g] = true
+		if next >= len(want) || g != want[next] {
+			t.Fatalf("%s: line %q arrived out of order or unexpected (want %q next)", stream, g, want[min(next, len(want)-1)])
+		}
+		next++
+	}
+	if next != len(want) {
+		t.Fatalf("%s: %d of %d lines arrived; first missing %q", stream, next, len(want), want[next])
+	}
+	return len(got) - len(want)
+}
+
+// TestWorkerKilledLosesNothing kills the worker with SIGKILL again and
+// again while the container streams numbered lines in blocking mode: the
+// supervisor holds the pipes, the worker reads them with tee(2) and
+// consumes only what the driver accepted, so every line arrives, in order
+// per stream, with duplicates bounded by one batch (64 KiB) per kill.
+func TestWorkerKilledLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "c-json.log")
+	l := StartLogger(t, Env("kill-me", map[string]string{}, "DOCKERLOG_LOGPATH="+logPath), "json-file")
+	sup := l.Cmd.Process.Pid
+
+	out, errs := Lines("out", 60000), Lines("err", 20000)
+	written := make(chan error, 1)
+	go func() {
+		for i := 0; i < len(out); i += 500 {
+			WriteLines(t, l.Stdout, out[i:i+500])
+			if i%1500 == 0 {
+				WriteLines(t, l.Stderr, errs[i/3:i/3+500])
+			}
+			time.Sleep(time.Millisecond) // a steady stream, not one burst
+		}
+		written <- nil
+	}()
+	const kills = 5
+	for k := 0; k < kills; k++ {
+		var w int
+		Eventually(t, 10*time.Second, "a worker", func() bool { w = workerPID(t, sup); return w != 0 })
+		// Let the worker deliver something before it dies.
+		size := fileSize(logPath)
+		Eventually(t, 10*time.Second, "the log to grow", func() bool { return fileSize(logPath) > size })
+		if err := syscall.Kill(w, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill worker %d: %v", w, err)
+		}
+		Eventually(t, 10*time.Second, "the next worker", func() bool { n := workerPID(t, sup); return n != 0 && n != w })
+	}
+	<-written
+	if code := l.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+	}
+	got := jsonLines(t, logPath)
+	dupOut := checkAtLeastOnce(t, "stdout", got["stdout"], out)
+	dupErr := checkAtLeastOnce(t, "stderr", got["stderr"], errs)
+	// One batch is at most one 64 KiB read: 6553 lines of 10 bytes.
+	batch := kills * (64 << 10) / 11
+	if dupOut+dupErr > batch {
+		t.Fatalf("%d duplicate lines after %d kills, more than one batch per kill (%d)", dupOut+dupErr, kills, batch)
+	}
+	if n := strings.Count(l.Errors(), "restarting"); n != kills {
+		t.Fatalf("supervisor reported %d restarts, want %d; stderr: %s", n, kills, l.Errors())
+	}
+	st := l.Stats(t)
+	if st["restarts"] != fmt.Sprint(kills) {
+		t.Fatalf("restarts=%s in the last worker's stats, want %d", st["restarts"], kills)
+	}
+	// Every duplicate is counted: a worker records what it hands to the
+	// driver before it does, and the next one counts those lines as
+	// replayed. The count may exceed the duplicates by what a worker
+	// consumed just before it died, at most one batch per kill.
+	replayed, _ := strconv.Atoi(st["lines_replayed"])
+	if dups := dupOut + dupErr; replayed < dups || replayed > dups+batch {
+		t.Fatalf("%d duplicates but lines_replayed=%d", dups, replayed)
+	}
+	t.Logf("%d stdout and %d stderr duplicates after %d kills, lines_replayed=%d", dupOut, dupErr, kills, replayed)
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}

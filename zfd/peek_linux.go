@@ -1,0 +1,243 @@
+package zfd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Peek reads a pipe without consuming it: tee(2) copies the pipe's front
+// into a private pipe, Read returns only bytes it has not returned before,
+// and Commit consumes, with splice(2) to /dev/null, what was delivered. A
+// worker that dies leaves every byte it did not commit in the pipe, where
+// the supervisor holds it for the next worker.
+type Peek struct {
+	in           int
+	privR, privW int
+	wakeR, wakeW int
+	devnull      int
+	pending      int // bytes at the pipe's front returned by Read, not committed
+	stopped      atomic.Bool
+	discard      []byte
+}
+
+// ErrStopped is returned by Read after Stop. It reports itself as a
+// handover so the reader can tell it from a failure.
+var ErrStopped = stoppedError{}
+
+type stoppedError struct{}
+
+func (stoppedError) Error() string  { return "reading stopped for handover" }
+func (stoppedError) Handover() bool { return true }
+
+// NewPeek returns a Peek on f, or an error if f is not a pipe that tee(2)
+// can read (then read it plainly).
+func NewPeek(f *os.File) (*Peek, error) {
+	fd := int(f.Fd())
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return nil, fmt.Errorf("peek %s: not a pipe", f.Name())
+	}
+	p := &Peek{in: fd, privR: -1, privW: -1, wakeR: -1, wakeW: -1, devnull: -1}
+	var pp [2]int
+	if err := unix.Pipe2(pp[:], unix.O_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("peek %s: pipe: %w", f.Name(), err)
+	}
+	p.privR, p.privW = pp[0], pp[1]
+	// The private pipe must hold all the input pipe may hold.
+	if size, err := unix.FcntlInt(uintptr(fd), unix.F_GETPIPE_SZ, 0); err == nil {
+		unix.FcntlInt(uintptr(p.privW), unix.F_SETPIPE_SZ, size)
+	}
+	if err := unix.Pipe2(pp[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("peek %s: pipe: %w", f.Name(), err)
+	}
+	p.wakeR, p.wakeW = pp[0], pp[1]
+	dn, err := unix.Open("/dev/null", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("peek %s: open /dev/null: %w", f.Name(), err)
+	}
+	p.devnull = dn
+	// tee(2) of an empty pipe says EAGAIN; EINVAL means it cannot tee.
+	if _, err := unix.Tee(p.in, p.privW, 0, unix.SPLICE_F_NONBLOCK); err != nil && err != unix.EAGAIN {
+		p.Close()
+		return nil, fmt.Errorf("peek %s: tee: %w", f.Name(), err)
+	}
+	return p, nil
+}
+
+// Read returns bytes of the pipe not returned before, waiting for some. It
+// returns io.EOF once the pipe is empty, or holds only returned bytes, and
+// no writer is left.
+func (p *Peek) Read(b []byte) (int, error) {
+	wait := time.Millisecond
+	for {
+		if p.stopped.Load() {
+			return 0, ErrStopped
+		}
+		n64, err := unix.Tee(p.in, p.privW, p.pending+len(b), unix.SPLICE_F_NONBLOCK)
+		n := int(n64)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			if err := p.poll(-1); err != nil {
+				return 0, err
+			}
+			continue
+		case err != nil:
+			return 0, fmt.Errorf("tee: %w", err)
+		case n == 0:
+			return 0, io.EOF
+		}
+		// The first p.pending bytes were returned before.
+		if err := p.drainPrivate(p.pending); err != nil {
+			return 0, err
+		}
+		if n == p.pending {
+			// Only an unfinished line sits in the pipe. Nothing signals
+			// "more than N bytes", so look again after a short wait,
+			// unless the writers are gone.
+			if p.hungUp() {
+				return 0, io.EOF
+			}
+			if err := p.poll(int(wait / time.Millisecond)); err != nil {
+				return 0, err
+			}
+			if wait < 20*time.Millisecond {
+				wait *= 2
+			}
+			continue
+		}
+		got, err := io.ReadFull(fdReader(p.privR), b[:n-p.pending])
+		p.pending += got
+		if err != nil {
+			return got, fmt.Errorf("read private pipe: %w", err)
+		}
+		return got, nil
+	}
+}
+
+// Commit consumes the first n bytes of the pipe: they were delivered.
+func (p *Peek) Commit(n int) error {
+	if n > p.pending {
+		return fmt.Errorf("commit %d bytes: only %d read", n, p.pending)
+	}
+	for left := n; left > 0; {
+		m, err := unix.Splice(p.in, nil, p.devnull, nil, left, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || m == 0 {
+			// /dev/null without splice support: read into a scratch buffer.
+			if err := p.consume(left); err != nil {
+				return err
+			}
+			break
+		}
+		left -= int(m)
+	}
+	p.pending -= n
+	return nil
+}
+
+// Skip consumes n bytes at the front of the pipe that were never read
+// through this Peek.
+func (p *Peek) Skip(n int) error {
+	return p.consume(n)
+}
+
+func (p *Peek) consume(n int) error {
+	if p.discard == nil {
+		p.discard = make([]byte, 64<<10)
+	}
+	for n > 0 {
+		m, err := unix.Read(p.in, p.discard[:min(n, len(p.discard))])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("consume input: %w", err)
+		}
+		if m == 0 {
+			return errors.New("consume input: EOF")
+		}
+		n -= m
+	}
+	return nil
+}
+
+func (p *Peek) drainPrivate(n int) error {
+	if p.discard == nil {
+		p.discard = make([]byte, 64<<10)
+	}
+	for n > 0 {
+		m, err := unix.Read(p.privR, p.discard[:min(n, len(p.discard))])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read private pipe: %w", err)
+		}
+		n -= m
+	}
+	return nil
+}
+
+// poll waits up to ms milliseconds (-1: no limit) for input, hangup or Stop.
+func (p *Peek) poll(ms int) error {
+	fds := []unix.PollFd{{Fd: int32(p.in), Events: unix.POLLIN}, {Fd: int32(p.wakeR), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("poll input: %w", err)
+		}
+		return nil
+	}
+}
+
+func (p *Peek) hungUp() bool {
+	fds := []unix.PollFd{{Fd: int32(p.in), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&unix.POLLHUP != 0
+}
+
+// Stop makes Read return ErrStopped, at once if it is waiting.
+func (p *Peek) Stop() {
+	p.stopped.Store(true)
+	unix.Write(p.wakeW, []byte{1})
+}
+
+// Close releases the private descriptors, not the input.
+func (p *Peek) Close() error {
+	for _, fd := range []int{p.privR, p.privW, p.wakeR, p.wakeW, p.devnull} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	return nil
+}
+
+type fdReader int
+
+func (f fdReader) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(f), b)
+		if err == unix.EINTR {
+			continue
+		}
+		if n == 0 && err == nil && len(b) > 0 {
+			return 0, io.EOF
+		}
+		return n, err
+	}
+}
