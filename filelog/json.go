@@ -3,6 +3,7 @@ package filelog
 import (
 	"encoding/binary"
 	"errors"
+	"math/bits"
 	"time"
 	"unicode/utf8"
 
@@ -119,17 +120,34 @@ const (
 	highs = 0x8080808080808080
 )
 
-// special reports whether any of the eight bytes in x needs escaping or is
-// not ASCII: a control byte, '"', '\\', '<', '>' or '&', or a byte >= 0x80.
-func special(x uint64) bool {
-	zero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
-	return (x&highs)|
-		((x-ones*0x20) & ^x & highs)|
-		zero(x^(ones*'"'))|
-		zero(x^(ones*'\\'))|
-		zero(x^(ones*'<'))|
-		zero(x^(ones*'>'))|
-		zero(x^(ones*'&')) != 0
+// nextSpecial returns the index of the first byte of s at or after i that
+// is not plain ASCII text (a control byte, '"', '\\', '<', '>', '&', or a
+// byte >= 0x80), or len(s). It tests eight bytes at a time: most log text
+// is plain.
+func nextSpecial(s []byte, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64(s[i:])
+		// '"' 0x22 and '&' 0x26 differ in bit 2, '<' 0x3c and '>' 0x3e in
+		// bit 1: one comparison each pair.
+		qa := (x | ones*0x04) ^ (ones * 0x26)
+		lg := (x | ones*0x02) ^ (ones * 0x3e)
+		bs := x ^ (ones * '\\')
+		m := (x | // bytes >= 0x80
+			(x-ones*0x20)&^x | // bytes < 0x20
+			(qa-ones)&^qa |
+			(lg-ones)&^lg |
+			(bs-ones)&^bs) & highs
+		if m != 0 {
+			// Borrows only run upwards: the lowest flag is a true one.
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; i < len(s); i++ {
+		if b := s[i]; b >= utf8.RuneSelf || !safe[b] {
+			return i
+		}
+	}
+	return i
 }
 
 // appendString appends s as a JSON string exactly as Docker's jsonlog
@@ -138,20 +156,9 @@ func special(x uint64) bool {
 func appendString(dst, s []byte, nl bool) []byte {
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); {
-		// Skip eight plain bytes at a time; most log text is plain.
-		for i+8 <= len(s) && !special(binary.LittleEndian.Uint64(s[i:])) {
-			i += 8
-		}
-		if i >= len(s) {
-			break
-		}
+	for i := nextSpecial(s, 0); i < len(s); i = nextSpecial(s, i) {
 		b := s[i]
 		if b < utf8.RuneSelf {
-			if safe[b] {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch b {
 			case '\\', '"':
