@@ -57,7 +57,7 @@ var Added = []Opt{
 	{"on-failure", "restart", []string{"restart", "kill-init", "ignore"}, "what the supervisor does when the worker keeps dying"},
 	{"drop-marker", "true", []string{"true", "false"}, "after a drop, log one line saying how many lines were lost"},
 	{"log-path", "/var/log/containers/<id>-json.log", nil, "file for json-file and local (local: <id>-local.log)"},
-	{"close-timeout", "10s", nil, "longest time to flush and close the driver at exit"},
+	{"close-timeout", "10s", nil, "longest time to flush and close the driver at exit (8s under containerd)"},
 	{"stats-file", "", nil, "file that holds the counters in Prometheus text format"},
 }
 
@@ -88,6 +88,11 @@ func (c *Config) parseOptions() error {
 	o, err := ParseOptions(c.Opts, c.Driver, c.Container.ID)
 	if err != nil {
 		return err
+	}
+	if _, set := c.Opts["close-timeout"]; c.Containerd && !set {
+		// containerd kills its logging binary about 12 s after SIGTERM:
+		// be done well before.
+		o.CloseTimeout = 8 * time.Second
 	}
 	c.Options = o
 	return nil

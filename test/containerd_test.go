@@ -598,8 +598,6 @@ func testContainerdBadOpt(t *testing.T, c *ctrd, rootfs string) {
 		t.Errorf("dockerlogger processes %v still running", pids)
 	}
 	t.Run("error-visible", func(t *testing.T) {
-		t.Skip("blocked: under containerd the logger's stderr is /dev/null, so its one-line error is lost " +
-			"(fix: also write it to the shim's log FIFO ./log in the logger's cwd, which containerd copies to its log)")
 		l := c.log()
 		if !strings.Contains(l, `dockerlogger: json-file: log-opt max-size="bogus"`) {
 			t.Errorf("the logger's error is nowhere a user can see it; ctr said %q; containerd's log:\n%s", out, l)

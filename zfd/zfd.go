@@ -133,3 +133,26 @@ func writablePipe(fd int) bool {
 	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 	return err == nil && fl&unix.O_ACCMODE != unix.O_RDONLY
 }
+
+// IsDevNull reports whether f is /dev/null.
+func IsDevNull(f *os.File) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat("/dev/null", &b) != nil {
+		return false
+	}
+	return a.Mode&unix.S_IFMT == unix.S_IFCHR && a.Rdev == b.Rdev
+}
+
+// OpenFIFOWriter opens path for writing if it is a FIFO with a reader,
+// without blocking; nil otherwise.
+func OpenFIFOWriter(path string) *os.File {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return nil
+	}
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), path)
+}

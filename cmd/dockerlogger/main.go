@@ -46,7 +46,25 @@ const usage = `usage:
 configuration: DOCKERLOG_CONFIG (JSON log-opts), DOCKERLOG_CONTAINERID, ...`
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	stderr := os.Stderr
+	if config.IsContainerdArgs(os.Args[1:], os.Getenv) {
+		stderr = containerdStderr()
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, stderr))
+}
+
+// containerdStderr returns where our own errors can be seen under
+// containerd: its shim starts logging binaries with stderr on /dev/null,
+// but runs them in the task's bundle directory, whose "log" FIFO
+// containerd copies into its own log.
+func containerdStderr() *os.File {
+	if !zfd.IsDevNull(os.Stderr) {
+		return os.Stderr
+	}
+	if f := zfd.OpenFIFOWriter("log"); f != nil {
+		return f
+	}
+	return os.Stderr
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
