@@ -125,21 +125,14 @@ const (
 // byte >= 0x80), or len(s). It tests eight bytes at a time: most log text
 // is plain.
 func nextSpecial(s []byte, i int) int {
-	for ; i+8 <= len(s); i += 8 {
-		x := binary.LittleEndian.Uint64(s[i:])
-		// '"' 0x22 and '&' 0x26 differ in bit 2, '<' 0x3c and '>' 0x3e in
-		// bit 1: one comparison each pair.
-		qa := (x | ones*0x04) ^ (ones * 0x26)
-		lg := (x | ones*0x02) ^ (ones * 0x3e)
-		bs := x ^ (ones * '\\')
-		m := (x | // bytes >= 0x80
-			(x-ones*0x20)&^x | // bytes < 0x20
-			(qa-ones)&^qa |
-			(lg-ones)&^lg |
-			(bs-ones)&^bs) & highs
-		if m != 0 {
+	for ; i+16 <= len(s); i += 16 {
+		w := s[i : i+16]
+		if m := specialMask(binary.LittleEndian.Uint64(w[:8])); m != 0 {
 			// Borrows only run upwards: the lowest flag is a true one.
 			return i + bits.TrailingZeros64(m)>>3
+		}
+		if m := specialMask(binary.LittleEndian.Uint64(w[8:])); m != 0 {
+			return i + 8 + bits.TrailingZeros64(m)>>3
 		}
 	}
 	for ; i < len(s); i++ {
@@ -148,6 +141,21 @@ func nextSpecial(s []byte, i int) int {
 		}
 	}
 	return i
+}
+
+// specialMask has the high bit set of (at least) the lowest byte of x that
+// is not plain text, and is 0 if all eight are plain.
+func specialMask(x uint64) uint64 {
+	// '"' 0x22 and '&' 0x26 differ in bit 2, '<' 0x3c and '>' 0x3e in
+	// bit 1: one comparison each pair.
+	qa := (x | ones*0x04) ^ (ones * 0x26)
+	lg := (x | ones*0x02) ^ (ones * 0x3e)
+	bs := x ^ (ones * '\\')
+	return (x | // bytes >= 0x80
+		(x-ones*0x20)&^x | // bytes < 0x20
+		(qa-ones)&^qa |
+		(lg-ones)&^lg |
+		(bs-ones)&^bs) & highs
 }
 
 // appendString appends s as a JSON string exactly as Docker's jsonlog
