@@ -39,6 +39,9 @@ type Env struct {
 	TTY bool `envconfig:"TTY"`
 	// InitPID is the process that on-failure=kill-init terminates.
 	InitPID int `envconfig:"INIT_PID"`
+	// Tee: fds 7 and 8 are the console's stdout and stderr, and every
+	// byte read is copied there too (loginit --tee).
+	Tee bool `envconfig:"TEE"`
 }
 
 // Container is the metadata a driver may put in tags and attributes.
@@ -70,6 +73,7 @@ type Config struct {
 	Stdout, Stderr string
 	TTY            bool
 	InitPID        int
+	Tee            bool
 	// Containerd is true when started by containerd's binary:// logging.
 	Containerd bool
 }
@@ -122,7 +126,7 @@ func fromEnv(driver string, env Env) (*Config, error) {
 		return nil, err
 	}
 	c := &Config{Driver: driver, Opts: opts, Stdout: env.Stdout, Stderr: env.Stderr,
-		TTY: env.TTY, InitPID: env.InitPID}
+		TTY: env.TTY, InitPID: env.InitPID, Tee: env.Tee}
 	ct := Container{ID: env.ContainerID, Name: strings.TrimPrefix(env.ContainerName, "/"),
 		ImageID: env.ImageID, ImageName: env.ImageName, Daemon: "docker"}
 	if env.CreateTime != "" {

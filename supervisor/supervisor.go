@@ -59,8 +59,11 @@ type Config struct {
 	Args   []string   // the worker's arguments
 	Env    []string   // the worker's environment, without RoleEnv
 	Inputs []*os.File // stdout, then stderr (nil when absent); held for life
-	Ready  *zfd.ReadyPipe
-	Policy Policy
+	// Consoles, if set, are passed to every worker as fds 7 and 8 for
+	// loginit --tee.
+	Consoles []*os.File
+	Ready    *zfd.ReadyPipe
+	Policy   Policy
 	// InitPID is what kill-init terminates; 0 means our parent.
 	InitPID int
 	Errors  *diag.Errors
@@ -231,8 +234,11 @@ func (s *Supervisor) start() (*exec.Cmd, *os.File, error) {
 	cmd.Env = append(append([]string(nil), c.Env...), RoleEnv+"=worker",
 		RestartsEnv+"="+strconv.FormatInt(c.Count.Restarts.Load(), 10))
 	cmd.Stderr = c.Stderr
-	files := make([]*os.File, 4) // fds 3, 4, 5, 6
+	files := make([]*os.File, 4, 6) // fds 3, 4, 5, 6 (7, 8)
 	copy(files, c.Inputs)
+	if len(c.Consoles) > 0 {
+		files = append(files, c.Consoles...)
+	}
 	var readyR, readyW *os.File
 	s.mu.Lock()
 	relayed := s.relayed

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -158,3 +159,5 @@ func fileSize(path string) int64 {
 	}
 	return st.Size()
 }
+
+func jsonDecoder(r io.Reader) *json.Decoder { return json.NewDecoder(r) }

@@ -77,6 +77,19 @@ func (w *Worker) Run() error {
 		w.Errors.Printf("%v", err)
 	}
 
+	var consoles []*zfd.Console
+	if c.Tee {
+		fs, err := zfd.Consoles()
+		if err != nil {
+			return err
+		}
+		for _, f := range fs {
+			name := f.Name()
+			consoles = append(consoles, zfd.NewConsole(f, func(err error) {
+				w.Errors.Printf("tee to %s stopped: %v", name, err)
+			}))
+		}
+	}
 	stop := make(chan struct{})
 	sink := &mode.Blocking{Driver: drv, Count: w.Count, Errors: w.Errors, Stop: stop}
 
@@ -104,8 +117,17 @@ func (w *Worker) Run() error {
 			defer f.Close()
 			r := &reader.Reader{Source: in.Name, LineMax: o.LineMax, Sink: sink, Count: w.Count.Stream(in.Name)}
 			var src io.Reader = f
+			var console *zfd.Console
+			if i < len(consoles) {
+				console = consoles[i]
+			}
+			peeking := false
 			if w.Peek {
 				if p, err := zfd.NewPeek(f); err == nil {
+					peeking = true
+					if console != nil {
+						p.TeeTo(console)
+					}
 					defer p.Close()
 					peeksMu.Lock()
 					peeks = append(peeks, p)
@@ -119,6 +141,9 @@ func (w *Worker) Run() error {
 						r.Replay, r.Handed, r.Replayed = slot.Load(), slot, w.Ledger.Slot(2)
 					}
 				}
+			}
+			if console != nil && !peeking {
+				src = zfd.TeeReader(src, console)
 			}
 			if err := r.Copy(src); err != nil && !errors.Is(err, reader.ErrStopped) {
 				w.Errors.Printf("%v", err)

@@ -24,7 +24,12 @@ type Peek struct {
 	pending      int // bytes at the pipe's front returned by Read, not committed
 	stopped      atomic.Bool
 	discard      []byte
+	console      *Console
 }
+
+// TeeTo makes Read also copy every new byte to c (loginit --tee): with
+// tee(2) when c is a pipe, with write(2) otherwise.
+func (p *Peek) TeeTo(c *Console) { p.console = c }
 
 // ErrStopped is returned by Read after Stop. It reports itself as a
 // handover so the reader can tell it from a failure.
@@ -115,8 +120,18 @@ func (p *Peek) Read(b []byte) (int, error) {
 			}
 			continue
 		}
-		got, err := io.ReadFull(fdReader(p.privR), b[:n-p.pending])
+		want := n - p.pending
+		teed := 0
+		if p.console != nil && p.console.pipe {
+			// Zero-copy to the console while the bytes are still in the
+			// private pipe; whatever tee(2) could not take is written below.
+			teed = p.console.teeFrom(p.privR, want)
+		}
+		got, err := io.ReadFull(fdReader(p.privR), b[:want])
 		p.pending += got
+		if p.console != nil && got > teed {
+			p.console.Write(b[teed:got])
+		}
 		if err != nil {
 			return got, fmt.Errorf("read private pipe: %w", err)
 		}
@@ -240,4 +255,17 @@ func (f fdReader) Read(b []byte) (int, error) {
 		}
 		return n, err
 	}
+}
+
+// teeFrom duplicates up to n bytes at the front of the pipe r into the
+// console pipe and returns how many it duplicated.
+func (c *Console) teeFrom(r int, n int) int {
+	if c.broken.Load() {
+		return n // nothing more goes to a broken console
+	}
+	m, err := unix.Tee(r, int(c.f.Fd()), n, 0)
+	if err != nil {
+		return 0
+	}
+	return int(m)
 }

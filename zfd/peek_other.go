@@ -38,3 +38,6 @@ func (*Ledger) Slot(int) *atomic.Int64 { return nil }
 
 // File returns nil.
 func (*Ledger) File() *os.File { return nil }
+
+// TeeTo does nothing here.
+func (*Peek) TeeTo(*Console) {}

@@ -84,6 +84,27 @@ func input(name string, fd int, path string) (Input, error) {
 	return Input{Name: name, Open: func() (*os.File, error) { return f, nil }, Close: func() { f.Close() }}, nil
 }
 
+// Console descriptors: where loginit --tee passes its original stdout and
+// stderr.
+const (
+	ConsoleStdoutFD = 7
+	ConsoleStderrFD = 8
+)
+
+// Consoles returns the console files passed for --tee, stdout first; an
+// error if one is not open.
+func Consoles() ([]*os.File, error) {
+	var fs []*os.File
+	for i, fd := range []int{ConsoleStdoutFD, ConsoleStderrFD} {
+		if !Valid(fd) {
+			return nil, fmt.Errorf("tee: console fd %d (%s) is not open", fd, []string{"stdout", "stderr"}[i])
+		}
+		unix.CloseOnExec(fd)
+		fs = append(fs, os.NewFile(uintptr(fd), []string{"console-stdout", "console-stderr"}[i]))
+	}
+	return fs, nil
+}
+
 // Valid reports whether fd is an open descriptor.
 func Valid(fd int) bool {
 	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)

@@ -219,8 +219,14 @@ func supervise(args []string, c *config.Config, ready *zfd.ReadyPipe, count *dia
 			env = append(env, kv)
 		}
 	}
+	var consoles []*os.File
+	if c.Tee {
+		if consoles, err = zfd.Consoles(); err != nil {
+			return fail(exitConfig, err)
+		}
+	}
 	s := supervisor.New(supervisor.Config{
-		Exe: exe, Args: args, Env: env, Inputs: ins, Ready: ready,
+		Exe: exe, Args: args, Env: env, Inputs: ins, Consoles: consoles, Ready: ready,
 		Policy: supervisor.Policy(c.Options.OnFailure), InitPID: c.InitPID,
 		Errors: errs, Count: count, Stats: printStats, Signals: sigs, Stderr: stderr,
 	})

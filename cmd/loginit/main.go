@@ -4,7 +4,10 @@
 // environment, waits until the logger says it is ready, and then runs CMD
 // with its output on those pipes.
 //
-//	loginit [--wait] DRIVER -- CMD [ARG...]
+//	loginit [--tee] [--wait] DRIVER -- CMD [ARG...]
+//
+// With --tee the logger also copies every byte to loginit's original
+// stdout and stderr (the console), with tee(2) when the console is a pipe.
 //
 // By default CMD is exec'd in loginit's place, so it keeps the PID and the
 // logger's parent is the application, as under Triton's dockerinit. With
@@ -30,7 +33,7 @@ import (
 	"time"
 )
 
-const usage = "usage: loginit [--wait] DRIVER -- CMD [ARG...]"
+const usage = "usage: loginit [--tee] [--wait] DRIVER -- CMD [ARG...]"
 
 func main() {
 	code, err := run(os.Args[1:])
@@ -41,6 +44,7 @@ func main() {
 }
 
 type launch struct {
+	tee    bool
 	wait   bool
 	driver string
 	cmd    []string
@@ -52,6 +56,8 @@ func parseArgs(args []string) (launch, error) {
 		switch args[0] {
 		case "--wait":
 			l.wait = true
+		case "--tee":
+			l.tee = true
 		case "-h", "--help":
 			return l, errors.New(usage)
 		default:
@@ -95,6 +101,11 @@ func run(args []string) (int, error) {
 	lg.ExtraFiles = []*os.File{outR, errR, readyW} // fds 3, 4, 5
 	lg.Stderr = os.Stderr
 	lg.Env = loggerEnv(os.Environ(), l.cmd)
+	if l.tee {
+		// The console copies go on fds 7 and 8 (6 is the supervisor's).
+		lg.ExtraFiles = append(lg.ExtraFiles, nil, os.Stdout, os.Stderr)
+		lg.Env = append(lg.Env, "DOCKERLOG_TEE=true")
+	}
 	// Its own process group: a Ctrl-C meant for CMD must not start the
 	// logger's shutdown; it reads on until CMD's pipes close.
 	lg.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
