@@ -268,6 +268,7 @@ var reasonText = map[string]string{
 	ring.TooLarge:    "line larger than the buffer",
 	spool.WriteError: "spool write error",
 	"spool-closed":   "spool closed",
+	"close-timeout":  "close-timeout reached",
 }
 
 // markAll reports every loss not reported yet: the queue is empty, so

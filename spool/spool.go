@@ -506,6 +506,9 @@ func (s *Spool) flush() error {
 	}
 	w := s.segs[len(s.segs)-1]
 	if !s.punch && w.end >= s.segSize {
+		if s.o.Sync != SyncNever && s.dirty {
+			w.f.Sync() // the next fsync is of the new segment only
+		}
 		if err := s.newSegment(); err != nil {
 			return s.lose(err)
 		}
