@@ -376,7 +376,8 @@ func (a *Async) consumeSpool() {
 			return
 		}
 		if b.Replayed > 0 {
-			// TODO(lead): Count.Replayed once diag has it committed.
+			// Not Count.Replayed: the worker sets that from the pipe
+			// ledger (lines a dead worker had read), a different loss.
 			a.cfg.Count.Set("spool_replayed", strconv.FormatInt(a.replayed.Add(int64(b.Replayed)), 10))
 		}
 		for i := range b.Records {
