@@ -344,3 +344,23 @@ func TestFluentdSinkDownAtStart(t *testing.T) {
 		})
 	}
 }
+
+// TestFluentdValidate: --validate fluentd accepts good options and names
+// the bad one, exit 2, without network use.
+func TestFluentdValidate(t *testing.T) {
+	notNamed := "Docker's fluentd validator returns the bare strconv/time/units error, which does not name the option"
+	runValidate(t, "fluentd", []validateCase{
+		{name: "good", opts: map[string]string{"fluentd-address": "unix:///run/fluentd.sock", "fluentd-async": "true",
+			"fluentd-request-ack": "true", "fluentd-retry-wait": "2s", "fluentd-max-retries": "5",
+			"fluentd-buffer-limit": "8m", "fluentd-sub-second-precision": "true", "tag": "x.{{.ID}}"}},
+		{name: "address scheme", opts: map[string]string{"fluentd-address": "ftp://host:24224"}, names: "fluentd-address"},
+		{name: "address port", opts: map[string]string{"fluentd-address": "tcp://127.0.0.1:99999"}, names: "fluentd-address"},
+		{name: "unknown option", opts: map[string]string{"fluentd-bogus": "1"}, names: "fluentd-bogus"},
+		{name: "reconnect interval", opts: map[string]string{"fluentd-async-reconnect-interval": "1ms"}, names: "fluentd-async-reconnect-interval"},
+		{name: "write timeout", opts: map[string]string{"fluentd-write-timeout": "-1s"}, names: "fluentd-write-timeout"},
+		{name: "async", opts: map[string]string{"fluentd-async": "maybe"}, names: "fluentd-async", blocked: notNamed},
+		{name: "retry wait", opts: map[string]string{"fluentd-retry-wait": "soon"}, names: "fluentd-retry-wait", blocked: notNamed},
+		{name: "max retries", opts: map[string]string{"fluentd-max-retries": "many"}, names: "fluentd-max-retries", blocked: notNamed},
+		{name: "buffer limit", opts: map[string]string{"fluentd-buffer-limit": "lots"}, names: "fluentd-buffer-limit", blocked: notNamed},
+	})
+}

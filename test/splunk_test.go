@@ -234,3 +234,27 @@ func TestSplunkWrongTokenLoss(t *testing.T) {
 		t.Fatalf("exit code %d, stats %v: lost lines reported as delivered", code, st)
 	}
 }
+
+// TestSplunkValidate: --validate splunk accepts good options and names
+// the bad one, exit 2, without network use.
+func TestSplunkValidate(t *testing.T) {
+	base := func(kv ...string) map[string]string {
+		m := map[string]string{"splunk-url": "https://splunk.example.com:8088", "splunk-token": splunkToken}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	onlyKeys := "Docker's splunk validator checks option names only; values (and required options) are checked in New(), so the driver then fails forever in the background"
+	runValidate(t, "splunk", []validateCase{
+		{name: "good", opts: base("splunk-format", "json", "splunk-gzip", "true", "splunk-gzip-level", "9",
+			"splunk-verify-connection", "false", "splunk-index-acknowledgment", "true", "splunk-insecureskipverify", "true")},
+		{name: "unknown option", opts: base("splunk-bogus", "1"), names: "splunk-bogus"},
+		{name: "format", opts: base("splunk-format", "xml"), names: "splunk-format", blocked: onlyKeys},
+		{name: "gzip", opts: base("splunk-gzip", "maybe"), names: "splunk-gzip", blocked: onlyKeys},
+		{name: "gzip level", opts: base("splunk-gzip-level", "12"), names: "splunk-gzip-level", blocked: onlyKeys},
+		{name: "url scheme", opts: base("splunk-url", "ftp://splunk:8088"), names: "splunk-url", blocked: onlyKeys},
+		{name: "no url", opts: map[string]string{"splunk-token": splunkToken}, names: "splunk-url", blocked: onlyKeys},
+		{name: "no token", opts: map[string]string{"splunk-url": "https://splunk:8088"}, names: "splunk-token", blocked: onlyKeys},
+	})
+}
