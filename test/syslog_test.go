@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -259,6 +260,9 @@ func (r *rsyslog) waitRecords(t testing.TB, n int) []syslogRecord {
 	return recs
 }
 
+// syslogTagRE is an rfc3164 TAG as Docker's driver sends it: "TAG[PID]:".
+var syslogTagRE = regexp.MustCompile(`^[^\[\]]+\[[1-9][0-9]*\]:$`)
+
 // syslogCase is one way of reaching rsyslog.
 type syslogCase struct {
 	name     string
@@ -362,17 +366,18 @@ func TestSyslogRsyslog(t *testing.T) {
 				}
 				msg := rec.Msg
 				if strings.HasPrefix(c.format, "rfc5424") {
-					// Docker puts the tag in APP-NAME and MSGID and its pid
-					// in PROCID, and sends the host name.
-					if rec.MsgID != wantTag || rec.Hostname != hostname || rec.ProcID != strconv.Itoa(l.Cmd.Process.Pid) {
-						t.Fatalf("message %d: msgid %q hostname %q procid %q, want %q, %q, %d: %+v",
-							i, rec.MsgID, rec.Hostname, rec.ProcID, wantTag, hostname, l.Cmd.Process.Pid, rec)
+					// Docker puts the tag in APP-NAME and MSGID and the
+					// sending process's pid (here the worker's) in PROCID,
+					// and sends the host name.
+					if pid, err := strconv.Atoi(rec.ProcID); rec.MsgID != wantTag || rec.Hostname != hostname || err != nil || pid <= 0 {
+						t.Fatalf("message %d: msgid %q hostname %q procid %q, want %q, %q and a pid: %+v",
+							i, rec.MsgID, rec.Hostname, rec.ProcID, wantTag, hostname, rec)
 					}
 				} else {
 					// "TAG[PID]: MSG": rsyslog keeps the space after the
 					// colon in %msg%.
-					if want := fmt.Sprintf("%s[%d]:", wantTag, l.Cmd.Process.Pid); rec.SyslogTag != want {
-						t.Fatalf("message %d: syslogtag %q, want %q: %+v", i, rec.SyslogTag, want, rec)
+					if !syslogTagRE.MatchString(rec.SyslogTag) || rec.ProgramName != wantTag {
+						t.Fatalf("message %d: syslogtag %q, want %s[PID]: %+v", i, rec.SyslogTag, wantTag, rec)
 					}
 					if !strings.HasPrefix(msg, " ") {
 						t.Fatalf("message %d: rfc3164 msg %q does not start with the space after the tag", i, msg)
@@ -521,4 +526,30 @@ func sinkSelfSignedCert(t testing.TB, certPath, keyPath string) {
 	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSyslogShortContainerIDDefaultTag logs with Docker's default tag,
+// {{.ID}} (the first 12 characters of the id), and a container id shorter
+// than that, as containerd's CONTAINER_ID may be ("web"): DESIGN.md says
+// any length. Every line must arrive tagged with the whole id.
+func TestSyslogShortContainerIDDefaultTag(t *testing.T) {
+	t.Skip("blocked: Docker's Info.ID slices ContainerID[:12]; with a shorter id the default tag template fails and the syslog driver is retried forever, so nothing is delivered (reported to the core owner)")
+	r := startRsyslog(t, false)
+	opts := map[string]string{"syslog-address": fmt.Sprintf("tcp://127.0.0.1:%d", r.tcpPort), "syslog-format": "rfc5424"}
+	l := StartLogger(t, Env("web", opts), "syslog")
+	out := Lines("short id out", 20)
+	WriteLines(t, l.Stdout, out)
+	recs := r.waitRecords(t, len(out))
+	if code := l.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("logger exit code %d; stderr: %s", code, l.Errors())
+	}
+	sinkExitStats(t, l, len(out))
+	var got []string
+	for i, rec := range recs {
+		if rec.AppName != "web" {
+			t.Fatalf("message %d: app-name %q, want the whole id %q", i, rec.AppName, "web")
+		}
+		got = append(got, rec.Msg)
+	}
+	sinkSameLines(t, "stdout", got, out)
 }
