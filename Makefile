@@ -43,3 +43,11 @@ e2e:
 
 clean:
 	rm -rf bin demo-json.log e2e.log
+
+# The throughput benchmark of issue 2: dockerlogger's json-file path beside
+# cat, Docker's own copier + json-file driver, and a minimal Go loop (see
+# bench/cmd/throughput), then the encoders' Go benchmarks.
+bench: build
+	$(GO) build -trimpath -ldflags '-s -w' -o bin/ ./bench/cmd/...
+	./bin/throughput -bin bin
+	$(GO) test -run '^$$' -bench . -benchmem ./filelog/

@@ -66,7 +66,7 @@ type File struct {
 func Open(o Options) (*File, error) {
 	f, err := os.OpenFile(o.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, Perm)
 	if err != nil {
-		return nil, fmt.Errorf("open log file: %w", err)
+		return nil, err // names the file already
 	}
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
