@@ -197,13 +197,9 @@ func TestCLIListDriversJSON(t *testing.T) {
 	if len(opts["none"]) != 0 {
 		t.Errorf("none has options %v", opts["none"])
 	}
-	for name, o := range opts {
-		keys := make([]string, 0, len(o))
-		for k := range o {
-			keys = append(keys, k)
-		}
-		if !sort.StringsAreSorted(keys) {
-			t.Errorf("%s options not sorted", name)
+	for _, d := range ds {
+		if !sort.SliceIsSorted(d.Options, func(i, j int) bool { return d.Options[i].Name < d.Options[j].Name }) {
+			t.Errorf("%s options not sorted", d.Name)
 		}
 	}
 }
