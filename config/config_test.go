@@ -294,19 +294,25 @@ func parse(t *testing.T, opts map[string]string) config.Options {
 
 func TestParseOptionsDefaults(t *testing.T) {
 	o := parse(t, map[string]string{})
-	want := config.Options{
-		Mode: config.Blocking, MaxBufferSize: 1 << 20, BufferFull: "drop-oldest",
-		SpoolDir: "/var/spool/dockerlogger/cid", SpoolMaxSize: 256 << 20, SpoolSync: "interval",
-		LineMax: 16 << 10, OnFailure: "restart", DropMarker: true,
-		LogPath: "/var/log/containers/cid-json.log", CloseTimeout: 10 * time.Second,
-	}
-	if o != want {
-		t.Errorf("defaults\n got %+v\nwant %+v", o, want)
-	}
-	// The table --list-drivers --json shows must agree with the parser.
-	for _, a := range config.Added {
-		if len(a.Values) > 0 && a.Values[0] != a.Default {
-			t.Errorf("option %s: default %q is not listed first in %v", a.Name, a.Default, a.Values)
+	for _, c := range []struct {
+		name      string
+		got, want any
+	}{
+		{"mode", o.Mode, config.Blocking},
+		{"max-buffer-size", o.MaxBufferSize, int64(1 << 20)},
+		{"buffer-full", o.BufferFull, "drop-oldest"},
+		{"spool-dir", o.SpoolDir, "/var/spool/dockerlogger/cid"},
+		{"spool-max-size", o.SpoolMaxSize, int64(256 << 20)},
+		{"spool-sync", o.SpoolSync, "interval"},
+		{"line-max", o.LineMax, 16 << 10},
+		{"on-failure", o.OnFailure, "restart"},
+		{"drop-marker", o.DropMarker, true},
+		{"log-path", o.LogPath, "/var/log/containers/cid-json.log"},
+		{"close-timeout", o.CloseTimeout, 10 * time.Second},
+		{"stats-file", o.StatsFile, ""},
+	} {
+		if c.got != c.want {
+			t.Errorf("default %s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
 	names := config.AddedNames()
@@ -316,8 +322,61 @@ func TestParseOptionsDefaults(t *testing.T) {
 			t.Errorf("option %s missing from config.Added", n)
 		}
 	}
-	if len(names) != 12 {
-		t.Errorf("config.Added has %d options, want 12", len(names))
+}
+
+// modeFor is the mode an added option needs to be allowed at all.
+func modeFor(name string) map[string]string {
+	switch {
+	case name == "max-buffer-size":
+		return map[string]string{"mode": "non-blocking"}
+	case name == "buffer-full" || strings.HasPrefix(name, "spool-"):
+		return map[string]string{"mode": "spool"}
+	}
+	return map[string]string{}
+}
+
+// TestAddedTable walks config.Added, the table --list-drivers --json
+// shows: every listed default, given explicitly, means the same as giving
+// nothing; every listed value is accepted; a nonsense value is refused
+// with an error naming the option. New options are covered as they are
+// added.
+func TestAddedTable(t *testing.T) {
+	for _, a := range config.Added {
+		t.Run(a.Name, func(t *testing.T) {
+			if len(a.Values) > 0 && a.Values[0] != a.Default {
+				t.Errorf("default %q is not listed first in %v", a.Default, a.Values)
+			}
+			base := modeFor(a.Name)
+			implicit, err := config.ParseOptions(base, "json-file", "cid")
+			if err != nil {
+				t.Fatal(err)
+			}
+			with := modeFor(a.Name)
+			with[a.Name] = strings.ReplaceAll(a.Default, "<id>", "cid")
+			explicit, err := config.ParseOptions(with, "json-file", "cid")
+			if err != nil {
+				t.Fatalf("the listed default %q is refused: %v", a.Default, err)
+			}
+			if explicit != implicit {
+				t.Errorf("default %q given explicitly parses as\n%+v\nnot as given nothing\n%+v", a.Default, explicit, implicit)
+			}
+			for _, v := range a.Values {
+				opts := modeFor(a.Name)
+				opts[a.Name] = v
+				if _, err := config.ParseOptions(opts, "json-file", "cid"); err != nil {
+					t.Errorf("listed value %q refused: %v", v, err)
+				}
+			}
+			if a.Name == "log-path" {
+				return // any path is a path
+			}
+			opts := modeFor(a.Name)
+			opts[a.Name] = "bogus!"
+			_, err = config.ParseOptions(opts, "json-file", "cid")
+			if err == nil || !strings.Contains(err.Error(), a.Name) || !strings.Contains(err.Error(), "bogus!") {
+				t.Errorf("%s=bogus!: %v, want an error naming the option and the value", a.Name, err)
+			}
+		})
 	}
 }
 
