@@ -10,9 +10,10 @@
 // writes the input as fast as the pipe takes it and measures the wall
 // time until the child exits, the child's CPU time (user+sys) and its peak
 // RSS from rusage. Each run is repeated and the median reported. Every
-// output file must hold exactly as many lines as went in: a benchmark that
-// loses lines exits 1. Targets are reported as PASS or MISS, never as a
-// failure: a benchmark reports, it does not gate.
+// output file must hold exactly as many lines as went in: a run that
+// loses lines is reported, its files kept, and the program exits 1.
+// Targets are reported as PASS or MISS, never as a failure: a benchmark
+// reports, it does not gate.
 package main
 
 import (
@@ -125,7 +126,12 @@ func run(bin string, runs int, scale float64, only string) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	keep := false // a failed run's files stay for a look
+	defer func() {
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}()
 
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("dockerlogger throughput: %d runs each, median reported; %s %s/%s, %d CPUs, load %s",
@@ -133,6 +139,7 @@ func run(bin string, runs int, scale float64, only string) error {
 	fmt.Printf("logs written to %s\n\n", dir)
 
 	med := map[string]map[string]result{} // case → contender → median
+	var bugs []string
 	for _, bc := range cases {
 		input := genInput(bc)
 		med[bc.Name] = map[string]result{}
@@ -140,18 +147,24 @@ func run(bin string, runs int, scale float64, only string) error {
 			var rs []result
 			for i := 0; i < runs; i++ {
 				logPath := filepath.Join(dir, fmt.Sprintf("%s-%d-%d.log", c.Name, bc.Size, i))
-				r, err := runOne(c, bin, logPath, input)
+				r, stderr, err := runOne(c, bin, logPath, input)
 				if err != nil {
 					return fmt.Errorf("%s, %s: %w", c.Name, bc.Name, err)
 				}
 				got, err := countOutput(c.Format, logPath)
 				if err != nil {
+					keep = true
 					return fmt.Errorf("%s, %s: %w", c.Name, bc.Name, err)
 				}
 				if got != bc.Lines {
-					return fmt.Errorf("%s, %s: BUG: %d lines in, %d lines in %s", c.Name, bc.Name, bc.Lines, got, logPath)
+					// Go on measuring, but the run fails at the end.
+					keep = true
+					os.WriteFile(logPath+".stderr", stderr, 0o644)
+					bugs = append(bugs, fmt.Sprintf("BUG: %s, %s, run %d: %d lines in, %d lines in %s (its stderr in %s.stderr)",
+						c.Name, bc.Name, i+1, bc.Lines, got, logPath, logPath))
+				} else {
+					os.Remove(logPath)
 				}
-				os.Remove(logPath)
 				rs = append(rs, r)
 				fmt.Fprintf(os.Stderr, "  %-9s %-6s run %d: %v wall, %v cpu, %.1f MB rss\n",
 					c.Name, bc.Name, i+1, r.Wall.Round(time.Millisecond), r.CPU.Round(time.Millisecond), float64(r.MaxRSS)/1e6)
@@ -160,6 +173,13 @@ func run(bin string, runs int, scale float64, only string) error {
 		}
 	}
 	report(os.Stdout, cases, cs, med)
+	if len(bugs) > 0 {
+		fmt.Println()
+		for _, b := range bugs {
+			fmt.Println(b)
+		}
+		return fmt.Errorf("%d runs lost lines (see above)", len(bugs))
+	}
 	return nil
 }
 
@@ -182,7 +202,18 @@ func genInput(bc benchCase) []byte {
 // straight from here, the child's ru_maxrss would be this process's RSS,
 // input included: Linux records the RSS of the memory the child shares
 // with its parent (vfork) when it calls exec.
-func runOne(c contender, bin, logPath string, input []byte) (result, error) {
+func runOne(c contender, bin, logPath string, input []byte) (res result, stderrOut []byte, err error) {
+	defer func() {
+		if err != nil {
+			res = result{}
+		}
+	}()
+	var stderr bytes.Buffer
+	r, err := runLaunched(c, bin, logPath, input, &stderr)
+	return r, stderr.Bytes(), err
+}
+
+func runLaunched(c contender, bin, logPath string, input []byte, stderr *bytes.Buffer) (result, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return result{}, err
@@ -196,8 +227,7 @@ func runOne(c contender, bin, logPath string, input []byte) (result, error) {
 	}
 	cmd.Args = append([]string{self, "-launch", measured, "-fds", fds, "--", cmd.Path}, cmd.Args[1:]...)
 	cmd.Path = self
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = stderr
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return result{}, err
