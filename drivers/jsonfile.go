@@ -2,6 +2,8 @@ package drivers
 
 import (
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/docker/docker/daemon/logger"
 
@@ -13,12 +15,21 @@ import (
 // compresses the same way, and writes once per read.
 func init() {
 	register("json-file", func(info logger.Info) (logger.Logger, error) {
-		l, err := filelog.NewJSONDriver(info)
+		l, err := filelog.NewJSONDriver(info, reportRotation(info))
 		if err != nil {
 			return nil, fmt.Errorf("json-file: %w", err)
 		}
 		return l, nil
 	}, filelog.JSONOptionNames())
+}
+
+// reportRotation returns where our file drivers report what Docker's only
+// log: a rename or compression that failed at rotation. One line each on
+// the logger's own stderr; they happen at most once per rotation.
+func reportRotation(info logger.Info) func(error) {
+	return func(err error) {
+		fmt.Fprintf(os.Stderr, "dockerlogger: %s: %s\n", info.LogPath, strings.ReplaceAll(err.Error(), "\n", " "))
+	}
 }
 
 // register adds a driver and the validator of its option names to

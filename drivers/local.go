@@ -12,7 +12,7 @@ import (
 // written once per read instead of once per line.
 func init() {
 	register("local", func(info logger.Info) (logger.Logger, error) {
-		l, err := filelog.NewLocalDriver(info)
+		l, err := filelog.NewLocalDriver(info, reportRotation(info))
 		if err != nil {
 			return nil, fmt.Errorf("local: %w", err)
 		}

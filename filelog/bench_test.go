@@ -22,11 +22,11 @@ func logOne(l logger.Logger, line []byte, ts time.Time) error {
 
 func newBenchLoggers(tb testing.TB) map[string]ours {
 	dir := tb.TempDir()
-	j, err := filelog.NewJSONDriver(logger.Info{Config: map[string]string{"max-size": "10m", "max-file": "2"}, LogPath: filepath.Join(dir, "j.log")})
+	j, err := filelog.NewJSONDriver(logger.Info{Config: map[string]string{"max-size": "10m", "max-file": "2"}, LogPath: filepath.Join(dir, "j.log")}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	l, err := filelog.NewLocalDriver(logger.Info{Config: map[string]string{"max-size": "10m", "max-file": "2", "compress": "false"}, LogPath: filepath.Join(dir, "l.log")})
+	l, err := filelog.NewLocalDriver(logger.Info{Config: map[string]string{"max-size": "10m", "max-file": "2", "compress": "false"}, LogPath: filepath.Join(dir, "l.log")}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

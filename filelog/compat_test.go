@@ -117,9 +117,9 @@ func newOurs(t *testing.T, format string, in logger.Info) ours {
 	var l ours
 	var err error
 	if format == "json-file" {
-		l, err = filelog.NewJSONDriver(in)
+		l, err = filelog.NewJSONDriver(in, nil)
 	} else {
-		l, err = filelog.NewLocalDriver(in)
+		l, err = filelog.NewLocalDriver(in, nil)
 	}
 	if err != nil {
 		t.Fatalf("our %s: %v", format, err)
@@ -538,10 +538,10 @@ func TestConfigsLikeDocker(t *testing.T) {
 			var o ours
 			if format == "json-file" {
 				d, derr = jsonfilelog.New(in)
-				o, oerr = filelog.NewJSONDriver(info(t.TempDir(), cfg))
+				o, oerr = filelog.NewJSONDriver(info(t.TempDir(), cfg), nil)
 			} else {
 				d, derr = local.New(in)
-				o, oerr = filelog.NewLocalDriver(info(t.TempDir(), cfg))
+				o, oerr = filelog.NewLocalDriver(info(t.TempDir(), cfg), nil)
 			}
 			if (derr == nil) != (oerr == nil) {
 				t.Errorf("%s %v: docker %v, ours %v", format, cfg, derr, oerr)

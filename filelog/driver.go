@@ -22,9 +22,10 @@ func LocalOptionNames() []string { return []string{"max-file", "max-size", "comp
 // NewJSONDriver creates a json-file logger from info exactly as Docker's
 // jsonfilelog.New does: the same options, defaults (unbounded, one file,
 // no compression), checks, and extra attributes (labels, env, and tag
-// only when the user asked for one).
-func NewJSONDriver(info logger.Info) (*JSON, error) {
-	o := Options{Path: info.LogPath, MaxSize: -1, MaxFiles: 1}
+// only when the user asked for one). onError (may be nil) gets the errors
+// Docker only logs: a failed rename or compression at rotation.
+func NewJSONDriver(info logger.Info, onError func(error)) (*JSON, error) {
+	o := Options{Path: info.LogPath, MaxSize: -1, MaxFiles: 1, OnError: onError}
 	if v, ok := info.Config["max-size"]; ok {
 		n, err := units.FromHumanSize(v)
 		if err != nil {
@@ -77,12 +78,13 @@ func NewJSONDriver(info logger.Info) (*JSON, error) {
 }
 
 // NewLocalDriver creates a local logger from info exactly as Docker's
-// local.New does: defaults 20m, 5 files, compressed.
-func NewLocalDriver(info logger.Info) (*Local, error) {
+// local.New does: defaults 20m, 5 files, compressed. onError is as for
+// NewJSONDriver.
+func NewLocalDriver(info logger.Info, onError func(error)) (*Local, error) {
 	if info.LogPath == "" {
 		return nil, errors.New("log path is missing")
 	}
-	o := Options{Path: info.LogPath, MaxSize: 20 << 20, MaxFiles: 5, Compress: true}
+	o := Options{Path: info.LogPath, MaxSize: 20 << 20, MaxFiles: 5, Compress: true, OnError: onError}
 	if v, ok := info.Config["max-size"]; ok {
 		n, err := units.FromHumanSize(v)
 		if err != nil {
