@@ -43,7 +43,7 @@ type benchCase struct {
 type contender struct {
 	Name   string
 	Format string // what the output file holds: "lines", "json" or "local"
-	// cmd builds the command; in is the read end of the input pipe.
+	// cmd builds the command that writes logPath.
 	cmd func(bin, logPath string) *exec.Cmd
 	fd3 bool // input on fd 3 and an empty pipe on fd 4, not on stdin
 }
