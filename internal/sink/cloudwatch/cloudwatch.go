@@ -106,6 +106,13 @@ func (s *Server) Calls() []string {
 	return append([]string(nil), s.calls...)
 }
 
+// Notify returns a channel closed at the next request.
+func (s *Server) Notify() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
 // Wait waits until at least n events are stored or d passes.
 func (s *Server) Wait(n int, d time.Duration) ([]Event, error) {
 	timer := time.NewTimer(d)
