@@ -22,7 +22,7 @@ import (
 
 const spoolID = "5b001e4d3c2b1a0987654321"
 
-func spoolEnv(s *forward.Server, dir string) []string {
+func spoolEnv(s *forward.Server, dir string, extra ...string) []string {
 	return Env(spoolID, map[string]string{
 		"fluentd-address":     s.URL(),
 		"fluentd-request-ack": "true",
@@ -32,7 +32,7 @@ func spoolEnv(s *forward.Server, dir string) []string {
 		"mode":                "spool",
 		"spool-dir":           dir,
 		"spool-sync":          "always",
-	})
+	}, extra...)
 }
 
 // waitRead waits until the logger has read n lines (SIGUSR1 stats).
@@ -154,11 +154,11 @@ func TestSpoolSinkOutage(t *testing.T) {
 	}
 }
 
-// TestSpoolSIGKILLRestart: the logger is killed with SIGKILL while the
-// sink is down and everything read is in the spool; a new logger on the
-// same spool-dir delivers all of it, in order, then what it reads itself.
-// Meanwhile a second logger on a spool-dir in use fails with a clear
-// error.
+// TestSpoolSIGKILLRestart: the logger (one process, no supervisor) is
+// killed with SIGKILL while the sink is down and everything read is in
+// the spool; a new logger on the same spool-dir delivers all of it, in
+// order, then what it reads itself. Meanwhile a second logger on a
+// spool-dir in use fails with a clear error.
 func TestSpoolSIGKILLRestart(t *testing.T) {
 	s, err := forward.Reserve()
 	if err != nil {
@@ -166,7 +166,7 @@ func TestSpoolSIGKILLRestart(t *testing.T) {
 	}
 	defer s.Close()
 	dir := filepath.Join(t.TempDir(), "spool")
-	env := spoolEnv(s, dir)
+	env := spoolEnv(s, dir, "DOCKERLOG_SUPERVISOR=off")
 	l := startAsyncLogger(t, env, "fluentd")
 	lines := Lines("spooled then killed", 5000)
 	var want int64
@@ -199,7 +199,7 @@ func TestSpoolSIGKILLRestart(t *testing.T) {
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	l3 := startAsyncLogger(t, env, "fluentd")
+	l3 := startAsyncLogger(t, spoolEnv(s, dir), "fluentd") // supervised, as usual
 	more := Lines("after the restart", 100)
 	WriteLines(t, l3.Stdout, more)
 	if code := l3.Wait(t, 30*time.Second); code != 0 {
@@ -223,4 +223,85 @@ func TestSpoolSIGKILLRestart(t *testing.T) {
 	if dups != 0 || replayed < 1 || replayed > int64(len(lines)) || statInt(t, st, "lines_delivered") != int64(len(all)) {
 		t.Fatalf("duplicates %d, replayed %d; stats %v", dups, replayed, st)
 	}
+}
+
+// TestSpoolWorkerSIGKILL: under the supervisor, the worker is killed with
+// SIGKILL while the sink is down; the supervisor starts a new worker on the
+// same spool, which delivers everything once the sink is up.
+func TestSpoolWorkerSIGKILL(t *testing.T) {
+	s, err := forward.Reserve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	dir := filepath.Join(t.TempDir(), "spool")
+	l := startAsyncLogger(t, spoolEnv(s, dir), "fluentd")
+	lines := Lines("in the spool when the worker died", 3000)
+	var want int64
+	for _, x := range lines {
+		want += int64((&spool.Record{Line: []byte(x)}).Size())
+	}
+	WriteLines(t, l.Stdout, lines)
+	waitRead(t, l, len(lines))
+	Eventually(t, 20*time.Second, "every line in the spool", func() bool {
+		l.Cmd.Process.Signal(syscall.SIGUSR1)
+		return parseStatsMaybe(l.Errors())["buffer_bytes"] == strconv.FormatInt(want, 10)
+	})
+	workers := childPIDs(t, l.Cmd.Process.Pid)
+	if len(workers) != 1 {
+		t.Fatalf("supervisor %d has children %v, want one worker", l.Cmd.Process.Pid, workers)
+	}
+	if err := syscall.Kill(workers[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 20*time.Second, "a new worker", func() bool {
+		ws := childPIDs(t, l.Cmd.Process.Pid)
+		return len(ws) == 1 && ws[0] != workers[0]
+	})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	more := Lines("after the worker restarted", 100)
+	WriteLines(t, l.Stdout, more)
+	if code := l.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+	}
+	all := append(append([]string{}, lines...), more...)
+	if _, err := s.Wait(len(all), 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got, dups := distinctInOrder(s.Events(), "stdout")
+	sameLines(t, "after the worker's SIGKILL", got, all)
+	st := l.Stats(t)
+	// A line can arrive twice only if the dead worker had spooled it and
+	// not yet taken it from the pipe: the new worker counts those.
+	if int64(dups) > statInt(t, st, "lines_replayed") || statInt(t, st, "restarts") < 1 || statInt(t, st, "lines_dropped") != 0 {
+		t.Fatalf("duplicates %d; stats %v", dups, st)
+	}
+}
+
+// childPIDs lists the processes whose parent is pid.
+func childPIDs(t *testing.T, pid int) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
