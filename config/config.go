@@ -127,7 +127,7 @@ func fromEnv(driver string, env Env) (*Config, error) {
 	}
 	c := &Config{Driver: driver, Opts: opts, Stdout: env.Stdout, Stderr: env.Stderr,
 		TTY: env.TTY, InitPID: env.InitPID, Tee: env.Tee}
-	ct := Container{ID: env.ContainerID, Name: strings.TrimPrefix(env.ContainerName, "/"),
+	ct := Container{ID: env.ContainerID, Name: dockerName(env.ContainerName),
 		ImageID: env.ImageID, ImageName: env.ImageName, Daemon: "docker"}
 	if env.CreateTime != "" {
 		t, err := time.Parse(time.RFC3339Nano, env.CreateTime)
@@ -175,6 +175,9 @@ func fromContainerd(args []string, env Env, getenv func(string) string) (*Config
 	for i := 0; i < len(args); i += 2 {
 		k, v := args[i], args[i+1]
 		if k == "driver" {
+			if driver != "" {
+				return nil, fmt.Errorf("binary:// query: option %q given twice", k)
+			}
 			driver = v
 			continue
 		}
@@ -195,11 +198,20 @@ func fromContainerd(args []string, env Env, getenv func(string) string) (*Config
 	}
 	c := &Config{Driver: driver, Opts: opts, Containerd: true, Stdout: env.Stdout,
 		Stderr: env.Stderr, InitPID: env.InitPID}
-	c.Container = Container{ID: id, Name: id, Namespace: getenv("CONTAINER_NAMESPACE"), Daemon: "containerd"}
+	c.Container = Container{ID: id, Name: dockerName(id), Namespace: getenv("CONTAINER_NAMESPACE"), Daemon: "containerd"}
 	if err := c.parseOptions(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// dockerName gives a container name the leading "/" Docker's names have:
+// drivers send it as is (fluentd's container_name) and strip it for tags.
+func dockerName(name string) string {
+	if name == "" || strings.HasPrefix(name, "/") {
+		return name
+	}
+	return "/" + name
 }
 
 // ParseOpts parses DOCKERLOG_CONFIG: a JSON object of strings.

@@ -34,6 +34,13 @@ type Options struct {
 	LogPath       string
 	CloseTimeout  time.Duration
 	StatsFile     string
+	// FailureTimeout is how long the driver may fail without a break
+	// (not up, or refusing every message) before the worker gives up and
+	// the supervisor counts a failure; MaxFailures failures in a row
+	// (within 10 minutes) apply on-failure.
+	FailureTimeout time.Duration
+	MaxFailures    int
+	KillGrace      time.Duration // on-failure=kill-init: SIGTERM to SIGKILL
 }
 
 // Opt describes one added option: its name, default and allowed values.
@@ -55,6 +62,9 @@ var Added = []Opt{
 	{"spool-sync", "interval", []string{"interval", "always", "never"}, "when the spool is fsynced"},
 	{"line-max", "16k", nil, "longest line before it is split into partial messages"},
 	{"on-failure", "restart", []string{"restart", "kill-init", "ignore"}, "what the supervisor does when the worker keeps dying"},
+	{"failure-timeout", "30s", nil, "how long the driver may fail without a break before the worker counts as failed"},
+	{"max-failures", "5", nil, "worker failures in a row (within 10 minutes) before on-failure applies"},
+	{"kill-grace", "10s", nil, "on-failure=kill-init: time between SIGTERM and SIGKILL to init"},
 	{"drop-marker", "true", []string{"true", "false"}, "after a drop, log one line saying how many lines were lost"},
 	{"log-path", "/var/log/containers/<id>-json.log", nil, "file for json-file and local (local: <id>-local.log)"},
 	{"close-timeout", "10s", nil, "longest time to flush and close the driver at exit (8s under containerd)"},
@@ -178,6 +188,15 @@ func ParseOptions(opts map[string]string, driver, id string) (Options, error) {
 	}
 	if o.CloseTimeout, err = time.ParseDuration(get("close-timeout", "10s")); err != nil || o.CloseTimeout <= 0 {
 		return o, bad("close-timeout", "not a positive duration (e.g. 10s)")
+	}
+	if o.FailureTimeout, err = time.ParseDuration(get("failure-timeout", "30s")); err != nil || o.FailureTimeout <= 0 {
+		return o, bad("failure-timeout", "not a positive duration (e.g. 30s)")
+	}
+	if o.MaxFailures, err = strconv.Atoi(get("max-failures", "5")); err != nil || o.MaxFailures < 1 {
+		return o, bad("max-failures", "not a whole number of at least 1")
+	}
+	if o.KillGrace, err = time.ParseDuration(get("kill-grace", "10s")); err != nil || o.KillGrace <= 0 {
+		return o, bad("kill-grace", "not a positive duration (e.g. 10s)")
 	}
 	o.StatsFile = get("stats-file", "")
 	if o.StatsFile != "" && !filepath.IsAbs(o.StatsFile) {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -154,7 +155,7 @@ func (c *Counters) Line() string {
 func (c *Counters) Prometheus() string {
 	var b strings.Builder
 	for _, kv := range c.Snapshot() {
-		if _, err := fmt.Sscan(kv.Value, new(int64)); err != nil {
+		if _, err := strconv.ParseInt(kv.Value, 10, 64); err != nil {
 			fmt.Fprintf(&b, "dockerlogger_info{%s=%q} 1\n", kv.Key, kv.Value)
 			continue
 		}
@@ -211,6 +212,7 @@ func (e *Errors) Printf(format string, args ...any) {
 	now := time.Now()
 	if e.last.IsZero() {
 		e.last = now
+		e.tokens = e.Burst // a new limiter starts full
 	}
 	if e.Interval > 0 {
 		for e.tokens < e.Burst && now.Sub(e.last) >= e.Interval {

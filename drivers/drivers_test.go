@@ -323,7 +323,6 @@ func TestValidateFileOpts(t *testing.T) {
 	} {
 		t.Run(c.driver+"_"+strings.Join(sortedPairs(c.opts), "_"), func(t *testing.T) {
 			if c.docker != "" {
-				t.Skip("blocked: validateFileOpts misses " + c.docker + ", which Docker's driver refuses at creation (see report)")
 			}
 			err := validateFileOpts(c.driver, c.opts)
 			switch {

@@ -27,6 +27,10 @@ type Driver struct {
 	stopped sync.Once
 	done    chan struct{} // closed when the creating goroutine ends
 	l       logger.Logger
+	// logMu hands the driver one message at a time: stdout and stderr
+	// are read concurrently, and some of Docker's drivers (splunk's raw
+	// format) share a buffer across Log calls.
+	logMu sync.Mutex
 }
 
 // Backoff bounds the wait between attempts to create a driver.
@@ -44,7 +48,11 @@ func Open(c *config.Config, report func(error)) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Driver{name: c.Driver, create: create, info: Info(c), report: report,
+	info := Info(c)
+	if err := fixShortIDs(c.Driver, &info); err != nil {
+		return nil, err
+	}
+	d := &Driver{name: c.Driver, create: create, info: info, report: report,
 		up: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	if d.try() {
 		close(d.done)
@@ -92,16 +100,16 @@ func (d *Driver) Up() <-chan struct{} { return d.up }
 func (d *Driver) Log(msg *logger.Message) error {
 	select {
 	case <-d.up:
-		return d.l.Log(msg)
+		return d.log(msg)
 	default:
 	}
 	select {
 	case <-d.up:
-		return d.l.Log(msg)
+		return d.log(msg)
 	case <-d.stop:
 		select {
 		case <-d.up: // up and stopped at once: deliver
-			return d.l.Log(msg)
+			return d.log(msg)
 		default:
 		}
 		logger.PutMessage(msg)
@@ -109,11 +117,19 @@ func (d *Driver) Log(msg *logger.Message) error {
 	}
 }
 
+func (d *Driver) log(msg *logger.Message) error {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	return d.l.Log(msg)
+}
+
 // Flush flushes a driver that buffers.
 func (d *Driver) Flush() error {
 	select {
 	case <-d.up:
 		if f, ok := d.l.(interface{ Flush() error }); ok {
+			d.logMu.Lock()
+			defer d.logMu.Unlock()
 			return f.Flush()
 		}
 	default:

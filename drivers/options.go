@@ -99,20 +99,23 @@ var driverOptions = map[string][]Option{
 // only check when they are created, so that --validate catches them.
 func validateFileOpts(driver string, opts map[string]string) error {
 	bad := func(k, why string) error { return fmt.Errorf("%s: log-opt %s=%q: %s", driver, k, opts[k], why) }
-	maxFiles := 1
+	// Docker's json-file wants both positive; local allows 0.
+	maxFiles, minSize, minFiles := 1, int64(1), 1
 	if driver == "local" {
-		maxFiles = 5
+		maxFiles, minSize, minFiles = 5, 0, 0
 	}
+	sized := false
 	if v, ok := opts["max-size"]; ok {
 		n, err := units.FromHumanSize(v)
-		if err != nil || n <= 0 {
+		if err != nil || n < minSize {
 			return bad("max-size", "not a positive size (e.g. 10m)")
 		}
+		sized = true
 	}
 	if v, ok := opts["max-file"]; ok {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return bad("max-file", "not a whole number of at least 1")
+		if err != nil || n < minFiles {
+			return bad("max-file", fmt.Sprintf("not a whole number of at least %d", minFiles))
 		}
 		maxFiles = n
 	}
@@ -126,6 +129,9 @@ func validateFileOpts(driver string, opts map[string]string) error {
 	}
 	if driver == "local" && compress && maxFiles <= 1 {
 		return fmt.Errorf("local: compression cannot be enabled when max-file is 1 (set compress=false)")
+	}
+	if driver == "json-file" && compress && (maxFiles < 2 || !sized) {
+		return fmt.Errorf("json-file: log-opt compress=true needs max-file of at least 2 and a max-size")
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ package mode
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/backend"
@@ -37,6 +38,18 @@ type Blocking struct {
 	Stop <-chan struct{}
 
 	copies sync.Pool
+	// failingSince is when the driver started refusing every message
+	// (unix nanoseconds), 0 while it accepts them.
+	failingSince atomic.Int64
+}
+
+// FailingSince returns when the driver began refusing every message, or
+// the zero time if its last answer was a success.
+func (b *Blocking) FailingSince() time.Time {
+	if ns := b.failingSince.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // Retry backoff for a driver that returns errors.
@@ -69,11 +82,13 @@ func (b *Blocking) Log(msg *logger.Message) error {
 	for {
 		err := b.Driver.Log(msg)
 		if err == nil {
+			b.failingSince.Store(0)
 			b.Count.Delivered.Add(1)
 			b.Count.DeliveredBytes.Add(n)
 			return nil
 		}
 		b.Count.DriverErrors.Add(1)
+		b.failingSince.CompareAndSwap(0, time.Now().UnixNano())
 		b.Errors.Printf("deliver %s line: %v (retrying in %v)", s.source, err, wait)
 		t := time.NewTimer(wait)
 		select {

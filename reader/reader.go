@@ -126,7 +126,7 @@ func (r *Reader) Copy(src io.Reader) error {
 			r.emit(buf[p:p+q], ts, true, p+q+1)
 			p += q + 1
 		}
-		for n-p >= lineMax { // no newline yet and already too long
+		for n-p > lineMax { // no newline yet and already too long
 			r.emit(buf[p:p+lineMax], ts, false, p+lineMax)
 			p += lineMax
 		}

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,4 +28,11 @@ func waitGone(pid int, d time.Duration) bool {
 		}
 		return err == nil && n > 0
 	}
+}
+
+// hostInit reports whether pid 1 is the host's init: we are in the
+// initial PID namespace (whose inode number is fixed by the kernel).
+func hostInit() bool {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	return err != nil || ns == "pid:[4026531836]"
 }

@@ -35,6 +35,9 @@ const (
 	ExitOK       = 0
 	ExitFailure  = 1 // the worker ran and stopped before delivering everything
 	ExitHandover = 3 // the worker stopped reading on request; start the next
+	// ExitDriverFailed: the worker gave up on a driver that kept failing
+	// (failure-timeout); a failure like a crash.
+	ExitDriverFailed = 4
 )
 
 // Descriptors of a worker: inputs on 3 and 4 as for any logger, its private
@@ -91,7 +94,7 @@ func (c *Config) Defaults() {
 	def(&c.FirstBackoff, 100*time.Millisecond)
 	def(&c.MaxBackoff, 10*time.Second)
 	def(&c.Healthy, 10*time.Second)
-	def(&c.Window, 60*time.Second)
+	def(&c.Window, 10*time.Minute)
 	def(&c.Grace, 10*time.Second)
 	if c.Failures == 0 {
 		c.Failures = 5
@@ -197,7 +200,9 @@ func (s *Supervisor) afterCrash(failures *[]time.Time, backoff *time.Duration, s
 		switch c.Policy {
 		case KillInit:
 			c.Errors.Printf("worker failed %d times in %v: on-failure=kill-init", len(*failures), c.Window)
-			s.killInit()
+			// Drain while init dies: an init that waits for its logger
+			// (loginit --wait) must not wait on us in turn.
+			go s.killInit()
 			return s.drain(), true
 		case Ignore:
 			c.Errors.Printf("worker failed %d times in %v: on-failure=ignore, draining the inputs to nowhere", len(*failures), c.Window)
@@ -300,6 +305,9 @@ func wait(cmd *exec.Cmd) exit {
 	case ExitOK, ExitFailure, ExitHandover:
 		return exit{code: code, describe: fmt.Sprintf("exited %d", code)}
 	}
+	if code == ExitDriverFailed {
+		return exit{code: code, crashed: true, describe: "gave up on its driver"}
+	}
 	// 2 is a Go panic or fatal error: the configuration was checked
 	// before any worker started, so it cannot be a usage error.
 	return exit{code: code, crashed: true, describe: fmt.Sprintf("exited %d", code)}
@@ -312,8 +320,10 @@ func (s *Supervisor) killInit() {
 	if pid == 0 {
 		pid = os.Getppid()
 	}
-	if pid <= 1 && c.InitPID == 0 {
-		c.Errors.Printf("kill-init: no init to kill (parent is pid %d)", pid)
+	if pid <= 1 && c.InitPID == 0 && hostInit() {
+		// Our parent is gone and we were given to the host's init: never
+		// kill that.
+		c.Errors.Printf("kill-init: no init to kill (parent is the host's pid 1)")
 		return
 	}
 	c.Errors.Printf("kill-init: SIGTERM to pid %d", pid)

@@ -318,7 +318,6 @@ func TestGcplogsNoCredentials(t *testing.T) {
 // came up are dropped at close-timeout once the inputs close: the logger
 // exits 1, counting them, and does not hang the container's stop.
 func TestGcplogsNoCredentialsLinesLost(t *testing.T) {
-	t.Skip("blocked: with a driver that never comes up, a reader stays blocked in mode.Blocking, so inputsDone never fires and close-timeout never starts: the logger runs on after EOF until SIGKILL (and the harness's SIGQUIT leaves the supervised worker orphaned)")
 	l := StartLogger(t, gcpEnv(t, map[string]string{"close-timeout": "2s", "gcp-project": "p"}), "gcplogs")
 	WriteLines(t, l.Stdout, Lines("nowhere", 5))
 	code := waitOrKill(t, l, 15*time.Second)

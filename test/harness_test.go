@@ -139,6 +139,11 @@ func StartLoggerNoWait(t testing.TB, env []string, args ...string) *Logger {
 	l.Cmd.ExtraFiles = []*os.File{outR, errR, readyW}
 	l.Cmd.Env = env
 	l.Cmd.Stderr = l.errBuf
+	// Its own process group, so that a test can end the supervisor and
+	// its worker together; and Wait must not hang on a stderr that an
+	// orphaned worker still holds.
+	l.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	l.Cmd.WaitDelay = 5 * time.Second
 	if err := l.Cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +157,7 @@ func StartLoggerNoWait(t testing.TB, env []string, args ...string) *Logger {
 		select {
 		case <-l.done:
 		case <-time.After(20 * time.Second):
-			l.Cmd.Process.Kill()
+			syscall.Kill(-l.Cmd.Process.Pid, syscall.SIGKILL)
 			<-l.done
 		}
 	})
@@ -195,6 +200,7 @@ func (l *Logger) Wait(t testing.TB, d time.Duration) int {
 	case <-l.done:
 	case <-time.After(d):
 		l.Cmd.Process.Signal(syscall.SIGQUIT)
+		syscall.Kill(-l.Cmd.Process.Pid, syscall.SIGKILL)
 		<-l.done
 		t.Fatalf("logger did not exit within %v; stderr: %s", d, l.Errors())
 	}
@@ -242,6 +248,7 @@ func RunCLI(t testing.TB, env []string, args ...string) (string, string, int) {
 	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
 	if err != nil {
 		if _, ok := err.(*exec.ExitError); !ok {

@@ -7,6 +7,7 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -30,7 +31,8 @@ type Worker struct {
 	Errors *diag.Errors
 	Ready  *zfd.ReadyPipe
 	// Signals delivers SIGTERM/SIGINT (read on to EOF, within
-	// close-timeout) and SIGUSR1 (print the counters).
+	// close-timeout), SIGUSR1 (print the counters) and SIGUSR2 (stop
+	// reading for a handover).
 	Signals <-chan os.Signal
 	// Stats is where SIGUSR1 and the exit print the counters.
 	Stats func(line string)
@@ -42,6 +44,11 @@ type Worker struct {
 	Ledger *zfd.Ledger
 }
 
+// ErrDriverFailed is returned when the driver has failed without a break
+// for failure-timeout: the worker gives up so the supervisor can count it
+// and apply on-failure. What was not delivered is still in the pipes.
+var ErrDriverFailed = errors.New("driver failing for failure-timeout")
+
 // ErrHandover is returned when SIGUSR2 stopped the worker for a handover
 // and everything it had read was delivered.
 var ErrHandover = errors.New("handed over")
@@ -50,193 +57,347 @@ var ErrHandover = errors.New("handed over")
 // read was delivered.
 var ErrDeadline = errors.New("close-timeout reached")
 
+// sink is a delivery mode as the worker drives it.
+type sink interface {
+	reader.Sink
+	Flush() error
+}
+
+// run is the state of one Run.
+type run struct {
+	*Worker
+	o        config.Options
+	drv      *drivers.Driver
+	sink     sink
+	blocking *mode.Blocking // when mode=blocking
+	async    *mode.Async    // when mode=non-blocking or spool
+	stop     chan struct{}  // closed when the worker gives up on delivery
+
+	files []*os.File // the inputs, once open, to look for hang-up
+
+	mu       sync.Mutex
+	peeks    []*zfd.Peek
+	handover bool
+}
+
 // Run runs the pipeline to the end of its inputs. The configuration must
 // have passed drivers.Validate.
 func (w *Worker) Run() error {
 	c := w.Config
-	o := c.Options
-	if o.Mode != config.Blocking {
-		return fmt.Errorf("log-opt mode=%s: not available in this build yet (use mode=blocking)", o.Mode)
-	}
+	r := &run{Worker: w, o: c.Options, stop: make(chan struct{})}
 	ins, err := zfd.Inputs(zfd.Spec{Stdout: c.Stdout, Stderr: c.Stderr, TTY: c.TTY})
 	if err != nil {
 		return err
 	}
-	drv, err := drivers.Open(c, func(err error) {
-		w.Errors.Printf("%s driver not up: %v (retrying)", c.Driver, err)
-	})
-	if err != nil {
+	closeInputs := func() {
 		for _, in := range ins {
 			in.Close()
 		}
+	}
+	consoles, err := w.consoles()
+	if err != nil {
+		closeInputs()
 		return err
+	}
+	r.drv, err = drivers.Open(c, func(err error) {
+		w.Errors.Printf("%s driver not up: %v (retrying)", c.Driver, err)
+	})
+	if err != nil {
+		closeInputs()
+		return err
+	}
+	if c.Options.Mode == config.Blocking {
+		r.blocking = &mode.Blocking{Driver: r.drv, Count: w.Count, Errors: w.Errors, Stop: r.stop}
+		r.sink = r.blocking
+	} else {
+		o := c.Options
+		r.async, err = mode.NewAsync(mode.AsyncConfig{Mode: string(o.Mode), MaxBufferSize: o.MaxBufferSize,
+			BufferFull: o.BufferFull, SpoolDir: o.SpoolDir, SpoolMaxSize: o.SpoolMaxSize, SpoolSync: o.SpoolSync,
+			Driver: r.drv, Count: w.Count, Errors: w.Errors, DropMarker: o.DropMarker})
+		if err != nil {
+			closeInputs()
+			r.drv.Close()
+			return err
+		}
+		r.sink = r.async
 	}
 	// Ready after the first attempt at the driver, up or not: a sink that
 	// is down must not stop the container from starting.
 	if err := w.Ready.Signal(); err != nil {
 		w.Errors.Printf("%v", err)
 	}
+	inputsDone := r.startReaders(ins, consoles)
+	return r.finish(r.wait(inputsDone), inputsDone)
+}
 
-	var consoles []*zfd.Console
-	if c.Tee {
-		fs, err := zfd.Consoles()
-		if err != nil {
-			return err
-		}
-		for _, f := range fs {
-			name := f.Name()
-			consoles = append(consoles, zfd.NewConsole(f, func(err error) {
-				w.Errors.Printf("tee to %s stopped: %v", name, err)
-			}))
-		}
+func (w *Worker) consoles() ([]*zfd.Console, error) {
+	if !w.Config.Tee {
+		return nil, nil
 	}
-	stop := make(chan struct{})
-	sink := &mode.Blocking{Driver: drv, Count: w.Count, Errors: w.Errors, Stop: stop}
+	fs, err := zfd.Consoles()
+	if err != nil {
+		return nil, err
+	}
+	var cs []*zfd.Console
+	for _, f := range fs {
+		name := f.Name()
+		cs = append(cs, zfd.NewConsole(f, func(err error) {
+			w.Errors.Printf("tee to %s stopped: %v", name, err)
+		}))
+	}
+	return cs, nil
+}
 
+// startReaders starts one reader per input; the channel closes when all
+// have reached EOF (or stopped for a handover).
+func (r *run) startReaders(ins []zfd.Input, consoles []*zfd.Console) <-chan struct{} {
 	var wg sync.WaitGroup
-	var peeksMu sync.Mutex
-	var peeks []*zfd.Peek
-	handover := false
-	stopReading := func() {
-		peeksMu.Lock()
-		defer peeksMu.Unlock()
-		handover = true
-		for _, p := range peeks {
-			p.Stop()
-		}
-	}
 	for i, in := range ins {
 		wg.Add(1)
 		go func(i int, in zfd.Input) {
 			defer wg.Done()
 			f, err := in.Open()
 			if err != nil {
-				w.Errors.Printf("%v", err)
+				r.Errors.Printf("%v", err)
 				return
 			}
 			defer f.Close()
-			r := &reader.Reader{Source: in.Name, LineMax: o.LineMax, Sink: sink, Count: w.Count.Stream(in.Name)}
-			var src io.Reader = f
+			r.mu.Lock()
+			r.files = append(r.files, f)
+			r.mu.Unlock()
+			rd := &reader.Reader{Source: in.Name, LineMax: r.o.LineMax, Sink: r.sink, Count: r.Count.Stream(in.Name)}
 			var console *zfd.Console
 			if i < len(consoles) {
 				console = consoles[i]
 			}
-			peeking := false
-			if w.Peek {
-				if p, err := zfd.NewPeek(f); err == nil {
-					peeking = true
-					if console != nil {
-						p.TeeTo(console)
-					}
-					defer p.Close()
-					peeksMu.Lock()
-					peeks = append(peeks, p)
-					if handover {
-						p.Stop()
-					}
-					peeksMu.Unlock()
-					src = p
-					if slot := w.Ledger.Slot(i); slot != nil {
-						// Replays are counted in the ledger, across workers.
-						r.Replay, r.Handed, r.Replayed = slot.Load(), slot, w.Ledger.Slot(2)
-					}
-				}
-			}
-			if console != nil && !peeking {
+			var src io.Reader = f
+			if p := r.peek(f, i, rd, console); p != nil {
+				defer p.Close()
+				src = p
+			} else if console != nil {
 				src = zfd.TeeReader(src, console)
 			}
-			if err := r.Copy(src); err != nil && !errors.Is(err, reader.ErrStopped) {
-				w.Errors.Printf("%v", err)
+			if err := rd.Copy(src); err != nil && !errors.Is(err, reader.ErrStopped) {
+				r.Errors.Printf("%v", err)
 			}
 		}(i, in)
 	}
-	inputsDone := make(chan struct{})
-	go func() { wg.Wait(); close(inputsDone) }()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	return done
+}
 
+// peek returns a zfd.Peek on f when the worker peeks and f is a pipe.
+func (r *run) peek(f *os.File, i int, rd *reader.Reader, console *zfd.Console) *zfd.Peek {
+	if !r.Peek {
+		return nil
+	}
+	p, err := zfd.NewPeek(f)
+	if err != nil {
+		return nil
+	}
+	if console != nil {
+		p.TeeTo(console)
+	}
+	r.mu.Lock()
+	r.peeks = append(r.peeks, p)
+	if r.handover {
+		p.Stop()
+	}
+	r.mu.Unlock()
+	if slot := r.Ledger.Slot(i); slot != nil {
+		// Replays are counted in the ledger, across workers.
+		rd.Replay, rd.Handed, rd.Replayed = slot.Load(), slot, r.Ledger.Slot(2)
+	}
+	return p
+}
+
+// stopReading makes every peeking reader stop at a line boundary.
+func (r *run) stopReading() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.handover = true
+	for _, p := range r.peeks {
+		p.Stop()
+	}
+}
+
+// wait runs until the inputs end or the worker must stop. It returns the
+// deadline for draining and closing, nil when the inputs ended normally,
+// and ErrDriverFailed when the worker gives up.
+func (r *run) wait(inputsDone <-chan struct{}) (deadline <-chan time.Time) {
 	var statsTick <-chan time.Time
-	if o.StatsFile != "" {
+	if r.o.StatsFile != "" {
 		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
 		statsTick = t.C
 	}
-	// deadline runs from SIGTERM or from the end of the inputs: the time
-	// left to drain and close.
-	var deadline <-chan time.Time
-	timedOut := false
-wait:
+	started := time.Now()
+	tick := time.NewTicker(min(r.o.FailureTimeout/4, time.Second))
+	defer tick.Stop()
 	for {
 		select {
 		case <-inputsDone:
-			break wait
+			return deadline
+		case <-tick.C:
+			failing := r.failing(started)
+			if failing >= r.o.FailureTimeout && deadline == nil {
+				r.Errors.Printf("%s driver failing for %v: giving up (on-failure=%s)", r.Config.Driver, r.o.FailureTimeout, r.o.OnFailure)
+				return nil // finish sees failed()
+			}
+			// The container is gone (no writer left) and nothing can be
+			// delivered: give it close-timeout, as after SIGTERM.
+			if deadline == nil && failing > 0 && r.hungUp() {
+				r.Errors.Printf("inputs closed while the %s driver is failing: giving up in %v", r.Config.Driver, r.o.CloseTimeout)
+				deadline = time.After(r.o.CloseTimeout)
+			}
 		case <-deadline:
-			timedOut = true
-			w.Errors.Printf("inputs still open %v after SIGTERM: stopping", o.CloseTimeout)
-			break wait
+			r.Errors.Printf("inputs not finished within close-timeout %v: stopping", r.o.CloseTimeout)
+			return closedChan()
 		case <-statsTick:
-			w.writeStats()
-		case s := <-w.Signals:
+			r.writeStats()
+		case s := <-r.Signals:
 			switch s {
 			case syscall.SIGUSR1:
-				w.writeStats()
-				w.Stats(w.Count.Line())
+				r.writeStats()
+				r.Stats(r.Count.Line())
 			case syscall.SIGUSR2:
-				stopReading()
+				r.stopReading()
 			default:
 				if deadline == nil {
-					deadline = time.After(o.CloseTimeout)
+					deadline = time.After(r.o.CloseTimeout)
 				}
 			}
 		}
 	}
+}
+
+func closedChan() <-chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}
+
+// finish drains the mode and closes the driver within what is left of
+// close-timeout, and says how the run ended.
+func (r *run) finish(deadline <-chan time.Time, inputsDone <-chan struct{}) error {
+	select {
+	case <-inputsDone:
+	default:
+		if deadline == nil { // wait gave up on a failing driver
+			r.writeStats()
+			return ErrDriverFailed
+		}
+	}
 	if deadline == nil {
-		deadline = time.After(o.CloseTimeout)
+		deadline = time.After(r.o.CloseTimeout)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	timedOut := false
+	giveUp := func() {
+		if !timedOut {
+			timedOut = true
+			close(r.stop)
+			r.drv.Abandon()
+			cancel()
+		}
 	}
 	closed := make(chan error, 1)
 	go func() {
-		if timedOut {
-			close(stop)
-			drv.Abandon()
+		var err error
+		if r.async != nil {
+			err = r.async.Drain(ctx)
 		}
-		closed <- drv.Close()
+		select {
+		case <-inputsDone:
+		case <-time.After(time.Second):
+			// Readers still blocked: what they hold stays in the pipes.
+		}
+		if cerr := r.drv.Close(); err == nil {
+			err = cerr
+		}
+		closed <- err
 	}()
+	lastChance := false
+	select {
+	case <-deadline: // already past it (SIGTERM and inputs still open)
+		giveUp()
+		lastChance = true
+		deadline = time.After(2 * time.Second)
+	default:
+	}
 	for {
 		select {
 		case err := <-closed:
-			w.writeStats()
-			if err != nil {
-				return fmt.Errorf("close %s driver: %w", c.Driver, err)
-			}
-			if timedOut {
+			r.writeStats()
+			switch {
+			case timedOut:
+				if err != nil {
+					r.Errors.Printf("%v", err)
+				}
 				return ErrDeadline
-			}
-			if handover {
+			case err != nil:
+				return fmt.Errorf("close %s driver: %w", r.Config.Driver, err)
+			case r.handingOver():
 				return ErrHandover
 			}
 			return nil
 		case <-deadline:
-			if !timedOut {
-				timedOut = true
-				close(stop)
-				drv.Abandon()
+			if lastChance {
+				r.writeStats()
+				return ErrDeadline
 			}
-			deadline = time.After(time.Second) // last chance for Close
-			w.Errors.Printf("%s driver did not finish within close-timeout %v", c.Driver, o.CloseTimeout)
-			select {
-			case err := <-closed:
-				w.writeStats()
-				if err != nil {
-					return fmt.Errorf("close %s driver: %w", c.Driver, err)
-				}
-			case <-deadline:
-			}
-			w.writeStats()
-			return ErrDeadline
-		case s := <-w.Signals:
+			r.Errors.Printf("%s driver did not finish within close-timeout %v", r.Config.Driver, r.o.CloseTimeout)
+			giveUp()
+			lastChance = true
+			deadline = time.After(2 * time.Second) // for Drain and Close to count and let go
+		case s := <-r.Signals:
 			if s == syscall.SIGUSR1 {
-				w.Stats(w.Count.Line())
+				r.writeStats()
+				r.Stats(r.Count.Line())
 			}
 		}
 	}
+}
+
+func (r *run) handingOver() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.handover
+}
+
+// failing returns how long the driver has been failing without a break:
+// not up since the start, or refusing every message.
+func (r *run) failing(started time.Time) time.Duration {
+	select {
+	case <-r.drv.Up():
+	default:
+		return time.Since(started)
+	}
+	var since time.Time
+	if f, ok := r.sink.(interface{ FailingSince() time.Time }); ok {
+		since = f.FailingSince()
+	}
+	if since.IsZero() {
+		return 0
+	}
+	return time.Since(since)
+}
+
+// hungUp reports whether every input has lost all its writers.
+func (r *run) hungUp() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.files) == 0 {
+		return false
+	}
+	for _, f := range r.files {
+		if !zfd.HungUp(f) {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *Worker) writeStats() {

@@ -110,7 +110,19 @@ func (p *Peek) Read(b []byte) (int, error) {
 			// "more than N bytes", so look again after a short wait,
 			// unless the writers are gone.
 			if p.hungUp() {
-				return 0, io.EOF
+				// The last write may have landed between the tee and
+				// the hangup: look once more before calling it the end.
+				m, err := unix.Tee(p.in, p.privW, p.pending+len(b), unix.SPLICE_F_NONBLOCK)
+				if err == nil && int(m) == p.pending {
+					if err := p.drainPrivate(p.pending); err != nil {
+						return 0, err
+					}
+					return 0, io.EOF
+				}
+				if err == nil {
+					p.drainPrivate(int(m)) // teed again below
+				}
+				continue
 			}
 			if err := p.poll(int(wait / time.Millisecond)); err != nil {
 				return 0, err

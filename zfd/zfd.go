@@ -105,10 +105,13 @@ func Consoles() ([]*os.File, error) {
 	return fs, nil
 }
 
-// Valid reports whether fd is an open descriptor.
+// Valid reports whether fd is an open descriptor that was inherited: one
+// without close-on-exec. The Go runtime itself may open files (cgroup
+// limits) that land on fds 3 and 4 when init passed none; those are
+// close-on-exec and are not the container's output.
 func Valid(fd int) bool {
-	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-	return err == nil
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil && fl&unix.FD_CLOEXEC == 0
 }
 
 // ReadyPipe is the write end of the pipe on which the logger says it is up.
@@ -176,4 +179,12 @@ func OpenFIFOWriter(path string) *os.File {
 		return nil
 	}
 	return os.NewFile(uintptr(fd), path)
+}
+
+// HungUp reports whether f is a pipe or FIFO whose writers are all gone
+// (the container has exited), whatever data is still in it.
+func HungUp(f *os.File) bool {
+	fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: 0}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&unix.POLLHUP != 0
 }

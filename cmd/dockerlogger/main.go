@@ -195,6 +195,8 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	switch {
 	case errors.Is(err, worker.ErrHandover):
 		return supervisor.ExitHandover
+	case errors.Is(err, worker.ErrDriverFailed):
+		return fail(supervisor.ExitDriverFailed, err)
 	case err != nil:
 		return fail(exitFailure, err)
 	}
@@ -228,6 +230,7 @@ func supervise(args []string, c *config.Config, ready *zfd.ReadyPipe, count *dia
 	s := supervisor.New(supervisor.Config{
 		Exe: exe, Args: args, Env: env, Inputs: ins, Consoles: consoles, Ready: ready,
 		Policy: supervisor.Policy(c.Options.OnFailure), InitPID: c.InitPID,
+		Failures: c.Options.MaxFailures, Grace: c.Options.KillGrace,
 		Errors: errs, Count: count, Stats: printStats, Signals: sigs, Stderr: stderr,
 	})
 	code := s.Run()
