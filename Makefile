@@ -37,7 +37,12 @@ check:
 unit:
 	$(GO) test -count=1 -timeout 10m $$($(GO) list ./... | grep -v /test$$)
 
-e2e:
+# The GELF receiver the end-to-end tests run (graygelf, from npm).
+test/node_modules: test/package.json test/package-lock.json
+	cd test && npm ci --no-audit --no-fund --ignore-scripts --omit=optional
+	@touch $@
+
+e2e: test/node_modules
 	$(GO) test -count=1 -timeout 20m -v ./test/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; \
 	  exit $${PIPESTATUS[0]}
 
