@@ -15,7 +15,6 @@ import (
 
 	"github.com/docker/docker/daemon/logger"
 	// Each import registers its driver with Docker's registry.
-	_ "github.com/docker/docker/daemon/logger/fluentd"
 	_ "github.com/docker/docker/daemon/logger/gcplogs"
 	_ "github.com/docker/docker/daemon/logger/gelf"
 	_ "github.com/docker/docker/daemon/logger/splunk"

@@ -1,0 +1,333 @@
+package drivers
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/daemon/logger"
+	"github.com/docker/docker/daemon/logger/loggerutils"
+	units "github.com/docker/go-units"
+	"github.com/fluent/fluent-logger-golang/fluent"
+)
+
+// Our own fluentd driver. It sends what Docker's daemon/logger/fluentd
+// sends, takes the same options with the same defaults and rejects the
+// same values, with one difference: Docker sets ForceStopAsyncSend to
+// fluentd-async, so with fluentd-async=true its Close discards the events
+// still queued. Docker's daemon rarely closes a driver; dockerlogger
+// closes it at every container exit, so that would lose the last lines
+// while counting them as delivered. Here Close drains the queue, and the
+// worker bounds how long that may take with close-timeout.
+//
+// Error texts are Docker's, except where Docker returns the bare parse
+// error of a value: those name the option.
+
+const (
+	fluentdName = "fluentd"
+
+	fluentdDefaultBufferLimit = 1024 * 1024
+	fluentdDefaultHost        = "127.0.0.1"
+	fluentdDefaultPort        = 24224
+	fluentdDefaultProtocol    = "tcp"
+	// Docker's default: fluent-logger-golang retries practically forever.
+	fluentdDefaultMaxRetries = math.MaxInt32
+	fluentdDefaultRetryWait  = 1000 // ms
+
+	fluentdMinReconnectInterval = 100 * time.Millisecond
+	fluentdMaxReconnectInterval = 10 * time.Second
+
+	fluentdAddressKey                = "fluentd-address"
+	fluentdAsyncKey                  = "fluentd-async"
+	fluentdAsyncReconnectIntervalKey = "fluentd-async-reconnect-interval"
+	fluentdBufferLimitKey            = "fluentd-buffer-limit"
+	fluentdMaxRetriesKey             = "fluentd-max-retries"
+	fluentdRequestAckKey             = "fluentd-request-ack"
+	fluentdRetryWaitKey              = "fluentd-retry-wait"
+	fluentdSubSecondPrecisionKey     = "fluentd-sub-second-precision"
+	fluentdWriteTimeoutKey           = "fluentd-write-timeout"
+)
+
+func init() {
+	if err := logger.RegisterLogDriver(fluentdName, newFluentd); err != nil {
+		panic(err)
+	}
+	if err := logger.RegisterLogOptValidator(fluentdName, validateFluentdOpts); err != nil {
+		panic(err)
+	}
+}
+
+// fluentdLogger sends each message as one Forward protocol event.
+type fluentdLogger struct {
+	tag           string
+	containerID   string
+	containerName string
+	writer        *fluent.Fluent
+	extra         map[string]string
+}
+
+// newFluentd creates the driver. Without fluentd-async it connects now, so
+// a server that is down is an error (the caller retries creating it).
+func newFluentd(info logger.Info) (logger.Logger, error) {
+	cfg, err := parseFluentdConfig(info.Config)
+	if err != nil {
+		return nil, err
+	}
+	tag, err := loggerutils.ParseLogTag(info, loggerutils.DefaultTemplate)
+	if err != nil {
+		return nil, fmt.Errorf("log-opt tag: %w", err)
+	}
+	if err := checkRegexOpts(info.Config); err != nil {
+		return nil, err
+	}
+	extra, err := info.ExtraAttributes(nil)
+	if err != nil {
+		return nil, err
+	}
+	w, err := fluent.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &fluentdLogger{
+		tag:           tag,
+		containerID:   info.ContainerID,
+		containerName: info.ContainerName,
+		writer:        w,
+		extra:         extra,
+	}, nil
+}
+
+// Log sends the record Docker's fluentd driver sends.
+func (f *fluentdLogger) Log(msg *logger.Message) error {
+	data := map[string]string{
+		"container_id":   f.containerID,
+		"container_name": f.containerName,
+		"source":         msg.Source,
+		"log":            string(msg.Line),
+	}
+	for k, v := range f.extra {
+		data[k] = v
+	}
+	if p := msg.PLogMetaData; p != nil {
+		data["partial_message"] = "true"
+		data["partial_id"] = p.ID
+		data["partial_ordinal"] = strconv.Itoa(p.Ordinal)
+		data["partial_last"] = strconv.FormatBool(p.Last)
+	}
+	ts := msg.Timestamp
+	logger.PutMessage(msg)
+	// fluent-logger-golang keeps what fails to send and sends it again.
+	return f.writer.PostWithTime(f.tag, ts, data)
+}
+
+// Close sends what is still queued (fluentd-async=true), then closes the
+// connection. It returns only when the queue is empty: the caller bounds
+// the wait.
+func (f *fluentdLogger) Close() error { return f.writer.Close() }
+
+func (f *fluentdLogger) Name() string { return fluentdName }
+
+// validateFluentdOpts accepts Docker's option names for fluentd and checks
+// their values without touching the network.
+func validateFluentdOpts(cfg map[string]string) error {
+	for key := range cfg {
+		switch key {
+		case "env", "env-regex", "labels", "labels-regex", "tag",
+			fluentdAddressKey, fluentdAsyncKey, fluentdAsyncReconnectIntervalKey,
+			fluentdBufferLimitKey, fluentdMaxRetriesKey, fluentdRequestAckKey,
+			fluentdRetryWaitKey, fluentdSubSecondPrecisionKey, fluentdWriteTimeoutKey:
+		default:
+			return fmt.Errorf("unknown log opt '%s' for fluentd log driver", key)
+		}
+	}
+	if err := checkRegexOpts(cfg); err != nil {
+		return err
+	}
+	_, err := parseFluentdConfig(cfg)
+	return err
+}
+
+// checkRegexOpts checks labels-regex and env-regex, which Docker's
+// validator lets through and its driver then fails on at every creation.
+func checkRegexOpts(cfg map[string]string) error {
+	for _, key := range []string{"labels-regex", "env-regex"} {
+		if v := cfg[key]; v != "" {
+			if _, err := regexp.Compile(v); err != nil {
+				return badOpt(cfg, key, err)
+			}
+		}
+	}
+	return nil
+}
+
+// badOpt names the option whose value failed to parse.
+func badOpt(cfg map[string]string, key string, err error) error {
+	return fmt.Errorf("log-opt %s=%q: %w", key, cfg[key], err)
+}
+
+// parseFluentdConfig turns the options into fluent-logger-golang's
+// configuration, as Docker's driver does, checking in Docker's order.
+func parseFluentdConfig(cfg map[string]string) (fluent.Config, error) {
+	var none fluent.Config
+
+	loc, err := parseFluentdAddress(cfg[fluentdAddressKey])
+	if err != nil {
+		return none, fmt.Errorf("invalid fluentd-address (%s): %w", cfg[fluentdAddressKey], err)
+	}
+
+	bufferLimit := fluentdDefaultBufferLimit
+	if v := cfg[fluentdBufferLimitKey]; v != "" {
+		n, err := units.RAMInBytes(v)
+		if err != nil {
+			return none, badOpt(cfg, fluentdBufferLimitKey, err)
+		}
+		bufferLimit = int(n)
+	}
+
+	retryWait := fluentdDefaultRetryWait
+	if v := cfg[fluentdRetryWaitKey]; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return none, badOpt(cfg, fluentdRetryWaitKey, err)
+		}
+		retryWait = int(d.Seconds() * 1000)
+	}
+
+	maxRetries := fluentdDefaultMaxRetries
+	if v := cfg[fluentdMaxRetriesKey]; v != "" {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return none, badOpt(cfg, fluentdMaxRetriesKey, err)
+		}
+		// Above MaxInt32 fluent-logger-golang's int arithmetic overflows.
+		if n > math.MaxInt32 {
+			return none, errors.New("invalid fluentd-max-retries: value out of range")
+		}
+		maxRetries = int(n)
+	}
+
+	parseBool := func(key string) (bool, error) {
+		v := cfg[key]
+		if v == "" {
+			return false, nil
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, badOpt(cfg, key, err)
+		}
+		return b, nil
+	}
+
+	async, err := parseBool(fluentdAsyncKey)
+	if err != nil {
+		return none, err
+	}
+
+	var reconnectInterval int
+	if v := cfg[fluentdAsyncReconnectIntervalKey]; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return none, fmt.Errorf("invalid value for %s: %w", fluentdAsyncReconnectIntervalKey, err)
+		}
+		if d != 0 {
+			if d < fluentdMinReconnectInterval || d > fluentdMaxReconnectInterval {
+				return none, fmt.Errorf("invalid value for %s: value (%q) must be between %s and %s",
+					fluentdAsyncReconnectIntervalKey, d, fluentdMinReconnectInterval, fluentdMaxReconnectInterval)
+			}
+			reconnectInterval = int(d.Milliseconds())
+		}
+	}
+
+	subSecond, err := parseBool(fluentdSubSecondPrecisionKey)
+	if err != nil {
+		return none, err
+	}
+	requestAck, err := parseBool(fluentdRequestAckKey)
+	if err != nil {
+		return none, err
+	}
+
+	var writeTimeout time.Duration
+	if v := cfg[fluentdWriteTimeoutKey]; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return none, fmt.Errorf("invalid value for %s: value must be a duration: %w", fluentdWriteTimeoutKey, err)
+		}
+		if d < 0 {
+			return none, fmt.Errorf("invalid value for %s: value must be a duration that is non-negative", fluentdWriteTimeoutKey)
+		}
+		writeTimeout = d
+	}
+
+	return fluent.Config{
+		FluentPort:             loc.port,
+		FluentHost:             loc.host,
+		FluentNetwork:          loc.protocol,
+		FluentSocketPath:       loc.path,
+		BufferLimit:            bufferLimit,
+		RetryWait:              retryWait,
+		MaxRetry:               maxRetries,
+		Async:                  async,
+		AsyncReconnectInterval: reconnectInterval,
+		SubSecondPrecision:     subSecond,
+		RequestAck:             requestAck,
+		// The one difference from Docker: Close drains the queue.
+		ForceStopAsyncSend: false,
+		WriteTimeout:       writeTimeout,
+	}, nil
+}
+
+// fluentdLocation is where the driver connects: a host and port for tcp
+// and tls, a path for unix.
+type fluentdLocation struct {
+	protocol string
+	host     string
+	port     int
+	path     string
+}
+
+// parseFluentdAddress parses fluentd-address as Docker does: empty is
+// tcp://127.0.0.1:24224, no scheme is tcp, host and port default apart.
+func parseFluentdAddress(address string) (fluentdLocation, error) {
+	if address == "" {
+		return fluentdLocation{protocol: fluentdDefaultProtocol, host: fluentdDefaultHost, port: fluentdDefaultPort}, nil
+	}
+	if !strings.Contains(address, "://") {
+		address = fluentdDefaultProtocol + "://" + address
+	}
+	u, err := url.Parse(address)
+	if err != nil {
+		return fluentdLocation{}, err
+	}
+	switch u.Scheme {
+	case "unix":
+		if strings.TrimLeft(u.Path, "/") == "" {
+			return fluentdLocation{}, errors.New("path is empty")
+		}
+		return fluentdLocation{protocol: u.Scheme, path: u.Path}, nil
+	case "tcp", "tls":
+	default:
+		return fluentdLocation{}, fmt.Errorf("unsupported scheme: '%s'", u.Scheme)
+	}
+	if u.Path != "" {
+		return fluentdLocation{}, errors.New("should not contain a path element")
+	}
+	loc := fluentdLocation{protocol: u.Scheme, host: fluentdDefaultHost, port: fluentdDefaultPort}
+	if h := u.Hostname(); h != "" {
+		loc.host = h
+	}
+	if p := u.Port(); p != "" {
+		// Port numbers are 16 bits.
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			return fluentdLocation{}, fmt.Errorf("invalid port: %w", err)
+		}
+		loc.port = int(n)
+	}
+	return loc, nil
+}
