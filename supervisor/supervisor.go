@@ -28,6 +28,7 @@ import (
 const (
 	RoleEnv     = "DOCKERLOG_ROLE"     // "worker" in a worker
 	RestartsEnv = "DOCKERLOG_RESTARTS" // restarts so far, for the worker's counters
+	UpgradesEnv = "DOCKERLOG_UPGRADES" // live upgrades so far, likewise
 )
 
 // Exit codes shared with the worker.
@@ -237,7 +238,8 @@ func (s *Supervisor) start() (*exec.Cmd, *os.File, error) {
 	c := &s.c
 	cmd := exec.Command(c.Exe, c.Args...)
 	cmd.Env = append(append([]string(nil), c.Env...), RoleEnv+"=worker",
-		RestartsEnv+"="+strconv.FormatInt(c.Count.Restarts.Load(), 10))
+		RestartsEnv+"="+strconv.FormatInt(c.Count.Restarts.Load(), 10),
+		UpgradesEnv+"="+strconv.FormatInt(c.Count.Upgrades.Load(), 10))
 	cmd.Stderr = c.Stderr
 	files := make([]*os.File, 4, 6) // fds 3, 4, 5, 6 (7, 8)
 	copy(files, c.Inputs)

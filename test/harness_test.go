@@ -122,6 +122,12 @@ func StartLogger(t testing.TB, env []string, args ...string) *Logger {
 // StartLoggerNoWait starts the logger without waiting for ready.
 func StartLoggerNoWait(t testing.TB, env []string, args ...string) *Logger {
 	t.Helper()
+	return StartLoggerAt(t, filepath.Join(bin, "dockerlogger"), env, args...)
+}
+
+// StartLoggerAt starts the logger binary at path without waiting for ready.
+func StartLoggerAt(t testing.TB, path string, env []string, args ...string) *Logger {
+	t.Helper()
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +141,7 @@ func StartLoggerNoWait(t testing.TB, env []string, args ...string) *Logger {
 		t.Fatal(err)
 	}
 	l := &Logger{Stdout: outW, Stderr: errW, ready: readyR, errBuf: &syncBuffer{}, done: make(chan struct{})}
-	l.Cmd = exec.Command(filepath.Join(bin, "dockerlogger"), args...)
+	l.Cmd = exec.Command(path, args...)
 	l.Cmd.ExtraFiles = []*os.File{outR, errR, readyW}
 	l.Cmd.Env = env
 	l.Cmd.Stderr = l.errBuf

@@ -185,6 +185,8 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	if isWorker {
 		n, _ := strconv.ParseInt(os.Getenv(supervisor.RestartsEnv), 10, 64)
 		count.Restarts.Store(n)
+		n, _ = strconv.ParseInt(os.Getenv(supervisor.UpgradesEnv), 10, 64)
+		count.Upgrades.Store(n)
 		w.Peek = true
 		if l, err := zfd.OpenLedger(6); err == nil {
 			w.Ledger = l
@@ -217,7 +219,8 @@ func supervise(args []string, c *config.Config, ready *zfd.ReadyPipe, count *dia
 	}
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, supervisor.RoleEnv+"=") && !strings.HasPrefix(kv, supervisor.RestartsEnv+"=") {
+		if !strings.HasPrefix(kv, supervisor.RoleEnv+"=") && !strings.HasPrefix(kv, supervisor.RestartsEnv+"=") &&
+			!strings.HasPrefix(kv, supervisor.UpgradesEnv+"=") {
 			env = append(env, kv)
 		}
 	}
