@@ -161,3 +161,21 @@ func fileSize(path string) int64 {
 }
 
 func jsonDecoder(r io.Reader) *json.Decoder { return json.NewDecoder(r) }
+
+// TestWorkerNoNewPrivs: the worker, which runs the driver code, can never
+// gain privileges through anything it executes.
+func TestWorkerNoNewPrivs(t *testing.T) {
+	l := StartLogger(t, Env("privs", map[string]string{}, "DOCKERLOG_LOGPATH="+filepath.Join(t.TempDir(), "p.log")), "json-file")
+	var w int
+	Eventually(t, 10*time.Second, "a worker", func() bool { w = workerPID(t, l.Cmd.Process.Pid); return w != 0 })
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "NoNewPrivs:\t1") {
+		t.Fatalf("worker %d runs without no_new_privs:\n%s", w, b)
+	}
+	if code := l.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, l.Errors())
+	}
+}

@@ -181,6 +181,9 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	if !isWorker && os.Getenv("DOCKERLOG_SUPERVISOR") != "off" {
 		return supervise(args, c, ready, count, errs, printStats, sigs, stderr, fail)
 	}
+	if err := dropPrivileges(); err != nil {
+		errs.Printf("no_new_privs: %v", err)
+	}
 	w := &worker.Worker{Config: c, Count: count, Errors: errs, Ready: ready, Signals: sigs, Stats: printStats}
 	if isWorker {
 		n, _ := strconv.ParseInt(os.Getenv(supervisor.RestartsEnv), 10, 64)
