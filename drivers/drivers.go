@@ -77,6 +77,12 @@ func Validate(c *config.Config) error {
 			return err
 		}
 	}
+	// A tag that cannot be rendered would fail every attempt to create the
+	// driver: say so now.
+	info := Info(c)
+	if err := renderTag(c.Driver, &info); err != nil {
+		return fmt.Errorf("%s: %v", c.Driver, err)
+	}
 	return nil
 }
 

@@ -168,12 +168,19 @@ func TestWorkerNoNewPrivs(t *testing.T) {
 	l := StartLogger(t, Env("privs", map[string]string{}, "DOCKERLOG_LOGPATH="+filepath.Join(t.TempDir(), "p.log")), "json-file")
 	var w int
 	Eventually(t, 10*time.Second, "a worker", func() bool { w = workerPID(t, l.Cmd.Process.Pid); return w != 0 })
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w))
-	if err != nil {
-		t.Fatal(err)
+	// Every thread of the worker, once it is ready (fd 5 answered).
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", w))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("threads of worker %d: %v", w, err)
 	}
-	if !strings.Contains(string(b), "NoNewPrivs:\t1") {
-		t.Fatalf("worker %d runs without no_new_privs:\n%s", w, b)
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "NoNewPrivs:\t1") {
+			t.Fatalf("%s: no no_new_privs", task)
+		}
 	}
 	if code := l.Wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit %d: %s", code, l.Errors())

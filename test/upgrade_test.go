@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// copyFile copies an executable to dst (mode 0755).
-func copyFile(t *testing.T, src, dst string) {
+// copyExe copies an executable to dst (mode 0755).
+func copyExe(t *testing.T, src, dst string) {
 	t.Helper()
 	in, err := os.Open(src)
 	if err != nil {
@@ -38,7 +38,7 @@ func copyFile(t *testing.T, src, dst string) {
 func TestLiveUpgrade(t *testing.T) {
 	dir := t.TempDir()
 	exe := filepath.Join(dir, "dockerlogger")
-	copyFile(t, filepath.Join(bin, "dockerlogger"), exe)
+	copyExe(t, filepath.Join(bin, "dockerlogger"), exe)
 	// The second build reports another version.
 	v2 := filepath.Join(dir, "dockerlogger.v2")
 	build := exec.Command("go", "build", "-ldflags", "-X main.version=v2-upgraded", "-o", v2, "../cmd/dockerlogger")

@@ -160,6 +160,7 @@ func ctxdump(args []string, stderr io.Writer, fail func(int, error) int) int {
 
 func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	isWorker := os.Getenv(supervisor.RoleEnv) == "worker"
+	privErr := dropPrivileges() // before any driver code runs
 	// Take fd 5 before anything can start a child: containerd waits for
 	// EOF on it, and so does every process that inherits it.
 	ready := zfd.OpenReady()
@@ -176,13 +177,15 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	count.Set("driver", c.Driver)
 	count.Set("mode", string(c.Options.Mode))
 	errs := diag.NewErrors(stderr)
+	// Docker's drivers log through logrus: one rate-limited line each.
+	drivers.RouteDriverLogs(errs.Printf)
 	printStats := func(line string) { fmt.Fprintf(stderr, "dockerlogger: stats %s\n", line) }
+	if privErr != nil {
+		errs.Printf("no_new_privs: %v", privErr)
+	}
 
 	if !isWorker && os.Getenv("DOCKERLOG_SUPERVISOR") != "off" {
 		return supervise(args, c, ready, count, errs, printStats, sigs, stderr, fail)
-	}
-	if err := dropPrivileges(); err != nil {
-		errs.Printf("no_new_privs: %v", err)
 	}
 	w := &worker.Worker{Config: c, Count: count, Errors: errs, Ready: ready, Signals: sigs, Stats: printStats}
 	if isWorker {
