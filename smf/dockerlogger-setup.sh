@@ -200,7 +200,8 @@ hup_supervisors() {
 	workers=$(pgrep -z "$zones" -x "$name" -P "$all" | tr '\n' ',') || workers=''
 	workers=${workers%,}
 	[ -n "$workers" ] || { log "no $name supervisor to upgrade"; return 0; }
-	sups=$(ps -o ppid= -p "$workers" | sort -u | tr '\n' ' ')
+	sups=$(ps -o ppid= -p "$workers" | awk '{ print $1 }' | sort -u | tr '\n' ' ')
+	sups=${sups% }
 	log "SIGHUP to $name supervisors: $sups"
 	# shellcheck disable=SC2086 # one argument per pid
 	kill -HUP $sups || log "some supervisors exited before the signal"

@@ -752,7 +752,7 @@ func TestSMFLiveUpgrade(t *testing.T) {
 	if st, _ := os.Stat(n.target); st.Mode().Perm() != 0o755 {
 		t.Errorf("target mode %v after refresh, want 0755", st.Mode().Perm())
 	}
-	if !strings.Contains(out, fmt.Sprintf("supervisors: %d ", up.cmd.Process.Pid)) {
+	if !strings.Contains(out, fmt.Sprintf("supervisors: %d\n", up.cmd.Process.Pid)) {
 		t.Errorf("refresh did not name supervisor %d, and only it, as signalled:\n%s", up.cmd.Process.Pid, out)
 	}
 	pg := smfOnly(n.takeCalls(), "pgrep")
