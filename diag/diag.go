@@ -72,6 +72,16 @@ func (c *Counters) Drop(reason string, lines, bytes int64) {
 	c.mu.Unlock()
 }
 
+// Reason returns the lines dropped for reason so far.
+func (c *Counters) Reason(reason string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.reasons[reason]; r != nil {
+		return r[0]
+	}
+	return 0
+}
+
 // Set records a value that is not a counter, such as the version.
 func (c *Counters) Set(key, value string) {
 	c.mu.Lock()

@@ -77,6 +77,9 @@ func Validate(c *config.Config) error {
 			return err
 		}
 	}
+	if err := validateValues(c.Driver, c.DriverOpts()); err != nil {
+		return err
+	}
 	// A tag that cannot be rendered would fail every attempt to create the
 	// driver: say so now.
 	info := Info(c)

@@ -177,8 +177,17 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	count.Set("driver", c.Driver)
 	count.Set("mode", string(c.Options.Mode))
 	errs := diag.NewErrors(stderr)
-	// Docker's drivers log through logrus: one rate-limited line each.
-	drivers.RouteDriverLogs(errs.Printf)
+	// Docker's drivers log through logrus: one rate-limited line each. A
+	// driver that gives up on a message it had accepted (splunk, when it
+	// cannot post) says so only there: count it as dropped.
+	drivers.RouteDriverLogs(func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		if strings.Contains(line, "Failed to send a message") {
+			count.Delivered.Add(-1)
+			count.Drop("driver-gave-up", 1, 0)
+		}
+		errs.Printf("%s", line)
+	})
 	printStats := func(line string) { fmt.Fprintf(stderr, "dockerlogger: stats %s\n", line) }
 	if privErr != nil {
 		errs.Printf("no_new_privs: %v", privErr)
@@ -199,6 +208,9 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 		}
 	}
 	err = w.Run()
+	if n := count.Reason("driver-gave-up") + count.Reason("close-timeout"); err == nil && n > 0 {
+		err = fmt.Errorf("%d lines could not be delivered", n)
+	}
 	printStats(count.Line())
 	switch {
 	case errors.Is(err, worker.ErrHandover):

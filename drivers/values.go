@@ -1,0 +1,79 @@
+package drivers
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+)
+
+// validateValues checks option values that Docker's validators let
+// through and its drivers only refuse when they are created: here that
+// would mean a driver retried forever after --validate said ok.
+func validateValues(driver string, opts map[string]string) error {
+	bad := func(k, why string) error {
+		return fmt.Errorf("%s: log-opt %s=%q: %s", driver, k, opts[k], why)
+	}
+	isBool := func(k string) error {
+		if v, ok := opts[k]; ok {
+			if _, err := strconv.ParseBool(v); err != nil {
+				return bad(k, "must be true or false")
+			}
+		}
+		return nil
+	}
+	isRegexp := func(k string) error {
+		if v, ok := opts[k]; ok {
+			if _, err := regexp.Compile(v); err != nil {
+				return bad(k, "not a regular expression: "+err.Error())
+			}
+		}
+		return nil
+	}
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	add(isRegexp("labels-regex"))
+	add(isRegexp("env-regex"))
+	switch driver {
+	case "splunk":
+		for _, k := range []string{"splunk-url", "splunk-token"} {
+			if opts[k] == "" {
+				add(fmt.Errorf("splunk: log-opt %s is required", k))
+			}
+		}
+		if v, ok := opts["splunk-url"]; ok && v != "" {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+				(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+				add(bad("splunk-url", "must be http(s)://host[:port] with no path, query or fragment"))
+			}
+		}
+		if v, ok := opts["splunk-format"]; ok && v != "inline" && v != "json" && v != "raw" {
+			add(bad("splunk-format", "must be inline, json or raw"))
+		}
+		for _, k := range []string{"splunk-gzip", "splunk-insecureskipverify", "splunk-verify-connection", "splunk-index-acknowledgment"} {
+			add(isBool(k))
+		}
+		if v, ok := opts["splunk-gzip-level"]; ok {
+			if n, err := strconv.Atoi(v); err != nil || n < -1 || n > 9 {
+				add(bad("splunk-gzip-level", "must be a whole number from -1 to 9"))
+			}
+		}
+	case "awslogs":
+		add(isRegexp("awslogs-multiline-pattern"))
+	case "gcplogs":
+		add(isBool("gcp-log-cmd"))
+	case "gelf":
+		if v, ok := opts["gelf-address"]; !ok || v == "" {
+			add(fmt.Errorf("gelf: log-opt gelf-address is required (udp://host:port or tcp://host:port)"))
+		}
+	}
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
