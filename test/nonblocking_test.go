@@ -63,7 +63,7 @@ func TestNonBlockingStalledSink(t *testing.T) {
 			}
 			defer s.Close()
 			s.Stall(true)
-			l := startAsyncLogger(t, Env("nonblock0123456789", map[string]string{
+			l := StartLogger(t, Env("nonblock0123456789", map[string]string{
 				"fluentd-address": s.URL(),
 				"mode":            "non-blocking",
 				"max-buffer-size": "64k",
@@ -186,23 +186,4 @@ func parseStatsMaybe(stderr string) map[string]string {
 		m[k] = v
 	}
 	return m
-}
-
-// startAsyncLogger is StartLogger for mode=non-blocking and mode=spool.
-// Until the worker is wired to mode.NewAsync a logger refuses those
-// modes: the test is skipped then, saying so (temporary).
-func startAsyncLogger(t *testing.T, env []string, args ...string) *Logger {
-	t.Helper()
-	l := StartLoggerNoWait(t, env, args...)
-	if err := l.WaitReady(30 * time.Second); err != nil {
-		select {
-		case <-l.Done():
-		case <-time.After(5 * time.Second):
-		}
-		if strings.Contains(l.Errors(), "not available in this build yet") {
-			t.Skip("blocked: worker/worker.go does not run mode.NewAsync yet")
-		}
-		t.Fatalf("logger not ready: %v; stderr: %s", err, l.Errors())
-	}
-	return l
 }

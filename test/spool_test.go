@@ -90,7 +90,7 @@ func TestSpoolSinkOutage(t *testing.T) {
 	}
 	defer s.Close()
 	dir := filepath.Join(t.TempDir(), "spool")
-	l := startAsyncLogger(t, spoolEnv(s, dir), "fluentd")
+	l := StartLogger(t, spoolEnv(s, dir), "fluentd")
 	out1, errs := Lines("before the sink is up", 5000), Lines("stderr while down", 1000)
 	w1, w2 := writeAll(l.Stdout, out1), writeAll(l.Stderr, errs)
 	for _, w := range []<-chan error{w1, w2} {
@@ -167,7 +167,7 @@ func TestSpoolSIGKILLRestart(t *testing.T) {
 	defer s.Close()
 	dir := filepath.Join(t.TempDir(), "spool")
 	env := spoolEnv(s, dir, "DOCKERLOG_SUPERVISOR=off")
-	l := startAsyncLogger(t, env, "fluentd")
+	l := StartLogger(t, env, "fluentd")
 	lines := Lines("spooled then killed", 5000)
 	var want int64
 	for _, x := range lines {
@@ -199,7 +199,7 @@ func TestSpoolSIGKILLRestart(t *testing.T) {
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	l3 := startAsyncLogger(t, spoolEnv(s, dir), "fluentd") // supervised, as usual
+	l3 := StartLogger(t, spoolEnv(s, dir), "fluentd") // supervised, as usual
 	more := Lines("after the restart", 100)
 	WriteLines(t, l3.Stdout, more)
 	if code := l3.Wait(t, 30*time.Second); code != 0 {
@@ -235,7 +235,7 @@ func TestSpoolWorkerSIGKILL(t *testing.T) {
 	}
 	defer s.Close()
 	dir := filepath.Join(t.TempDir(), "spool")
-	l := startAsyncLogger(t, spoolEnv(s, dir), "fluentd")
+	l := StartLogger(t, spoolEnv(s, dir), "fluentd")
 	lines := Lines("in the spool when the worker died", 3000)
 	var want int64
 	for _, x := range lines {
