@@ -179,6 +179,9 @@ func (a *Async) Flush() error {
 
 // ringDrop is told by the ring of every record it drops.
 func (a *Async) ringDrop(b []byte, why string) {
+	if why == ring.Closed { // a reader still going after Drain began
+		why = "close-timeout"
+	}
 	rec, _, err := spool.Decode(b)
 	if err != nil { // cannot happen: we encoded it
 		a.cfg.Count.Drop(why, 1, 0)

@@ -360,3 +360,26 @@ func stat(c *diag.Counters, key string) string {
 	}
 	return ""
 }
+
+// TestLogAfterDrain: a reader still going when Drain began (SIGTERM, then
+// close-timeout with the input open) has its lines counted, not lost
+// silently.
+func TestLogAfterDrain(t *testing.T) {
+	for _, m := range []string{"non-blocking", "spool"} {
+		count, errs := newCounters()
+		d := &testDriver{}
+		a, err := NewAsync(AsyncConfig{Mode: m, MaxBufferSize: 1 << 20, SpoolDir: filepath.Join(t.TempDir(), "s"),
+			SpoolMaxSize: 1 << 20, Driver: d, Count: count, Errors: errs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Log(msg("stdout", "before"))
+		if err := a.Drain(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		a.Log(msg("stdout", "after"))
+		if got := d.lines(); len(got) != 1 || count.Delivered.Load() != 1 || count.Dropped.Load() != 1 || count.DroppedBytes.Load() != 5 {
+			t.Fatalf("%s: delivered %q (%d), dropped %d lines %d bytes", m, got, count.Delivered.Load(), count.Dropped.Load(), count.DroppedBytes.Load())
+		}
+	}
+}

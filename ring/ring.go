@@ -51,6 +51,7 @@ var ErrClosed = errors.New("ring closed")
 const (
 	Full     = "buffer-full" // the ring was full
 	TooLarge = "too-large"   // the record is larger than the whole ring
+	Closed   = "closed"      // Put after Close
 )
 
 // Ring is a FIFO of records in a fixed-size byte buffer. Its methods are
@@ -91,11 +92,15 @@ func (r *Ring) Size() int { return len(r.buf) }
 // Put appends a copy of rec. It reports whether rec was kept: false means
 // it was dropped (and handed to Drop) because it is larger than the ring,
 // the policy is DropNewest and the ring is full, or the ring is closed
-// while Put was blocked.
+// (nobody would take it out).
 func (r *Ring) Put(rec []byte) bool {
 	need := len(rec) + Overhead
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		r.drop(rec, Closed)
+		return false
+	}
 	if need > len(r.buf) {
 		r.drop(rec, TooLarge)
 		return false
@@ -106,11 +111,11 @@ func (r *Ring) Put(rec []byte) bool {
 			r.drop(rec, Full)
 			return false
 		case Block:
+			r.cond.Wait()
 			if r.closed {
-				r.drop(rec, Full)
+				r.drop(rec, Closed)
 				return false
 			}
-			r.cond.Wait()
 		default:
 			r.dropOldest()
 		}
@@ -205,8 +210,8 @@ func (r *Ring) Len() (records, bytes int) {
 	return r.n, r.used
 }
 
-// Close wakes everyone: Get returns what is left, then ErrClosed; a Put
-// blocked on a full ring drops its record.
+// Close wakes everyone: Get returns what is left, then ErrClosed; Put
+// (blocked on a full ring or not) drops its record as Closed.
 func (r *Ring) Close() {
 	r.mu.Lock()
 	r.closed = true

@@ -154,7 +154,8 @@ func TestTooLarge(t *testing.T) {
 }
 
 func TestBlock(t *testing.T) {
-	r := New(2*(Overhead+4), Block, nil)
+	d := &drops{}
+	r := New(2*(Overhead+4), Block, d.fn)
 	r.Put([]byte("aaaa"))
 	r.Put([]byte("bbbb"))
 	put := make(chan bool)
@@ -182,6 +183,12 @@ func TestBlock(t *testing.T) {
 	r.Close()
 	if <-put {
 		t.Fatal("Put on a closed full ring reported kept")
+	}
+	if r.Put([]byte("gggg")) {
+		t.Fatal("Put after Close reported kept")
+	}
+	if fmt.Sprint(d.recs, d.why) != "[ffff gggg] [closed closed]" {
+		t.Fatalf("drops %q %q, want ffff and gggg as %s", d.recs, d.why, Closed)
 	}
 	// Get returns what is left, then ErrClosed.
 	for _, w := range []string{"dddd", "eeee"} {
