@@ -186,3 +186,38 @@ func TestWorkerNoNewPrivs(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, l.Errors())
 	}
 }
+
+// TestWorkerIgnoresSIGHUP: SIGHUP is the supervisor's live-upgrade signal.
+// A worker that gets one too (a broad `pkill -HUP dockerlogger`) must not
+// stop logging, and neither must a logger run without a supervisor.
+func TestWorkerIgnoresSIGHUP(t *testing.T) {
+	for _, supervised := range []bool{true, false} {
+		t.Run(fmt.Sprintf("supervised=%v", supervised), func(t *testing.T) {
+			logPath := filepath.Join(t.TempDir(), "hup.log")
+			env := Env("hup", map[string]string{"close-timeout": "1s"}, "DOCKERLOG_LOGPATH="+logPath)
+			if !supervised {
+				env = append(env, "DOCKERLOG_SUPERVISOR=off")
+			}
+			l := StartLogger(t, env, "json-file")
+			target := l.Cmd.Process.Pid
+			if supervised {
+				Eventually(t, 10*time.Second, "a worker", func() bool { target = workerPID(t, l.Cmd.Process.Pid); return target != 0 })
+			}
+			before := Lines("before", 100)
+			WriteLines(t, l.Stdout, before)
+			Eventually(t, 10*time.Second, "the first lines", func() bool { return len(jsonLines(t, logPath)["stdout"]) == 100 })
+			if err := syscall.Kill(target, syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			// Longer than close-timeout: a logger that took SIGHUP for
+			// SIGTERM would be gone by now.
+			time.Sleep(1500 * time.Millisecond)
+			after := Lines("after", 100)
+			WriteLines(t, l.Stdout, after)
+			if code := l.Wait(t, 10*time.Second); code != 0 {
+				t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+			}
+			sinkSameLines(t, "stdout", jsonLines(t, logPath)["stdout"], append(before, after...))
+		})
+	}
+}

@@ -263,11 +263,13 @@ func (r *run) wait(inputsDone <-chan struct{}) (deadline <-chan time.Time) {
 				r.Stats(r.Count.Line())
 			case syscall.SIGUSR2:
 				r.stopReading()
-			default:
+			case syscall.SIGTERM, syscall.SIGINT:
 				if deadline == nil {
 					deadline = time.After(r.o.CloseTimeout)
 				}
 			}
+			// SIGHUP is the supervisor's (live upgrade): a worker that
+			// gets one too, from a broad pkill, carries on.
 		}
 	}
 }
