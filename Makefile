@@ -55,4 +55,6 @@ clean:
 bench: build
 	$(GO) build -trimpath -ldflags '-s -w' -o bin/ ./bench/cmd/...
 	./bin/throughput -bin bin
+	./bin/stall -bin bin
+	./bin/supervision -bin bin
 	$(GO) test -run '^$$' -bench . -benchmem ./filelog/

@@ -1,0 +1,529 @@
+// Command supervision is the benchmark of issue 4: what the supervisor
+// costs, and how fast it brings a crashed worker back.
+//
+// Cost: `dockerlogger json-file` reads N lines of 100 bytes from a pipe
+// on fd 3 (an empty pipe on fd 4), supervised (the default: a supervisor
+// and its worker) and with DOCKERLOG_SUPERVISOR=off (one process), the
+// two alternating in the same run. Each is timed from its ready byte
+// (fd 5: the driver is set up) to its exit, the throughput the target is
+// about; the start-up (start to ready) is reported beside it. The file
+// must hold every line; the median of the runs is reported. Peak RSS is
+// VmHWM from /proc, sampled every 20 ms until the logger exits:
+// supervised, the sum of the supervisor's and the worker's (which counts
+// twice the pages of the binary both have mapped); their RssAnon is
+// reported beside it.
+//
+// Crash to delivery: a supervised logger is fed a steady stream of lines;
+// the worker (the supervisor's child) is sent SIGKILL, and the time from
+// the kill to the next growth of the json-file is measured by polling the
+// file's size every 100 µs once the killed worker is gone. First
+// restarts: each in a fresh logger, so each is the first restart of its
+// supervisor. Successive restarts: one logger killed repeatedly, to show
+// the restart backoff. Every line written must be in the file at the end
+// (duplicates from the replay are reported).
+//
+// Targets are reported as PASS or MISS; the program fails only when it
+// cannot measure or a line is lost.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/joyent/dockerlogger/bench/internal/measure"
+)
+
+const (
+	lineSize    = 100
+	containerID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+)
+
+type params struct {
+	bin         string
+	lines, runs int
+	kills, rate int
+}
+
+func main() {
+	var p params
+	flag.StringVar(&p.bin, "bin", "bin", "directory holding dockerlogger")
+	flag.IntVar(&p.lines, "lines", 1_000_000, "lines per throughput run")
+	flag.IntVar(&p.runs, "runs", 3, "throughput runs per variant (the median is reported)")
+	flag.IntVar(&p.kills, "kills", 5, "worker kills, for the first restarts and for the successive ones")
+	flag.IntVar(&p.rate, "rate", 10000, "lines per second written while the worker is killed")
+	flag.Parse()
+	if err := run(p); err != nil {
+		fmt.Fprintf(os.Stderr, "supervision: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		os.Exit(1)
+	}
+}
+
+func line(seq int) []byte {
+	b := fmt.Appendf(make([]byte, 0, lineSize), "2024-01-02T03:04:05Z INFO seq=%09d msg=", seq)
+	for len(b) < lineSize-1 {
+		b = append(b, "the quick brown fox jumps over the lazy dog "[len(b)%44])
+	}
+	return append(b, '\n')
+}
+
+// logger is one running dockerlogger json-file.
+type logger struct {
+	cmd     *exec.Cmd
+	stderr  *bytes.Buffer
+	done    chan error
+	logPath string
+
+	mu       sync.Mutex
+	peak     map[int]measure.Memory // pid → its largest figures seen
+	stopSamp chan struct{}
+	sampDone chan struct{}
+}
+
+// start starts the logger on the read end of input; supervised=false sets
+// DOCKERLOG_SUPERVISOR=off. ready waits for its ready byte on fd 5.
+func start(bin, logPath string, supervised, ready bool, input *os.File) (*logger, error) {
+	er, ew, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	ew.Close()
+	files := []*os.File{input, er}
+	var rr, rw *os.File
+	if ready {
+		if rr, rw, err = os.Pipe(); err != nil {
+			er.Close()
+			return nil, err
+		}
+		defer rr.Close()
+		files = append(files, rw)
+	}
+	cmd := exec.Command(filepath.Join(bin, "dockerlogger"), "json-file")
+	cmd.Env = append(os.Environ(), "DOCKERLOG_CONFIG={}", "DOCKERLOG_CONTAINERID="+containerID,
+		"DOCKERLOG_LOGPATH="+logPath)
+	if !supervised {
+		cmd.Env = append(cmd.Env, "DOCKERLOG_SUPERVISOR=off")
+	}
+	l := &logger{cmd: cmd, stderr: new(bytes.Buffer), done: make(chan error, 1), logPath: logPath,
+		peak: map[int]measure.Memory{}, stopSamp: make(chan struct{}), sampDone: make(chan struct{})}
+	cmd.Stderr = l.stderr
+	cmd.ExtraFiles = files
+	err = cmd.Start()
+	for _, f := range files {
+		f.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start dockerlogger: %w", err)
+	}
+	go func() { l.done <- cmd.Wait() }()
+	go l.sample()
+	if ready {
+		got := make(chan error, 1)
+		go func() {
+			var b [1]byte
+			_, err := rr.Read(b[:])
+			got <- err
+		}()
+		select {
+		case err = <-got:
+		case <-time.After(10 * time.Second):
+			err = fmt.Errorf("no ready byte after 10s")
+		}
+		if err != nil {
+			cmd.Process.Kill()
+			l.wait(time.Minute)
+			return nil, fmt.Errorf("dockerlogger never said ready: %v: %s", err, lastLine(l.stderr.String()))
+		}
+	}
+	return l, nil
+}
+
+func (l *logger) sample() {
+	defer close(l.sampDone)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		pid := l.cmd.Process.Pid
+		for _, p := range append([]int{pid}, measure.Children(pid)...) {
+			if m, err := measure.Mem(p); err == nil {
+				l.mu.Lock()
+				pk := l.peak[p]
+				pk.Peak(m)
+				l.peak[p] = pk
+				l.mu.Unlock()
+			}
+		}
+		select {
+		case <-l.stopSamp:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (l *logger) wait(limit time.Duration) error {
+	var err error
+	select {
+	case err = <-l.done:
+	case <-time.After(limit):
+		l.cmd.Process.Kill()
+		<-l.done
+		err = fmt.Errorf("killed after %v", limit)
+	}
+	close(l.stopSamp)
+	<-l.sampDone
+	if err != nil {
+		return fmt.Errorf("dockerlogger: %v: %s", err, lastLine(l.stderr.String()))
+	}
+	return nil
+}
+
+// rss returns the peak RSS of the logger process and of its children,
+// and the sum of their peak RssAnon.
+func (l *logger) rss() (self, kids, anon int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for pid, m := range l.peak {
+		if pid == l.cmd.Process.Pid {
+			self = m.HWM
+		} else {
+			kids += m.HWM
+		}
+		anon += m.Anon
+	}
+	return
+}
+
+type tput struct {
+	startup, wall   time.Duration // start to ready; ready to exit
+	self, kid, anon int64         // peak RSS of the logger process and of its worker; their RssAnon
+}
+
+func throughputRun(p params, dir string, supervised bool, input []byte) (tput, error) {
+	logPath := filepath.Join(dir, fmt.Sprintf("tput-%v.log", supervised))
+	defer os.Remove(logPath)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return tput{}, err
+	}
+	t0 := time.Now()
+	l, err := start(p.bin, logPath, supervised, true, pr)
+	if err != nil {
+		pw.Close()
+		return tput{}, err
+	}
+	startup := time.Since(t0)
+	t0 = time.Now()
+	werr := make(chan error, 1)
+	go func() {
+		_, err := pw.Write(input)
+		pw.Close()
+		werr <- err
+	}()
+	lerr := l.wait(5 * time.Minute)
+	wall := time.Since(t0)
+	if err := <-werr; err != nil {
+		return tput{}, fmt.Errorf("writing the input: %w", err)
+	}
+	if lerr != nil {
+		return tput{}, lerr
+	}
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return tput{}, err
+	}
+	if n := bytes.Count(b, []byte{'\n'}); n != p.lines {
+		return tput{}, fmt.Errorf("supervised=%v: %d lines in, %d in the file", supervised, p.lines, n)
+	}
+	self, kids, anon := l.rss()
+	return tput{startup, wall, self, kids, anon}, nil
+}
+
+// steady writes lines at rate per second (1 ms batches) until stop, then
+// closes the pipe and reports how many it wrote.
+func steady(w *os.File, rate int, stop <-chan struct{}, wrote chan<- int) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	begin := time.Now()
+	n := 0
+	defer func() { w.Close(); wrote <- n }()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		due := int(time.Since(begin).Seconds() * float64(rate))
+		for ; n < due; n++ {
+			if _, err := w.Write(line(n)); err != nil {
+				fmt.Fprintf(os.Stderr, "supervision: writer: %v\n", err)
+				return
+			}
+		}
+	}
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return -1
+	}
+	return st.Size()
+}
+
+// killWorker kills the supervisor's worker and returns the time from the
+// kill to the next growth of the log file.
+func killWorker(l *logger) (time.Duration, error) {
+	sup := l.cmd.Process.Pid
+	// The worker is up and delivering: the file has grown lately.
+	var worker int
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		kids := measure.Children(sup)
+		if len(kids) == 1 {
+			s := fileSize(l.logPath)
+			time.Sleep(50 * time.Millisecond)
+			if fileSize(l.logPath) > s && measure.Alive(kids[0]) {
+				worker = kids[0]
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("no delivering worker under supervisor %d (children %v)", sup, kids)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t0 := time.Now()
+	if err := syscall.Kill(worker, syscall.SIGKILL); err != nil {
+		return 0, fmt.Errorf("kill worker %d: %w", worker, err)
+	}
+	// Until it is gone, a write it was making may still land.
+	for measure.Alive(worker) {
+		time.Sleep(20 * time.Microsecond)
+	}
+	s0 := fileSize(l.logPath)
+	for fileSize(l.logPath) <= s0 {
+		if time.Since(t0) > 30*time.Second {
+			return 0, fmt.Errorf("nothing delivered 30s after the worker was killed")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return time.Since(t0), nil
+}
+
+// crashRun starts a supervised logger with a steady writer, kills its
+// worker kills times (waiting settle between), and checks every line
+// written is in the file.
+func crashRun(p params, dir, name string, kills int, settle time.Duration) ([]time.Duration, int, error) {
+	logPath := filepath.Join(dir, name+".log")
+	defer os.Remove(logPath)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, 0, err
+	}
+	l, err := start(p.bin, logPath, true, true, pr)
+	if err != nil {
+		pw.Close()
+		return nil, 0, err
+	}
+	stop, wrote := make(chan struct{}), make(chan int, 1)
+	go steady(pw, p.rate, stop, wrote)
+	var ds []time.Duration
+	var kerr error
+	for i := 0; i < kills && kerr == nil; i++ {
+		time.Sleep(settle)
+		var d time.Duration
+		if d, kerr = killWorker(l); kerr == nil {
+			ds = append(ds, d)
+		}
+	}
+	time.Sleep(settle)
+	close(stop)
+	n := <-wrote
+	if err := l.wait(time.Minute); err != nil {
+		return nil, 0, err
+	}
+	if kerr != nil {
+		return nil, 0, kerr
+	}
+	unique, dups, err := countFile(logPath, n)
+	if err != nil {
+		return nil, 0, err
+	}
+	if unique != n {
+		return nil, 0, fmt.Errorf("%s: %d lines written, %d in %s", name, n, unique, logPath)
+	}
+	return ds, dups, nil
+}
+
+// countFile counts the unique numbered lines below n in a json-file, and
+// the duplicates.
+func countFile(path string, n int) (unique, dups int, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	seen := make([]bool, n)
+	for _, l := range bytes.Split(bytes.TrimSuffix(b, []byte{'\n'}), []byte{'\n'}) {
+		var e struct {
+			Log string `json:"log"`
+		}
+		if err := json.Unmarshal(l, &e); err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", path, err)
+		}
+		i := strings.Index(e.Log, " seq=")
+		if i < 0 || len(e.Log) < i+14 {
+			continue
+		}
+		s, err := strconv.Atoi(e.Log[i+5 : i+14])
+		if err != nil || s >= n {
+			continue
+		}
+		if seen[s] {
+			dups++
+		} else {
+			seen[s] = true
+			unique++
+		}
+	}
+	return unique, dups, nil
+}
+
+func run(p params) error {
+	dir, err := os.MkdirTemp("", "dockerlogger-supervision-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Printf("the cost of supervision (issue 4): dockerlogger json-file\n")
+	fmt.Printf("%s %s/%s, %d CPUs, load %s\n\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), measure.Load())
+
+	input := make([]byte, 0, p.lines*lineSize)
+	for i := 0; i < p.lines; i++ {
+		input = append(input, line(i)...)
+	}
+	res := map[bool][]tput{}
+	for i := 0; i < p.runs; i++ {
+		order := []bool{true, false}
+		if i%2 == 1 {
+			order = []bool{false, true}
+		}
+		for _, sup := range order {
+			r, err := throughputRun(p, dir, sup, input)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "  supervised=%-5v run %d: start-up %v, %v, %.0f lines/s, RSS %s+%s MB\n", sup, i+1,
+				r.startup.Round(time.Millisecond), r.wall.Round(time.Millisecond), float64(p.lines)/r.wall.Seconds(), measure.MB(r.self), measure.MB(r.kid))
+			res[sup] = append(res[sup], r)
+		}
+	}
+	input = nil
+
+	var first []time.Duration
+	var firstDups int
+	for i := 0; i < p.kills; i++ {
+		ds, dups, err := crashRun(p, dir, fmt.Sprintf("first-%d", i), 1, 300*time.Millisecond)
+		if err != nil {
+			return fmt.Errorf("first restart %d: %w", i+1, err)
+		}
+		fmt.Fprintf(os.Stderr, "  first restart, logger %d: %v\n", i+1, ds[0])
+		first = append(first, ds[0])
+		firstDups += dups
+	}
+	succ, succDups, err := crashRun(p, dir, "successive", p.kills, 300*time.Millisecond)
+	if err != nil {
+		return fmt.Errorf("successive restarts: %w", err)
+	}
+	report(os.Stdout, p, res, first, firstDups, succ, succDups)
+	return nil
+}
+
+func median(ts []tput, get func(tput) int64) int64 {
+	v := make([]int64, len(ts))
+	for i, t := range ts {
+		v[i] = get(t)
+	}
+	sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+	return v[len(v)/2]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/1e6) }
+
+func report(w io.Writer, p params, res map[bool][]tput, first []time.Duration, firstDups int, succ []time.Duration, succDups int) {
+	fmt.Fprintf(w, "throughput: %d lines of %d B, ready to exit, median of %d; peak RSS = VmHWM, supervised = supervisor + worker\n",
+		p.lines, lineSize, p.runs)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "variant\tlines/s\truns s\tstart-up ms\tpeak RSS MB\tlogger process MB\tworker MB\tanon MB\t")
+	rate := map[bool]float64{}
+	rss, anon := map[bool]int64{}, map[bool]int64{}
+	for _, sup := range []bool{true, false} {
+		ts := res[sup]
+		wall := time.Duration(median(ts, func(t tput) int64 { return int64(t.wall) }))
+		self := median(ts, func(t tput) int64 { return t.self })
+		kid := median(ts, func(t tput) int64 { return t.kid })
+		total := median(ts, func(t tput) int64 { return t.self + t.kid })
+		startup := time.Duration(median(ts, func(t tput) int64 { return int64(t.startup) }))
+		anon[sup] = median(ts, func(t tput) int64 { return t.anon })
+		rate[sup], rss[sup] = float64(p.lines)/wall.Seconds(), total
+		var runs []string
+		for _, t := range ts {
+			runs = append(runs, fmt.Sprintf("%.2f", t.wall.Seconds()))
+		}
+		name, kidMB := "DOCKERLOG_SUPERVISOR=off", "-"
+		if sup {
+			name, kidMB = "supervised", measure.MB(kid)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, rate[sup], strings.Join(runs, " "), ms(startup),
+			measure.MB(total), measure.MB(self), kidMB, measure.MB(anon[sup]))
+	}
+	tw.Flush()
+
+	fmt.Fprintf(w, "\nworker SIGKILL to the next line in the json-file (writer at %d lines/s):\n", p.rate)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "series\tms per kill\tfirst ms\tmedian ms\tmax ms\tduplicates\t")
+	row := func(name string, ds []time.Duration, dups int) {
+		var each []string
+		for _, d := range ds {
+			each = append(each, ms(d))
+		}
+		s := measure.Sorted(ds)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t\n", name, strings.Join(each, " "), ms(ds[0]), ms(s[len(s)/2]), ms(s[len(s)-1]), dups)
+	}
+	row(fmt.Sprintf("first restart, %d fresh loggers", len(first)), first, firstDups)
+	row(fmt.Sprintf("restarts 1-%d of one logger", len(succ)), succ, succDups)
+	tw.Flush()
+	fmt.Fprintln(w, "(successive restarts of one logger wait out the supervisor's backoff: 100 ms doubling.)")
+
+	fmt.Fprintln(w, "\ntargets:")
+	cost := 1 - rate[true]/rate[false]
+	fmt.Fprintf(w, "  %s  throughput cost of supervision under 5%%: %.1f%%\n", measure.Verdict(cost < 0.05), cost*100)
+	extra := rss[true] - rss[false]
+	fmt.Fprintf(w, "  %s  RSS cost of supervision under 4 MB: %s MB (RssAnon alone: %s MB)\n",
+		measure.Verdict(extra < 4<<20), measure.MB(extra), measure.MB(anon[true]-anon[false]))
+	s := measure.Sorted(first)
+	med := s[len(s)/2]
+	fmt.Fprintf(w, "  %s  first restart: kill to next line delivered under 200 ms: median %s ms (first %s, max %s)\n",
+		measure.Verdict(med < 200*time.Millisecond), ms(med), ms(first[0]), ms(s[len(s)-1]))
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}

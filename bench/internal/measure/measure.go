@@ -1,0 +1,195 @@
+// Package measure holds what the benchmarks under bench/cmd share: reading
+// a process's peak RSS and children from /proc, the disk a directory
+// really uses, the logger's exit counters, percentiles and the PASS/MISS
+// verdict.
+//
+// It must never import dockerlogger's own packages: the benchmarks look at
+// the logger from outside, as a user does, through /proc, files and its
+// stderr.
+package measure
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Memory is what /proc/PID/status says of a process's memory, in bytes.
+type Memory struct {
+	HWM  int64 // VmHWM: peak resident set size
+	Anon int64 // RssAnon now: resident memory of its own (heap, stacks)
+	File int64 // RssFile now: resident pages of files, the binary's shared with every process running it
+}
+
+// Mem reads the memory of pid from /proc/PID/status. A process that has
+// exited (or is a zombie) has none.
+func Mem(pid int) (Memory, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Memory{}, fmt.Errorf("memory of %d: %w", pid, err)
+	}
+	var m Memory
+	found := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		var dst *int64
+		switch k {
+		case "VmHWM":
+			dst = &m.HWM
+		case "RssAnon":
+			dst = &m.Anon
+		case "RssFile":
+			dst = &m.File
+		}
+		if !ok || dst == nil {
+			continue
+		}
+		f := strings.Fields(v) // "1234 kB"
+		if len(f) != 2 || f[1] != "kB" {
+			return Memory{}, fmt.Errorf("memory of %d: odd line %q", pid, l)
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return Memory{}, fmt.Errorf("memory of %d: %w", pid, err)
+		}
+		*dst = kb * 1024
+		found++
+	}
+	if found != 3 {
+		return Memory{}, fmt.Errorf("memory of %d: no VmHWM/RssAnon/RssFile (exited?)", pid)
+	}
+	return m, nil
+}
+
+// Peak keeps the largest of each figure of m in p.
+func (p *Memory) Peak(m Memory) {
+	p.HWM, p.Anon, p.File = max(p.HWM, m.HWM), max(p.Anon, m.Anon), max(p.File, m.File)
+}
+
+// Children returns the pids whose parent is pid, by scanning /proc (which
+// works whether or not the kernel has /proc/PID/task/TID/children).
+func Children(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var kids []int
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, _, ok := stat(p); ok && ppid == pid {
+			kids = append(kids, p)
+		}
+	}
+	return kids
+}
+
+// Alive says whether pid is a running process: not gone, not a zombie.
+func Alive(pid int) bool {
+	_, state, ok := stat(pid)
+	return ok && state != 'Z' && state != 'X'
+}
+
+// stat reads the parent pid and state of pid from /proc/PID/stat.
+func stat(pid int) (ppid int, state byte, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	// "pid (comm) S ppid ...": comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, 0, false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return ppid, f[0][0], err == nil
+}
+
+// DiskUsage returns the bytes allocated on disk to the files under dir
+// (st_blocks, so holes punched in a spool file do not count). A missing
+// dir uses nothing.
+func DiskUsage(dir string) int64 {
+	var total int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // files come and go while the logger runs
+		}
+		if info, err := d.Info(); err == nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				total += st.Blocks * 512
+			}
+		}
+		return nil
+	})
+	return total
+}
+
+// Stats returns the counters of the last "dockerlogger: stats" line in the
+// logger's stderr (under the supervisor, the worker's).
+func Stats(stderr []byte) (map[string]int64, error) {
+	var last string
+	for _, l := range strings.Split(string(stderr), "\n") {
+		if s, ok := strings.CutPrefix(l, "dockerlogger: stats "); ok {
+			last = s
+		}
+	}
+	if last == "" {
+		return nil, fmt.Errorf("no stats line in the logger's stderr")
+	}
+	m := map[string]int64{}
+	for _, kv := range strings.Fields(last) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			m[k] = n
+		}
+	}
+	return m, nil
+}
+
+// Percentile returns the p-th percentile (0..100) of sorted durations, by
+// the nearest-rank method; 0 for none.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(p/100*float64(len(sorted))+0.999999) - 1
+	rank = max(0, min(rank, len(sorted)-1))
+	return sorted[rank]
+}
+
+// Sorted returns a sorted copy of ds.
+func Sorted(ds []time.Duration) []time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s
+}
+
+// Verdict is PASS or MISS: a benchmark reports, it does not gate.
+func Verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "MISS"
+}
+
+// Load is the machine's load average line, to report beside the numbers.
+func Load() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.TrimSpace(string(b))
+}
+
+// MB renders bytes as megabytes (10^6).
+func MB(b int64) string { return fmt.Sprintf("%.1f", float64(b)/1e6) }
