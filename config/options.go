@@ -180,6 +180,9 @@ func ParseOptions(opts map[string]string, driver, id string) (Options, error) {
 		return o, bad("line-max", "larger than 1g")
 	}
 	o.LineMax = int(lm)
+	if o.Mode == NonBlocking && int64(o.LineMax) > o.MaxBufferSize {
+		return o, bad("line-max", "larger than max-buffer-size: such a line could never be held")
+	}
 	if o.OnFailure, err = oneOf("on-failure", "restart", "restart", "kill-init", "ignore"); err != nil {
 		return o, err
 	}

@@ -73,7 +73,7 @@ type run struct {
 	async    *mode.Async    // when mode=non-blocking or spool
 	stop     chan struct{}  // closed when the worker gives up on delivery
 
-	files []*os.File // the inputs, once open, to look for hang-up
+	files map[*os.File]bool // inputs still being read, to look for hang-up
 
 	mu       sync.Mutex
 	peeks    []*zfd.Peek
@@ -84,7 +84,7 @@ type run struct {
 // have passed drivers.Validate.
 func (w *Worker) Run() error {
 	c := w.Config
-	r := &run{Worker: w, o: c.Options, stop: make(chan struct{})}
+	r := &run{Worker: w, o: c.Options, stop: make(chan struct{}), files: map[*os.File]bool{}}
 	ins, err := zfd.Inputs(zfd.Spec{Stdout: c.Stdout, Stderr: c.Stderr, TTY: c.TTY})
 	if err != nil {
 		return err
@@ -161,10 +161,15 @@ func (r *run) startReaders(ins []zfd.Input, consoles []*zfd.Console) <-chan stru
 				r.Errors.Printf("%v", err)
 				return
 			}
-			defer f.Close()
 			r.mu.Lock()
-			r.files = append(r.files, f)
+			r.files[f] = true
 			r.mu.Unlock()
+			defer func() {
+				r.mu.Lock()
+				delete(r.files, f)
+				r.mu.Unlock()
+				f.Close()
+			}()
 			rd := &reader.Reader{Source: in.Name, LineMax: r.o.LineMax, Sink: r.sink, Count: r.Count.Stream(in.Name)}
 			var console *zfd.Console
 			if i < len(consoles) {
@@ -309,7 +314,17 @@ func (r *run) finish(deadline <-chan time.Time, inputsDone <-chan struct{}) erro
 	go func() {
 		var err error
 		if r.async != nil {
-			err = r.async.Drain(ctx)
+			dctx := ctx
+			if r.handingOver() && r.o.Mode == config.Spool {
+				// The next worker delivers from the spool: do not wait
+				// on a sink that may be down.
+				c, cancel := context.WithCancel(ctx)
+				cancel()
+				dctx = c
+			}
+			if err = r.async.Drain(dctx); err != nil && dctx != ctx {
+				err = nil // expected: the records stay on disk
+			}
 		}
 		select {
 		case <-inputsDone:
@@ -387,14 +402,15 @@ func (r *run) failing(started time.Time) time.Duration {
 	return time.Since(since)
 }
 
-// hungUp reports whether every input has lost all its writers.
+// hungUp reports whether every input still being read has lost all its
+// writers (inputs that reached EOF are done already).
 func (r *run) hungUp() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.files) == 0 {
 		return false
 	}
-	for _, f := range r.files {
+	for f := range r.files {
 		if !zfd.HungUp(f) {
 			return false
 		}
