@@ -161,6 +161,13 @@ func (r *run) startReaders(ins []zfd.Input, consoles []*zfd.Console) <-chan stru
 				r.Errors.Printf("%v", err)
 				return
 			}
+			if r.o.Mode == config.Blocking {
+				// illumos: make the zfd tee block the application
+				// instead of dropping when the logger falls behind.
+				if err := zfd.SetFlowControl(f, true); err != nil {
+					r.Errors.Printf("%v", err)
+				}
+			}
 			r.mu.Lock()
 			r.files[f] = true
 			r.mu.Unlock()

@@ -1,0 +1,87 @@
+package zfd
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"testing"
+)
+
+// A Peek leaves in the pipe what it returned but was not committed: a new
+// Peek on the same pipe (the next worker) reads those bytes again, then
+// the rest, to EOF.
+func TestPeekKeepsUncommitted(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	data := []byte("one\ntwo\nthree\nunfinished")
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPeek(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := p.Read(buf)
+	if err != nil || !bytes.Equal(buf[:n], data) {
+		t.Fatalf("first read %q, %v", buf[:n], err)
+	}
+	if err := p.Commit(4); err != nil { // "one\n" delivered
+		t.Fatal(err)
+	}
+	p.Close() // the worker dies here
+
+	w.Write([]byte(" line\n"))
+	w.Close()
+	p2, err := NewPeek(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	got, err := io.ReadAll(p2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "two\nthree\nunfinished line\n"; string(got) != want {
+		t.Fatalf("next worker read %q, want %q", got, want)
+	}
+}
+
+// The writer's last bytes and its close can land between two looks at
+// the pipe: Read must still return them before io.EOF.
+func TestPeekLastWriteBeforeHangup(t *testing.T) {
+	for i := 0; i < 200; i++ {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := NewPeek(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("partial"))
+		done := make(chan []byte)
+		go func() {
+			var got []byte
+			buf := make([]byte, 64)
+			for {
+				n, err := p.Read(buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					done <- got
+					return
+				}
+			}
+		}()
+		w.Write([]byte(" end\n"))
+		w.Close()
+		if got := <-done; string(got) != "partial end\n" {
+			t.Fatalf("run %d: read %q", i, got)
+		}
+		p.Close()
+		r.Close()
+	}
+}
