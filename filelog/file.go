@@ -43,6 +43,9 @@ type Options struct {
 	// OnError reports the errors Docker only logs and carries on after
 	// (a failed rename or compression). May be nil.
 	OnError func(error)
+	// complete returns how much of an existing file is whole records;
+	// set by the format (json-file or local).
+	complete func(*os.File, int64) (int64, error)
 }
 
 // ErrClosed is returned by a write after Close.
@@ -72,6 +75,14 @@ func Open(o Options) (*File, error) {
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open log file %s: %w", o.Path, err)
+	}
+	size, torn, err := trimTorn(o.Path, f, size, o.complete)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if torn > 0 && o.OnError != nil {
+		o.OnError(fmt.Errorf("log file %s ended in a torn record (%d bytes, from a logger killed while writing): cut it; its line is written again", o.Path, torn))
 	}
 	return &File{o: o, f: f, size: size, buf: make([]byte, 0, FlushSize+4096)}, nil
 }

@@ -24,6 +24,7 @@ type JSON struct {
 // NewJSON opens the file for a json-file logger. attrs is the JSON object
 // of extra attributes (labels, env, tag) Docker puts on every line, or nil.
 func NewJSON(o Options, attrs []byte) (*JSON, error) {
+	o.complete = completeJSON
 	f, err := Open(o)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ type Local struct {
 
 // NewLocal opens the file for a local logger.
 func NewLocal(o Options) (*Local, error) {
+	o.complete = completeLocal
 	f, err := Open(o)
 	if err != nil {
 		return nil, err
