@@ -37,7 +37,7 @@ type Flusher interface {
 
 // readSize is how much one read asks for: large reads are what make the
 // logger cheap per line (Docker's copier asks for 2 KiB).
-const readSize = 64 << 10
+const readSize = 256 << 10
 
 // Reader copies one stream into a Sink.
 type Reader struct {

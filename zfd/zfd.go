@@ -72,6 +72,7 @@ func input(name string, fd int, path string) (Input, error) {
 				if err != nil {
 					return nil, fmt.Errorf("open %s input %s: %w", name, path, err)
 				}
+				growPipe(int(f.Fd()))
 				return f, nil
 			}}, nil
 	}
@@ -80,6 +81,7 @@ func input(name string, fd int, path string) (Input, error) {
 	}
 	// No child of ours may hold the write side's reader open.
 	unix.CloseOnExec(fd)
+	growPipe(fd)
 	f := os.NewFile(uintptr(fd), name)
 	return Input{Name: name, Open: func() (*os.File, error) { return f, nil }, Close: func() { f.Close() }}, nil
 }
