@@ -174,7 +174,7 @@ func (r *Reader) commit(c Committer, p int) error {
 	}
 	r.base += int64(p)
 	if r.Handed != nil {
-		r.Handed.Store(0)
+		r.Handed.Store(r.handed(0))
 	}
 	return nil
 }
@@ -228,9 +228,21 @@ func (r *Reader) emit(line []byte, ts time.Time, end bool, upto int) {
 	// Recorded before the hand-over, so a worker killed at any point
 	// leaves a count that covers every line it may have delivered.
 	if r.Handed != nil {
-		r.Handed.Store(int64(upto))
+		r.Handed.Store(r.handed(upto))
 	}
 	r.Sink.Log(msg)
+}
+
+// handed is what the ledger must say when the message ending at upto (in
+// this round's bytes) is handed over: never less than what is left of the
+// replay region a dead worker left, or a worker killed while replaying
+// would hide those lines from the next one's count.
+func (r *Reader) handed(upto int) int64 {
+	h := int64(upto)
+	if rest := r.Replay - r.base; rest > h {
+		h = rest
+	}
+	return h
 }
 
 // isHangup reports errors that mean the writer is gone, as EOF does: EIO

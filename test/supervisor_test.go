@@ -98,17 +98,25 @@ func TestWorkerKilledLosesNothing(t *testing.T) {
 	l := StartLogger(t, Env("kill-me", map[string]string{}, "DOCKERLOG_LOGPATH="+logPath), "json-file")
 	sup := l.Cmd.Process.Pid
 
-	out, errs := Lines("out", 60000), Lines("err", 20000)
-	written := make(chan error, 1)
+	// The application writes numbered lines steadily until the kills are
+	// done: 500 to stdout and 100 to stderr every millisecond or so.
+	out, errs := Lines("out", 2000000), Lines("err", 400000)
+	stop := make(chan struct{})
+	written := make(chan [2]int, 1)
 	go func() {
-		for i := 0; i < len(out); i += 500 {
-			WriteLines(t, l.Stdout, out[i:i+500])
-			if i%1500 == 0 {
-				WriteLines(t, l.Stderr, errs[i/3:i/3+500])
+		i := 0
+		for ; i < len(out)/500; i++ {
+			select {
+			case <-stop:
+				written <- [2]int{i * 500, i * 100}
+				return
+			default:
 			}
-			time.Sleep(time.Millisecond) // a steady stream, not one burst
+			WriteLines(t, l.Stdout, out[i*500:(i+1)*500])
+			WriteLines(t, l.Stderr, errs[i*100:(i+1)*100])
+			time.Sleep(time.Millisecond)
 		}
-		written <- nil
+		written <- [2]int{i * 500, i * 100}
 	}()
 	const kills = 5
 	for k := 0; k < kills; k++ {
@@ -122,15 +130,17 @@ func TestWorkerKilledLosesNothing(t *testing.T) {
 		}
 		Eventually(t, 10*time.Second, "the next worker", func() bool { n := workerPID(t, sup); return n != 0 && n != w })
 	}
-	<-written
+	close(stop)
+	n := <-written
+	out, errs = out[:n[0]], errs[:n[1]]
 	if code := l.Wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
 	}
 	got := jsonLines(t, logPath)
 	dupOut := checkAtLeastOnce(t, "stdout", got["stdout"], out)
 	dupErr := checkAtLeastOnce(t, "stderr", got["stderr"], errs)
-	// One batch is at most one 64 KiB read: 6553 lines of 10 bytes.
-	batch := kills * (64 << 10) / 11
+	// One batch is at most one read: 256 KiB and a line-max (16 KiB).
+	batch := kills * (256<<10 + 16<<10) / 11
 	if dupOut+dupErr > batch {
 		t.Fatalf("%d duplicate lines after %d kills, more than one batch per kill (%d)", dupOut+dupErr, kills, batch)
 	}
@@ -147,7 +157,7 @@ func TestWorkerKilledLosesNothing(t *testing.T) {
 	// consumed just before it died, at most one batch per kill.
 	replayed, _ := strconv.Atoi(st["lines_replayed"])
 	if dups := dupOut + dupErr; replayed < dups || replayed > dups+batch {
-		t.Fatalf("%d duplicates but lines_replayed=%d", dups, replayed)
+		t.Fatalf("%d duplicates but lines_replayed=%d\n%s", dups, replayed, l.Errors())
 	}
 	t.Logf("%d stdout and %d stderr duplicates after %d kills, lines_replayed=%d", dupOut, dupErr, kills, replayed)
 }
