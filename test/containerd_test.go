@@ -161,12 +161,14 @@ func ctrdRootfs(t *testing.T, dir string) string {
 			t.Fatal(err)
 		}
 	}
-	script, err := os.ReadFile("containerd/emit.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "emit.sh"), script, 0o755); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"emit.sh", "kill.sh"} {
+		script, err := os.ReadFile("containerd/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), script, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := syscall.Mkfifo(filepath.Join(root, "ctl/go"), 0o600); err != nil {
 		t.Fatal(err)
@@ -316,6 +318,7 @@ func TestContainerd(t *testing.T) {
 	t.Run("lines", func(t *testing.T) { testContainerdLines(t, c, rootfs) })
 	t.Run("sink-down", func(t *testing.T) { testContainerdSinkDown(t, c, rootfs) })
 	t.Run("bad-log-opt", func(t *testing.T) { testContainerdBadOpt(t, c, rootfs) })
+	t.Run("worker-killed", func(t *testing.T) { testContainerdWorkerKilled(t, c, rootfs) })
 }
 
 // ctrdKilledLogger is what containerd 1.6 logs when the logger has not
@@ -603,4 +606,105 @@ func testContainerdBadOpt(t *testing.T, c *ctrd, rootfs string) {
 			t.Errorf("the logger's error is nowhere a user can see it; ctr said %q; containerd's log:\n%s", out, l)
 		}
 	})
+}
+
+// testContainerdWorkerKilled: with the supervisor in place, SIGKILL the
+// worker twice while the container runs, once between its phases and once
+// while it writes: the supervisor holds the pipes, a new worker reads on,
+// and every line arrives (at least once, in order per stream).
+func testContainerdWorkerKilled(t *testing.T, c *ctrd, rootfs string) {
+	id := ctrdRandomID(t, "dk-")
+	logPath := filepath.Join(c.dir, id+"-json.log")
+	uri := ctrdLoggerURI("driver=json-file&log-path=" + logPath)
+	run := exec.Command("ctr", "--address", c.sock, "-n", ctrdNamespace, "run", "--rm", "--runc-root", c.runcRoot(),
+		"--log-uri", uri, "--rootfs", rootfs, id, "/bin/sh", "/kill.sh")
+	var runOut syncBuffer
+	run.Stdout, run.Stderr = &runOut, &runOut
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	runDone := make(chan struct{})
+	go func() { run.Wait(); close(runDone) }()
+	defer func() {
+		select {
+		case <-runDone:
+		default:
+			run.Process.Kill()
+			<-runDone
+		}
+	}()
+	// worker returns the logger process whose parent is the supervisor.
+	worker := func() int {
+		pids := ctrdLoggerPIDs(t, id)
+		in := map[int]bool{}
+		for _, p := range pids {
+			in[p] = true
+		}
+		for _, p := range pids {
+			if in[ctrdPPID(p)] {
+				return p
+			}
+		}
+		return 0
+	}
+	has := func(stream, line string) bool {
+		if _, err := os.Stat(logPath); err != nil {
+			return false // not created yet
+		}
+		for _, l := range jsonLines(t, logPath)[stream] {
+			if l == line {
+				return true
+			}
+		}
+		return false
+	}
+	next := func() {
+		f, err := os.OpenFile(filepath.Join(rootfs, "ctl/go"), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte("go\n"))
+		f.Close()
+	}
+	kill := func(not int) int {
+		var w int
+		Eventually(t, 10*time.Second, "a worker", func() bool { w = worker(); return w != 0 && w != not })
+		if err := syscall.Kill(w, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill worker %d: %v", w, err)
+		}
+		return w
+	}
+	Eventually(t, 30*time.Second, "phase 1 in the log", func() bool { return has("stdout", "out 1 2999") && has("stderr", "err 1 2999") })
+	w := kill(0) // between phases
+	next()
+	kill(w) // while phase 2 is written
+	Eventually(t, 30*time.Second, "phase 2 in the log", func() bool { return has("stdout", "out 2 2999") && has("stderr", "err 2 2999") })
+	next()
+	Eventually(t, 30*time.Second, "phase 3 in the log", func() bool { return has("stdout", "out 3 2999") && has("stderr", "err 3 2999") })
+	next()
+	select {
+	case <-runDone:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("ctr run still running 30s after the container's last write; containerd: %s", c.log())
+	}
+	if !run.ProcessState.Success() {
+		t.Fatalf("ctr run: %v: %s\ncontainerd: %s", run.ProcessState, runOut.String(), c.log())
+	}
+	// The supervisor's word of each restart reaches containerd's log
+	// through the shim's log FIFO.
+	if n := strings.Count(c.log(), "worker killed by signal 9"); n != 2 {
+		t.Errorf("containerd's log tells of %d worker kills, want 2:\n%s", n, c.log())
+	}
+	got := jsonLines(t, logPath)
+	for _, s := range []struct{ stream, prefix string }{{"stdout", "out"}, {"stderr", "err"}} {
+		var want []string
+		for phase := 1; phase <= 3; phase++ {
+			for i := 0; i < 3000; i++ {
+				want = append(want, fmt.Sprintf("%s %d %d", s.prefix, phase, i))
+			}
+		}
+		want = append(want, s.prefix+" last")
+		dups := checkAtLeastOnce(t, s.stream, got[s.stream], want)
+		t.Logf("%s: %d lines, %d duplicates after 2 worker kills", s.stream, len(want), dups)
+	}
 }
