@@ -265,20 +265,161 @@ func jsonVar(name, s string, v any) error {
 	return nil
 }
 
-// secretWords mark option names whose values must never be printed.
-var secretWords = []string{"token", "password", "secret", "credential"}
+// secretWords mark the names (of log-opts, of environment variables)
+// whose values must never be printed.
+var secretWords = []string{"token", "password", "passwd", "secret", "credential", "key"}
 
-// Redacted returns opts with the values of secret options replaced, for
+// isSecretName reports whether name's value is a secret. "key" counts
+// except in the names of key files (syslog-tls-key is a path).
+func isSecretName(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range secretWords {
+		if !strings.Contains(n, w) {
+			continue
+		}
+		if w == "key" && (strings.HasSuffix(n, "tls-key") || strings.Contains(n, "key-file") || strings.Contains(n, "key-path")) {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// Redacted returns opts with the values of secret options replaced, and
+// the user information of URLs in any value (tcp://user:pass@host), for
 // ctxdump, errors and anything else the logger prints.
 func Redacted(opts map[string]string) map[string]string {
 	m := make(map[string]string, len(opts))
 	for k, v := range opts {
-		m[k] = v
-		for _, w := range secretWords {
-			if strings.Contains(strings.ToLower(k), w) && v != "" {
-				m[k] = "REDACTED"
-			}
-		}
+		m[k] = redactValue(k, v)
 	}
 	return m
 }
+
+// RedactedEnv returns a copy of a K=V list with the values of secret
+// names (AWS_SECRET_ACCESS_KEY=...) and URL user information replaced.
+func RedactedEnv(env []string) []string {
+	if env == nil {
+		return nil
+	}
+	out := make([]string, len(env))
+	for i, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			out[i] = kv
+			continue
+		}
+		out[i] = k + "=" + redactValue(k, v)
+	}
+	return out
+}
+
+func redactValue(name, v string) string {
+	if v == "" {
+		return v
+	}
+	if isSecretName(name) {
+		return "REDACTED"
+	}
+	if i, j, ok := userinfo(v); ok {
+		return v[:i] + "REDACTED" + v[j:]
+	}
+	return v
+}
+
+// userinfo finds the user information of a URL, v[i:j] (before the "@"
+// of the authority), without url.Parse: a URL that does not parse (a
+// bad port) must be redacted too.
+func userinfo(v string) (i, j int, ok bool) {
+	s := strings.Index(v, "://")
+	if s < 0 {
+		return 0, 0, false
+	}
+	i = s + 3
+	auth := v[i:]
+	if e := strings.IndexAny(auth, "/?#"); e >= 0 {
+		auth = auth[:e]
+	}
+	at := strings.LastIndex(auth, "@")
+	if at <= 0 {
+		return 0, 0, false
+	}
+	return i, i + at, true
+}
+
+// minSecret is the shortest value Secrets returns: replacing a shorter
+// one ("1", "ab") everywhere would mangle messages without hiding much.
+const minSecret = 4
+
+// Secrets returns the secret values of c: secret options, the user
+// information of URLs in any option, secret environment values. The
+// logger replaces each wherever it appears in what it prints (errors
+// that quote a value, a driver's own messages).
+func (c *Config) Secrets() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if len(s) >= minSecret && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	one := func(name, v string) {
+		if v == "" {
+			return
+		}
+		if isSecretName(name) {
+			add(v)
+			return
+		}
+		if i, j, ok := userinfo(v); ok {
+			ui := v[i:j]
+			add(ui)
+			if _, pw, ok := strings.Cut(ui, ":"); ok {
+				add(pw)
+			}
+		}
+	}
+	for k, v := range c.Opts {
+		one(k, v)
+	}
+	for _, kv := range c.Container.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			one(k, v)
+		}
+	}
+	// Longest first, so that a secret containing another goes whole.
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// RedactString replaces every secret in s by REDACTED.
+func RedactString(s string, secrets []string) string {
+	for _, v := range secrets {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, "REDACTED")
+		}
+	}
+	return s
+}
+
+// RedactError returns err with every secret in its text replaced; it
+// still unwraps to err.
+func RedactError(err error, secrets []string) error {
+	if err == nil {
+		return nil
+	}
+	msg := RedactString(err.Error(), secrets)
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

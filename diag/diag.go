@@ -44,6 +44,24 @@ type Counters struct {
 	mu      sync.Mutex
 	reasons map[string]*[2]int64 // drop reason -> lines, bytes
 	extra   map[string]string
+	// carried drops across workers (see CarryDrops); nil when not shared
+	carryLines, carryBytes *atomic.Int64
+}
+
+// CarryDrops makes the drop counts survive this process: lines and bytes
+// live in memory shared with the next worker. What earlier workers
+// dropped is counted here first, as "earlier-workers", and every drop
+// from now on is added there too.
+func (c *Counters) CarryDrops(lines, bytes *atomic.Int64) {
+	if lines == nil || bytes == nil {
+		return
+	}
+	if l, b := lines.Load(), bytes.Load(); l > 0 {
+		c.drop("earlier-workers", l, b)
+	}
+	c.mu.Lock()
+	c.carryLines, c.carryBytes = lines, bytes
+	c.mu.Unlock()
 }
 
 // Stream returns the counters of the stream named source.
@@ -56,6 +74,17 @@ func (c *Counters) Stream(source string) *Stream {
 
 // Drop counts lines and bytes lost for reason (e.g. "buffer-full").
 func (c *Counters) Drop(reason string, lines, bytes int64) {
+	c.mu.Lock()
+	cl, cb := c.carryLines, c.carryBytes
+	c.mu.Unlock()
+	if cl != nil {
+		cl.Add(lines)
+		cb.Add(bytes)
+	}
+	c.drop(reason, lines, bytes)
+}
+
+func (c *Counters) drop(reason string, lines, bytes int64) {
 	c.Dropped.Add(lines)
 	c.DroppedBytes.Add(bytes)
 	c.mu.Lock()
@@ -206,6 +235,20 @@ type Errors struct {
 	tokens     int
 	last       time.Time
 	suppressed int
+	secrets    []string
+}
+
+// Redact registers values that must never be printed: every line
+// Printf writes has each of them replaced by REDACTED. Give the longest
+// first where one contains another.
+func (e *Errors) Redact(values ...string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, v := range values {
+		if v != "" {
+			e.secrets = append(e.secrets, v)
+		}
+	}
 }
 
 // NewErrors returns an Errors writing to w: 10 lines at once, then one a second.
@@ -219,6 +262,9 @@ func (e *Errors) Printf(format string, args ...any) {
 	msg := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", " ")
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	for _, v := range e.secrets {
+		msg = strings.ReplaceAll(msg, v, "REDACTED")
+	}
 	now := time.Now()
 	if e.last.IsZero() {
 		e.last = now

@@ -62,7 +62,13 @@ var ErrUnknownDriver = errors.New("unknown log driver")
 // Validate checks a whole configuration for its driver without touching
 // the network: the driver exists, our added options parse (done by
 // package config), and Docker's validator accepts the driver's options.
+// Its error never quotes a secret (config.Secrets).
 func Validate(c *config.Config) error {
+	// Errors quote values, and Docker's quote whole URLs: user:pass@ too.
+	return config.RedactError(validate(c), c.Secrets())
+}
+
+func validate(c *config.Config) error {
 	if !Registered(c.Driver) {
 		return fmt.Errorf("%w %q (this binary has: %s)", ErrUnknownDriver, c.Driver, strings.Join(List(), ", "))
 	}
