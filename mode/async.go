@@ -35,6 +35,11 @@ type AsyncConfig struct {
 	// DropMarker: after a loss, log one line on the stream that lost
 	// lines, saying how many lines and bytes and between which times.
 	DropMarker bool
+	// HeldLines and HeldBytes, if set, always hold what the ring has
+	// taken and not yet delivered or dropped: kept where the next worker
+	// can read them (zfd.Ledger), so that a worker that dies does not
+	// lose its ring uncounted. Non-blocking mode only.
+	HeldLines, HeldBytes *atomic.Int64
 }
 
 // Async puts messages in a queue — a memory ring (non-blocking) or a
@@ -145,6 +150,7 @@ func (a *Async) Log(msg *logger.Message) error {
 	}
 	var err error
 	if a.ring != nil {
+		a.hold(1, int64(len(rec.Line)))
 		rec.Seq = a.seq[i].Add(1)
 		bp, _ := a.bufs.Get().(*[]byte)
 		if bp == nil {
@@ -209,6 +215,9 @@ func streamOf(r *spool.Record) string {
 
 // lost counts a loss and remembers it for the next marker.
 func (a *Async) lost(i int, seq uint64, lines, bytes, ts int64, why string) {
+	if a.ring != nil {
+		a.hold(-lines, -bytes)
+	}
 	a.cfg.Count.Drop(why, lines, bytes)
 	a.cfg.Count.Set(streamName[i]+"_lines_dropped", strconv.FormatInt(a.dropLines[i].Add(lines), 10))
 	a.cfg.Count.Set(streamName[i]+"_bytes_dropped", strconv.FormatInt(a.dropBytes[i].Add(bytes), 10))
@@ -312,7 +321,18 @@ func (a *Async) deliver(rec *spool.Record) bool {
 	}
 }
 
+// hold adds to what the ring holds (negative: lets go of it).
+func (a *Async) hold(lines, bytes int64) {
+	if a.cfg.HeldLines != nil {
+		a.cfg.HeldLines.Add(lines)
+		a.cfg.HeldBytes.Add(bytes)
+	}
+}
+
 func (a *Async) delivered(rec *spool.Record) {
+	if a.ring != nil {
+		a.hold(-1, -int64(len(rec.Line)))
+	}
 	a.cfg.Count.Delivered.Add(1)
 	a.cfg.Count.DeliveredBytes.Add(int64(len(rec.Line)))
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -111,9 +112,14 @@ func (w *Worker) Run() error {
 		r.sink = r.blocking
 	} else {
 		o := c.Options
-		r.async, err = mode.NewAsync(mode.AsyncConfig{Mode: string(o.Mode), MaxBufferSize: o.MaxBufferSize,
+		ac := mode.AsyncConfig{Mode: string(o.Mode), MaxBufferSize: o.MaxBufferSize,
 			BufferFull: o.BufferFull, SpoolDir: o.SpoolDir, SpoolMaxSize: o.SpoolMaxSize, SpoolSync: o.SpoolSync,
-			Driver: r.drv, Count: w.Count, Errors: w.Errors, DropMarker: o.DropMarker})
+			Driver: r.drv, Count: w.Count, Errors: w.Errors, DropMarker: o.DropMarker}
+		if o.Mode == config.NonBlocking {
+			ac.HeldLines, ac.HeldBytes = w.Ledger.Slot(3), w.Ledger.Slot(4)
+			w.countDeadRing(ac.HeldLines, ac.HeldBytes)
+		}
+		r.async, err = mode.NewAsync(ac)
 		if err != nil {
 			closeInputs()
 			r.drv.Close()
@@ -128,6 +134,18 @@ func (w *Worker) Run() error {
 	}
 	inputsDone := r.startReaders(ins, consoles)
 	return r.finish(r.wait(inputsDone), inputsDone)
+}
+
+// countDeadRing counts as dropped what a worker that died held in its
+// ring: it was read from the pipes and is gone with that worker.
+func (w *Worker) countDeadRing(lines, bytes *atomic.Int64) {
+	if lines == nil {
+		return
+	}
+	if l, b := lines.Swap(0), bytes.Swap(0); l > 0 {
+		w.Count.Drop("worker-died", l, b)
+		w.Errors.Printf("%d lines (%d bytes) in the ring of a worker that died are lost", l, b)
+	}
 }
 
 func (w *Worker) consoles() ([]*zfd.Console, error) {

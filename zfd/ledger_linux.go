@@ -20,8 +20,10 @@ type Ledger struct {
 }
 
 // Slots: 0 stdout, 1 stderr (bytes handed, not consumed), 2 lines
-// replayed by all workers so far.
-const ledgerSlots = 3
+// replayed by all workers so far, 3 and 4 lines and bytes held in a
+// non-blocking worker's ring, 5 and 6 lines and bytes dropped by all
+// workers so far.
+const ledgerSlots = 7
 
 // NewLedger creates a ledger in an anonymous memory file.
 func NewLedger() (*Ledger, error) {
@@ -54,7 +56,8 @@ func mapLedger(f *os.File) (*Ledger, error) {
 	return &Ledger{f: f, mem: mem}, nil
 }
 
-// Slot returns counter i: 0 stdout, 1 stderr, 2 replayed lines.
+// Slot returns counter i: 0 stdout, 1 stderr, 2 replayed lines, 3 and 4
+// the lines and bytes in a ring.
 func (l *Ledger) Slot(i int) *atomic.Int64 {
 	if l == nil || i < 0 || i >= ledgerSlots {
 		return nil

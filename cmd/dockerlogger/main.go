@@ -205,6 +205,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 		w.Peek = true
 		if l, err := zfd.OpenLedger(6); err == nil {
 			w.Ledger = l
+			count.CarryDrops(l.Slot(5), l.Slot(6))
 		}
 	}
 	err = w.Run()
