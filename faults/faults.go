@@ -1,0 +1,339 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+const rate = 5000 // lines per second of the application, where it paces
+
+// bg runs the stdout writer in the background: n lines at r per second.
+func bg(w *writer, n, r int) chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- w.lines(n, r) }()
+	return ch
+}
+
+// waitFor polls cond every 20 ms for up to d (an external sink or /proc:
+// nothing to be notified by).
+func waitFor(d time.Duration, what string, cond func() bool) error {
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			return fmt.Errorf("%s: not after %v", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+// tmpfs mounts a tmpfs of size at dir and returns its unmount.
+func tmpfs(dir, size string) (func(), error) {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("mount tmpfs: %v: %s", err, out)
+	}
+	return func() { exec.Command("umount", "-l", dir).Run() }, nil
+}
+
+// fill writes a file at path until the filesystem is full.
+func fill(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				break
+			}
+			return fmt.Errorf("fill %s: %w", path, err)
+		}
+	}
+	// The last bytes, below one buffer.
+	small := make([]byte, 512)
+	for {
+		if _, err := f.Write(small); err != nil {
+			return nil
+		}
+	}
+}
+
+func faults() []fault {
+	return []fault{
+		{
+			name: "sink down at start", short: true,
+			setup: func(e *env, dir string) (setup, func(), error) {
+				return setup{reserve: true}, func() {}, nil
+			},
+			run: func(e *env, s *session) error {
+				down := e.dur(2*time.Second, 5*time.Second)
+				done := bg(s.out, rate*int(down/time.Second+2), rate)
+				time.Sleep(down)
+				if err := s.fwd.Start(); err != nil {
+					return err
+				}
+				return <-done
+			},
+		},
+		{
+			name: "sink down mid-stream", short: true,
+			run: func(e *env, s *session) error {
+				down := e.dur(3*time.Second, 30*time.Second)
+				s.note("down %v", down)
+				done := bg(s.out, rate*int(down/time.Second+3), rate)
+				time.Sleep(time.Second)
+				s.fwd.Stop()
+				time.Sleep(down)
+				if err := s.fwd.Start(); err != nil {
+					return err
+				}
+				return <-done
+			},
+		},
+		{
+			name:  "sink slow (1 line/ms)",
+			notes: "proxy at 250 kB/s, about 1000 events/s",
+			setup: func(e *env, dir string) (setup, func(), error) {
+				return setup{proxy: true}, func() {}, nil
+			},
+			run: func(e *env, s *session) error {
+				s.px.setRate(250_000)
+				return <-bg(s.out, rate*4, rate)
+			},
+		},
+		{
+			name: "sink restarted", short: true,
+			run: func(e *env, s *session) error {
+				done := bg(s.out, rate*4, rate)
+				for i := 0; i < 2; i++ {
+					time.Sleep(time.Second)
+					s.fwd.Stop()
+					if err := s.fwd.Start(); err != nil {
+						return err
+					}
+				}
+				return <-done
+			},
+		},
+		{
+			name: "TCP connection reset", short: true,
+			setup: func(e *env, dir string) (setup, func(), error) {
+				return setup{proxy: true}, func() {}, nil
+			},
+			run: func(e *env, s *session) error {
+				done := bg(s.out, rate*4, rate)
+				resets := 0
+				for i := 0; i < 3; i++ {
+					time.Sleep(time.Second)
+					resets += s.px.reset()
+				}
+				s.note("%d connections reset", resets)
+				return <-done
+			},
+		},
+		{
+			name: "DNS name unresolvable", short: true, dropsOK: true,
+			notes: "sink never reachable: close-timeout=2s gives up, every line counted as dropped (in every mode, by design)",
+			setup: func(e *env, dir string) (setup, func(), error) {
+				return setup{address: "tcp://no-such-host.invalid:24224", opts: map[string]string{"close-timeout": "2s"}}, func() {}, nil
+			},
+			run: func(e *env, s *session) error {
+				// Fits in the pipe: the application is not blocked.
+				return s.out.lines(2000, 0)
+			},
+		},
+		{
+			name: "worker SIGKILL", short: true,
+			run: func(e *env, s *session) error {
+				done := bg(s.out, rate*4, rate)
+				for i := 0; i < 2; i++ {
+					time.Sleep(time.Second)
+					pid, err := s.l.worker(5 * time.Second)
+					if err != nil {
+						return err
+					}
+					syscall.Kill(pid, syscall.SIGKILL)
+					if err := waitFor(10*time.Second, "a new worker", func() bool {
+						p, err := s.l.worker(0)
+						return err == nil && p != pid
+					}); err != nil {
+						return err
+					}
+				}
+				return <-done
+			},
+		},
+		{
+			name: "supervisor SIGKILL", short: true, exitOK: true,
+			notes: "the worker carries on to EOF unsupervised; exit -1 is the killed supervisor's",
+			run: func(e *env, s *session) error {
+				done := bg(s.out, rate*3, rate)
+				time.Sleep(time.Second)
+				pid, err := s.l.worker(5 * time.Second)
+				if err != nil {
+					return err
+				}
+				s.l.cmd.Process.Kill()
+				werr := <-done
+				if werr != nil {
+					return werr
+				}
+				s.out.close()
+				s.errw.close()
+				return waitFor(30*time.Second, "the orphaned worker to exit at EOF", func() bool {
+					return !alive(pid)
+				})
+			},
+		},
+		{
+			name: "disk full (json-file)", short: true, root: true,
+			notes: "8 MB tmpfs filled, freed after 2 s",
+			setup: func(e *env, dir string) (setup, func(), error) {
+				un, err := tmpfs(dir, "8m")
+				if err != nil {
+					return setup{}, nil, err
+				}
+				if err := fill(filepath.Join(dir, "filler")); err != nil {
+					un()
+					return setup{}, nil, err
+				}
+				return setup{sink: "json-file", logPath: filepath.Join(dir, "json.log"), filler: filepath.Join(dir, "filler")}, un, nil
+			},
+			run: func(e *env, s *session) error {
+				done := bg(s.out, rate*3, rate)
+				time.Sleep(2 * time.Second)
+				if err := os.Remove(s.filler); err != nil {
+					return err
+				}
+				return <-done
+			},
+		},
+		{
+			name: "disk full (spool)", short: true, root: true, modes: []string{"spool"},
+			notes: "spool-dir on a 4 MB tmpfs filled, freed after 2 s; Forward sink stalled meanwhile",
+			setup: func(e *env, dir string) (setup, func(), error) {
+				un, err := tmpfs(dir, "4m")
+				if err != nil {
+					return setup{}, nil, err
+				}
+				sd := filepath.Join(dir, "spool")
+				if err := os.Mkdir(sd, 0o755); err != nil {
+					un()
+					return setup{}, nil, err
+				}
+				if err := fill(filepath.Join(dir, "filler")); err != nil {
+					un()
+					return setup{}, nil, err
+				}
+				return setup{spoolDir: sd, filler: filepath.Join(dir, "filler")}, un, nil
+			},
+			run: func(e *env, s *session) error {
+				s.fwd.Stall(true)
+				done := bg(s.out, rate*3, rate)
+				time.Sleep(2 * time.Second)
+				if err := os.Remove(s.filler); err != nil {
+					return err
+				}
+				s.fwd.Stall(false)
+				return <-done
+			},
+		},
+		{
+			name: "exit with lines buffered", short: true,
+			notes: "sink stalled, 5000 lines written, inputs closed, sink released 1 s later",
+			run: func(e *env, s *session) error {
+				s.fwd.Stall(true)
+				if err := s.out.lines(5000, 0); err != nil {
+					return err
+				}
+				s.out.close()
+				s.errw.close()
+				time.Sleep(time.Second)
+				s.fwd.Stall(false)
+				return nil
+			},
+		},
+		{
+			name: "100 MB line, no newline", short: true,
+			notes: "written = parts at line-max 16k (each part numbered at its start)",
+			run: func(e *env, s *session) error {
+				total := e.pick(16<<20, 100<<20)
+				const part = 16 << 10
+				buf := make([]byte, 64<<10)
+				seq := 0
+				for off := 0; off < total; off += len(buf) {
+					for p := 0; p < len(buf); p += part {
+						copy(buf[p:], fmt.Sprintf("seq=%09d ", seq))
+						for i := p + 14; i < p+part; i++ {
+							buf[i] = 'x'
+						}
+						seq++
+					}
+					if err := s.out.write(buf, len(buf)/part); err != nil {
+						return err
+					}
+				}
+				s.note("%d MiB", total>>20)
+				return nil
+			},
+		},
+		{
+			name: "flood of empty lines", short: true,
+			notes: "each numbered line followed by 99 empty ones",
+			run: func(e *env, s *session) error {
+				blocks := e.pick(2000, 10000)
+				var buf []byte
+				for b := 0; b < blocks; b++ {
+					buf = append(buf, line(b)...)
+					for i := 0; i < 99; i++ {
+						buf = append(buf, '\n')
+					}
+					if len(buf) > 3800 || b == blocks-1 {
+						n := len(buf) / 199 // numbered + empties per block
+						if err := s.out.write(buf, n); err != nil {
+							return err
+						}
+						buf = buf[:0]
+					}
+				}
+				// write counted every message; the numbered ones are
+				// counted by number at the sink, the empty ones apart.
+				s.out.next = blocks
+				return nil
+			},
+		},
+		{
+			name: "stdout closed, stderr goes on", short: true,
+			notes: "stderr's last line must arrive while stderr is still open",
+			run: func(e *env, s *session) error {
+				if err := s.out.lines(2000, rate); err != nil {
+					return err
+				}
+				s.out.close()
+				if err := s.errw.lines(rate*2, rate); err != nil {
+					return err
+				}
+				last := s.errw.last()
+				if s.fwd == nil {
+					return nil
+				}
+				return waitFor(15*time.Second, fmt.Sprintf("stderr line %d at the sink", last), func() bool {
+					evs := s.fwd.Events()
+					for i := len(evs) - 1; i >= 0 && i >= len(evs)-50; i-- {
+						if seqOf(evs[i].Str("log")) == last {
+							return true
+						}
+					}
+					return false
+				})
+			},
+		},
+	}
+}

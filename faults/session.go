@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/joyent/dockerlogger/internal/sink/forward"
+)
+
+// setup says how one fault run is wired.
+type setup struct {
+	sink     string // "forward" (the default) or "json-file"
+	reserve  bool   // the Forward sink is not listening at start
+	proxy    bool   // a TCP proxy between logger and sink
+	address  string // fluentd-address instead of the sink's
+	logPath  string // json-file: the file (default under the run's dir)
+	spoolDir string // spool: the directory (default under the run's dir)
+	opts     map[string]string
+	filler   string // a file filling a disk, for the fault to remove
+}
+
+// session is one fault in one mode: the sink, the logger, the
+// application's two writers.
+type session struct {
+	mode    string
+	dir     string
+	fwd     *forward.Server
+	px      *proxy
+	logPath string
+	l       *logger
+	out     *writer // stdout, lines numbered from 0
+	errw    *writer // stderr, lines numbered from errBase
+	// extra counts messages written that carry no number (empty lines).
+	extraWritten int
+	notes        []string
+	filler       string
+}
+
+func (s *session) note(f string, a ...any) { s.notes = append(s.notes, fmt.Sprintf(f, a...)) }
+
+func newSession(e *env, name, mode string, su setup) (*session, error) {
+	dir, err := os.MkdirTemp(e.dir, strings.NewReplacer(" ", "-", "/", "-").Replace(name)+"-"+mode+"-")
+	if err != nil {
+		return nil, err
+	}
+	s := &session{mode: mode, dir: dir, filler: su.filler}
+	opts := map[string]string{"mode": mode, "close-timeout": "60s"}
+	driver := "fluentd"
+	switch su.sink {
+	case "json-file":
+		driver = "json-file"
+		s.logPath = su.logPath
+		if s.logPath == "" {
+			s.logPath = filepath.Join(dir, "json.log")
+		}
+		opts["log-path"] = s.logPath
+	default:
+		if su.reserve {
+			s.fwd, err = forward.Reserve()
+		} else {
+			s.fwd, err = forward.Listen("tcp", "127.0.0.1:0")
+		}
+		if err != nil {
+			return nil, err
+		}
+		url := s.fwd.URL()
+		if su.proxy {
+			if s.px, err = newProxy(s.fwd.Addr()); err != nil {
+				s.fwd.Close()
+				return nil, err
+			}
+			url = s.px.url()
+		}
+		if su.address != "" {
+			url = su.address
+		}
+		// Synchronous sends with acks: the reliable fluentd setup (without
+		// acks TCP itself loses what was in flight when a connection
+		// dies, which no logger can count). Few driver retries, so that
+		// failures reach the delivery mode quickly instead of waiting in
+		// fluent-logger's backoff (up to a minute).
+		opts["fluentd-address"] = url
+		opts["fluentd-async"] = "false"
+		opts["fluentd-request-ack"] = "true"
+		opts["fluentd-retry-wait"] = "100ms"
+		opts["fluentd-max-retries"] = "3"
+	}
+	if mode == "spool" {
+		opts["spool-dir"] = su.spoolDir
+		if su.spoolDir == "" {
+			opts["spool-dir"] = filepath.Join(dir, "spool")
+		}
+	}
+	for k, v := range su.opts {
+		opts[k] = v
+	}
+	s.l, err = startLogger(e.bin, driver, opts)
+	if err != nil {
+		s.closeSink()
+		return nil, err
+	}
+	s.out = newWriter(s.l.out, 0)
+	s.errw = newWriter(s.l.err, errBase)
+	return s, nil
+}
+
+func (s *session) closeSink() {
+	if s.px != nil {
+		s.px.close()
+	}
+	if s.fwd != nil {
+		s.fwd.Close()
+	}
+}
+
+// delivered returns the messages at the sink.
+func (s *session) delivered(atLeast int) ([]string, error) {
+	if s.fwd != nil {
+		evs, _ := s.fwd.Wait(atLeast, 5*time.Second)
+		msgs := make([]string, len(evs))
+		for i, e := range evs {
+			msgs[i] = e.Str("log")
+		}
+		return msgs, nil
+	}
+	f, err := os.Open(s.logPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var msgs []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	bad := 0
+	for sc.Scan() {
+		var rec struct {
+			Log string `json:"log"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			bad++
+			continue
+		}
+		msgs = append(msgs, strings.TrimSuffix(rec.Log, "\n"))
+	}
+	if bad > 0 {
+		s.note("%d json-file records not valid JSON", bad)
+	}
+	return msgs, sc.Err()
+}
+
+// row is one line of the table.
+type row struct {
+	fault, mode                 string
+	written, delivered, dups    int
+	dropped, lost               int64
+	maxBlock                    time.Duration
+	exit                        int
+	ok, skipped                 bool
+	why, notes                  string
+	dropsOK, exitOK, supervised bool
+}
+
+// finish closes whatever inputs are still open, waits for the logger,
+// counts and checks.
+func (s *session) finish(r *row, ferr error) {
+	defer os.RemoveAll(s.dir)
+	defer s.closeSink()
+	s.out.close()
+	s.errw.close()
+	code, werr := s.l.wait(90 * time.Second)
+	r.exit = code
+	var fails []string
+	if ferr != nil {
+		fails = append(fails, ferr.Error())
+	}
+	if werr != nil {
+		fails = append(fails, werr.Error())
+	}
+	st, err := stats(s.l.stderr.Bytes())
+	if err != nil {
+		fails = append(fails, err.Error())
+	}
+	r.dropped = st["lines_dropped"]
+	ow, ob, _ := s.out.result()
+	ew, eb, _ := s.errw.result()
+	r.written = ow + ew + s.extraWritten
+	r.maxBlock = max(ob, eb)
+	msgs, err := s.delivered(int(st["lines_delivered"]))
+	if err != nil {
+		fails = append(fails, "reading the sink: "+err.Error())
+	}
+	seen := map[int]bool{}
+	empty, other := 0, 0
+	for _, m := range msgs {
+		n := seqOf(m)
+		switch {
+		case m == "":
+			empty++
+		case n < 0:
+			other++
+		case seen[n]:
+			r.dups++
+		default:
+			seen[n] = true
+		}
+	}
+	r.delivered = len(seen) + empty
+	if empty > 0 {
+		s.note("%d empty messages (not numbered, duplicates not detectable)", empty)
+	}
+	if other > 0 {
+		s.note("%d other messages (drop markers)", other)
+	}
+	if rp := st["lines_replayed"]; rp > 0 {
+		s.note("lines_replayed=%d", rp)
+	}
+	if rs := st["restarts"]; rs > 0 {
+		s.note("restarts=%d", rs)
+	}
+	r.lost = int64(r.written) - int64(r.delivered) - r.dropped
+	if r.lost != 0 {
+		fails = append(fails, fmt.Sprintf("lost uncounted %d", r.lost))
+	}
+	if r.dropped > 0 && s.mode != "non-blocking" && !r.dropsOK {
+		fails = append(fails, fmt.Sprintf("%s dropped %d", s.mode, r.dropped))
+	}
+	if code != 0 && !r.exitOK && !(code == 1 && r.dropped > 0) {
+		fails = append(fails, fmt.Sprintf("exit %d with nothing dropped: %s", code, lastLine(string(s.l.stderr.Bytes()))))
+	}
+	r.ok = len(fails) == 0
+	r.why = strings.Join(fails, "; ")
+	if r.notes != "" {
+		s.notes = append([]string{r.notes}, s.notes...)
+	}
+	r.notes = strings.Join(s.notes, "; ")
+}
