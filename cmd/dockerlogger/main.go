@@ -168,6 +168,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	if err != nil {
 		return fail(exitConfig, err)
 	}
+	releaseStartupPages()
 	signal.Ignore(syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGHUP)
