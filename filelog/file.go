@@ -24,6 +24,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -65,11 +66,24 @@ type File struct {
 	zipping chan struct{} // closed when the last compression ended; nil if none ran
 }
 
+// noFollow keeps every open of a log file from following a symbolic link:
+// whoever can write the log directory (the container, under a bind mount)
+// must not make the logger write, truncate or compress another file.
+const noFollow = syscall.O_NOFOLLOW
+
+// linkError says plainly that path is a link, where open(2) says ELOOP.
+func linkError(path string, err error) error {
+	if errors.Is(err, syscall.ELOOP) {
+		return fmt.Errorf("log file %s is a symbolic link: refusing to follow it (remove it, or point log-path at the real file): %w", path, err)
+	}
+	return err
+}
+
 // Open opens (appending to) or creates the current log file, as Docker does.
 func Open(o Options) (*File, error) {
-	f, err := os.OpenFile(o.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, Perm)
+	f, err := os.OpenFile(o.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|noFollow, Perm)
 	if err != nil {
-		return nil, err // names the file already
+		return nil, linkError(o.Path, err) // names the file already
 	}
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
@@ -193,9 +207,9 @@ func (f *File) rotate() error {
 	} else if err := os.Rename(name, name+".1"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		f.report(fmt.Errorf("error renaming current log file: %w", err))
 	}
-	nf, err := os.OpenFile(name, os.O_WRONLY|os.O_TRUNC|os.O_CREATE, Perm)
+	nf, err := os.OpenFile(name, os.O_WRONLY|os.O_TRUNC|os.O_CREATE|noFollow, Perm)
 	if err != nil {
-		return err
+		return linkError(name, err)
 	}
 	f.f = nf
 	f.size = 0
@@ -242,7 +256,7 @@ type gzipMeta struct {
 // compressFile replaces name with name.gz, as Docker does: the plain file
 // is removed only once the compressed one is complete.
 func compressFile(name string, lastTS time.Time) (err error) {
-	in, err := os.Open(name)
+	in, err := os.OpenFile(name, os.O_RDONLY|noFollow, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
@@ -257,9 +271,9 @@ func compressFile(name string, lastTS time.Time) (err error) {
 			}
 		}
 	}()
-	out, err := os.OpenFile(name+".gz", os.O_CREATE|os.O_TRUNC|os.O_RDWR, Perm)
+	out, err := os.OpenFile(name+".gz", os.O_CREATE|os.O_TRUNC|os.O_RDWR|noFollow, Perm)
 	if err != nil {
-		return fmt.Errorf("failed to open or create gzip log file: %w", err)
+		return fmt.Errorf("failed to open or create gzip log file: %w", linkError(name+".gz", err))
 	}
 	defer func() {
 		if cerr := out.Close(); err == nil && cerr != nil {

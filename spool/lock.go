@@ -29,3 +29,26 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// ErrNotOwner is returned by Open for a spool directory of another user.
+var ErrNotOwner = errors.New("not owned by this logger's user")
+
+// checkOwner refuses a spool directory that another user owns: that user
+// could read the spooled lines, or swap the files in it for links to
+// files of ours. A spool-dir that is a link to a directory of ours is
+// fine: the directory is what is checked.
+func checkOwner(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("spool-dir %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("spool-dir %s: %w", dir, err)
+	}
+	if uid := os.Geteuid(); int(st.Uid) != uid {
+		return fmt.Errorf("spool-dir %s is owned by uid %d, this logger runs as uid %d: %w", dir, st.Uid, uid, ErrNotOwner)
+	}
+	return nil
+}

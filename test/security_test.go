@@ -7,6 +7,9 @@ package test
 // use: internal/sink/hec speaks Splunk's HTTP Event Collector protocol.
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -143,4 +146,128 @@ func TestSecretsRunning(t *testing.T) {
 	}
 	noSecret(t, "the logger's stderr", stderr)
 	noPanic(t, "the logger's stderr", stderr)
+}
+
+// startUmask0 starts the logger with umask 0, so that the modes it asks
+// for are the modes the files get.
+func startUmask0(t *testing.T, env []string, driver string) *Logger {
+	t.Helper()
+	l := StartLoggerAt(t, "/bin/sh", env, "-c", `umask 0 && exec "$0" "$@"`, filepath.Join(bin, "dockerlogger"), driver)
+	if err := l.WaitReady(30 * time.Second); err != nil {
+		t.Fatalf("logger not ready: %v; stderr: %s", err, l.Errors())
+	}
+	return l
+}
+
+func fileMode(t *testing.T, p string) os.FileMode {
+	t.Helper()
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode()
+}
+
+// TestFilePermissions: with umask 0 the json-file log, its rotated and
+// compressed files are created 0640 (Docker's mode), and the spool
+// directory 0700 with its files 0600: the container's lines are not
+// readable by other users even where the umask would allow it.
+func TestFilePermissions(t *testing.T) {
+	t.Run("json-file", func(t *testing.T) {
+		dir := t.TempDir()
+		logPath := filepath.Join(dir, "c-json.log")
+		l := startUmask0(t, Env("perm00000001", map[string]string{"log-path": logPath, "max-size": "2k", "max-file": "3", "compress": "true"}), "json-file")
+		WriteLines(t, l.Stdout, Lines("a line long enough to rotate the file soon", 200))
+		if code := l.Wait(t, 30*time.Second); code != 0 {
+			t.Fatalf("exit %d: %s", code, l.Errors())
+		}
+		files, _ := filepath.Glob(logPath + "*")
+		if len(files) != 3 {
+			t.Fatalf("files %v, want the log and two rotated ones", files)
+		}
+		for _, f := range files {
+			if m := fileMode(t, f); m != 0o640 {
+				t.Errorf("%s has mode %v, want -rw-r-----", f, m)
+			}
+		}
+	})
+	t.Run("spool", func(t *testing.T) {
+		dir := t.TempDir()
+		spool := filepath.Join(dir, "spool", "c1")
+		l := startUmask0(t, Env("perm00000002", map[string]string{"log-path": filepath.Join(dir, "c.log"), "mode": "spool", "spool-dir": spool}), "json-file")
+		WriteLines(t, l.Stdout, Lines("spooled", 10))
+		if code := l.Wait(t, 30*time.Second); code != 0 {
+			t.Fatalf("exit %d: %s", code, l.Errors())
+		}
+		if m := fileMode(t, spool); m != os.ModeDir|0o700 {
+			t.Errorf("spool-dir has mode %v, want drwx------", m)
+		}
+		files, _ := filepath.Glob(filepath.Join(spool, "*"))
+		if len(files) == 0 {
+			t.Fatalf("nothing in the spool directory")
+		}
+		for _, f := range files {
+			if m := fileMode(t, f); m != 0o600 {
+				t.Errorf("%s has mode %v, want -rw-------", f, m)
+			}
+		}
+	})
+}
+
+// TestLogPathSymlink: a log-path that someone made a symbolic link (to a
+// file the logger's user may write) is never written through. The logger
+// starts (a driver that cannot be created is retried, like an unwritable
+// path), says on stderr that the log file is a symbolic link, leaves the
+// link's target untouched, and at exit counts the lines as lost, exit 1.
+func TestLogPathSymlink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "c-json.log")
+	if err := os.Symlink(victim, logPath); err != nil {
+		t.Fatal(err)
+	}
+	l := StartLogger(t, Env("symlink00001", map[string]string{"log-path": logPath, "close-timeout": "1s"}), "json-file")
+	WriteLines(t, l.Stdout, Lines("must not be written", 3))
+	Eventually(t, 10*time.Second, "the symbolic link error", func() bool {
+		return strings.Contains(l.Errors(), "log file "+logPath+" is a symbolic link")
+	})
+	code := l.Wait(t, 30*time.Second)
+	if code != 1 {
+		t.Errorf("exit %d, want 1; stderr: %s", code, l.Errors())
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
+		t.Errorf("the link's target now holds %q", b)
+	}
+	if st := l.Stats(t); st["lines_dropped"] != "3" || st["lines_delivered"] != "0" {
+		t.Errorf("stats %v: want 3 dropped, 0 delivered", st)
+	}
+}
+
+// TestSpoolDirOtherOwner: a spool-dir owned by another user (here
+// nobody) is refused before anything is read: one line naming the
+// directory and both uids, exit 1, and nothing written into it.
+func TestSpoolDirOtherOwner(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	if err := os.Mkdir(spool, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(spool, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	l := StartLoggerNoWait(t, Env("owner0000001", map[string]string{"log-path": filepath.Join(dir, "c.log"), "mode": "spool", "spool-dir": spool}), "json-file")
+	code := l.Wait(t, 30*time.Second)
+	stderr := l.Errors()
+	want := fmt.Sprintf("spool-dir %s is owned by uid 65534, this logger runs as uid 0", spool)
+	if code != 1 || strings.Count(stderr, want) != 1 {
+		t.Fatalf("exit %d, stderr %q; want 1 and one line saying %q", code, stderr, want)
+	}
+	noPanic(t, "stderr", stderr)
+	if files, _ := filepath.Glob(filepath.Join(spool, "*")); len(files) != 0 {
+		t.Errorf("the logger wrote %v into another user's spool-dir", files)
+	}
 }
