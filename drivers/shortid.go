@@ -2,8 +2,11 @@ package drivers
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
+	"text/template"
+	"time"
 
 	"github.com/docker/docker/daemon/logger"
 	"github.com/docker/docker/daemon/logger/templates"
@@ -51,20 +54,92 @@ func renderTag(driver string, info *logger.Info) error {
 	if !set || tag == "" {
 		tag = "{{.ID}}"
 	}
-	tmpl, err := templates.NewParse("log-tag", tag)
+	b, err := executeTag(tag, safeInfo{info})
 	if err != nil {
 		return fmt.Errorf("log-opt tag=%q: %w", tag, err)
 	}
-	var b bytes.Buffer
-	if err := tmpl.Execute(&b, safeInfo{info}); err != nil {
-		return fmt.Errorf("log-opt tag=%q: %w", tag, err)
-	}
 	// The driver parses the tag as a template again: keep it literal.
-	info.Config["tag"] = strings.ReplaceAll(b.String(), "{{", `{{"{{"}}`)
+	info.Config["tag"] = strings.ReplaceAll(b, "{{", `{{"{{"}}`)
 	if driver == "journald" && len(info.ContainerID) < 12 {
 		// journald's driver takes CONTAINER_ID as ContainerID[:12]: pad
 		// the id so it cannot panic. Its fields then carry the padding.
 		info.ContainerID += strings.Repeat("_", 12-len(info.ContainerID))
 	}
 	return nil
+}
+
+// A tag goes with every message: a template that renders more than
+// maxTag bytes, or runs longer than tagTimeout (ranges over split strings
+// can loop long without writing), is refused. Docker's drivers render the
+// tag again with Docker's functions, unbounded: Validate, which every run
+// passes first, keeps a hostile tag from reaching them.
+const (
+	maxTag     = 1 << 10
+	tagTimeout = time.Second
+)
+
+var errTagTooLong = fmt.Errorf("renders to more than %d bytes", maxTag)
+
+// tagFuncs replace those of Docker's template functions that can exhaust
+// memory before anything is written: pad allocates what it is asked for.
+var tagFuncs = template.FuncMap{
+	"pad": func(source string, prefix, suffix int) (string, error) {
+		if prefix < 0 || suffix < 0 || prefix > maxTag || suffix > maxTag {
+			return "", fmt.Errorf("pad %d %d: each must be from 0 to %d", prefix, suffix, maxTag)
+		}
+		if source == "" {
+			return source, nil
+		}
+		return strings.Repeat(" ", prefix) + source + strings.Repeat(" ", suffix), nil
+	},
+}
+
+// executeTag renders tag with Docker's template functions, bounded in
+// size and time. A panic in a function is an error (text/template
+// recovers it).
+func executeTag(tag string, data any) (string, error) {
+	base, err := templates.NewParse("log-tag", "")
+	if err != nil {
+		return "", err
+	}
+	tmpl, err := base.Funcs(tagFuncs).Parse(tag)
+	if err != nil {
+		return "", err
+	}
+	type result struct {
+		s   string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		w := &capWriter{max: maxTag}
+		err := tmpl.Execute(w, data)
+		if errors.Is(err, errTagTooLong) {
+			err = errTagTooLong // without text/template's wrapping
+		}
+		done <- result{w.b.String(), err}
+	}()
+	t := time.NewTimer(tagTimeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.s, r.err
+	case <-t.C:
+		// The goroutine runs on until the template ends: the caller
+		// exits on this error (bad configuration).
+		return "", fmt.Errorf("takes longer than %v to render", tagTimeout)
+	}
+}
+
+// capWriter fails a write that would pass max bytes.
+type capWriter struct {
+	b   bytes.Buffer
+	max int
+}
+
+func (w *capWriter) Write(p []byte) (int, error) {
+	if w.b.Len()+len(p) > w.max {
+		return 0, errTagTooLong
+	}
+	return w.b.Write(p)
 }

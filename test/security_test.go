@@ -271,3 +271,64 @@ func TestSpoolDirOtherOwner(t *testing.T) {
 		t.Errorf("the logger wrote %v into another user's spool-dir", files)
 	}
 }
+
+// TestHostileTags: tag templates run with Docker's template functions
+// only, and a hostile one is a one-line error from --validate (exit 2),
+// never a panic, a crash or a hang: a template that iterates over what
+// it must not, calls a function value, includes an undefined or
+// recursive template, asks pad for a terabyte, slices out of range,
+// renders more than 1 KiB, or loops for long without writing. A harmless
+// one that prints the context is rendered.
+func TestHostileTags(t *testing.T) {
+	cases := []struct {
+		tag, err string // err "" means accepted
+	}{
+		{`{{range .}}x{{end}}`, "range can't iterate"},
+		{`{{call .X}}`, "can't evaluate field X"},
+		{`{{template "x"}}`, `template "x" not defined`},
+		{`{{define "x"}}{{template "x"}}{{end}}{{template "x"}}`, "exceeded maximum template depth"},
+		{`{{pad .ID 1000000000000 0}}`, "pad 1000000000000 0"},
+		{`{{pad .ID -1 0}}`, "pad -1 0"},
+		{`{{truncate .ID -1}}`, "slice bounds out of range"},
+		{`{{range split (pad .ID 0 1000) ""}}{{$.ContainerID}}{{end}}`, "renders to more than 1024 bytes"},
+		{strings.Repeat("x", 2000), "renders to more than 1024 bytes"},
+		{`{{range split (pad .ID 0 1000) ""}}{{range split (pad $.ID 0 1000) ""}}{{range split (pad $.ID 0 1000) ""}}{{end}}{{end}}{{end}}`, "takes longer than 1s to render"},
+		{`{{printf "%v" .}}`, ""},
+		{`{{.ID}}-{{upper .Name}}-{{pad .ImageName 2 2}}`, ""},
+	}
+	for _, c := range cases {
+		name := c.tag
+		if len(name) > 40 {
+			name = name[:40]
+		}
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			stdout, stderr, code := RunCLI(t, Env(syslogID, map[string]string{"syslog-address": "udp://127.0.0.1:514", "tag": c.tag}), "--validate", "syslog")
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("--validate took %v", d)
+			}
+			noPanic(t, "--validate", stderr)
+			if c.err == "" {
+				if code != 0 || stderr != "" {
+					t.Fatalf("exit %d, stderr %q; want the tag accepted", code, stderr)
+				}
+				return
+			}
+			if code != 2 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "log-opt tag=") || !strings.Contains(stderr, c.err) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want 2 and one line about the tag saying %q", code, stdout, stderr, c.err)
+			}
+		})
+	}
+	// A running logger checks the same before it reads anything: a tag
+	// that would make Docker's driver allocate a terabyte is refused,
+	// exit 2, with no crash.
+	t.Run("running", func(t *testing.T) {
+		dir := t.TempDir()
+		l := StartLoggerNoWait(t, Env(syslogID, map[string]string{"log-path": filepath.Join(dir, "c.log"), "tag": `{{pad .ID 1000000000000 0}}`}), "json-file")
+		code := l.Wait(t, 30*time.Second)
+		if code != 2 || !strings.Contains(l.Errors(), "log-opt tag=") {
+			t.Fatalf("exit %d, stderr %q; want 2 and the tag error", code, l.Errors())
+		}
+		noPanic(t, "stderr", l.Errors())
+	})
+}
