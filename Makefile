@@ -7,7 +7,7 @@ COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 export CGO_ENABLED := 0
 
-.PHONY: all build demo test check unit e2e bench clean
+.PHONY: all build demo test check unit e2e bench clean faults faults-short
 
 all: build
 
@@ -58,3 +58,14 @@ bench: build
 	./bin/stall -bin bin
 	./bin/supervision -bin bin
 	$(GO) test -run '^$$' -bench . -benchmem ./filelog/
+
+# The fault matrix of issue 5 (see faults/main.go): every fault against
+# the built binary with real sinks in every mode; exits non-zero on a
+# breach. faults-short is CI's version: short outages, quick faults only.
+faults: build
+	$(GO) build -trimpath -o bin/faults ./faults
+	./bin/faults -bin bin
+
+faults-short: build
+	$(GO) build -trimpath -o bin/faults ./faults
+	./bin/faults -bin bin -short

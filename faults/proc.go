@@ -52,16 +52,19 @@ func procStat(pid int) (ppid int, state byte, ok bool) {
 }
 
 // stats returns the counters of the last "dockerlogger: stats" line of
-// the logger's stderr (under the supervisor, the last worker's).
-func stats(stderr []byte) (map[string]int64, error) {
+// the logger's stderr (under the supervisor, the last worker's), and
+// whether it had to be found after other text on its line:
+// fluent-logger-golang writes its errors to stderr without a newline.
+func stats(stderr []byte) (map[string]int64, bool, error) {
 	var last string
+	glued := false
 	for _, l := range strings.Split(string(stderr), "\n") {
-		if s, ok := strings.CutPrefix(l, "dockerlogger: stats "); ok {
-			last = s
+		if i := strings.Index(l, "dockerlogger: stats "); i >= 0 {
+			last, glued = l[i+len("dockerlogger: stats "):], i > 0
 		}
 	}
 	if last == "" {
-		return nil, fmt.Errorf("no stats line in the logger's stderr")
+		return nil, false, fmt.Errorf("no stats line in the logger's stderr")
 	}
 	m := map[string]int64{}
 	for _, kv := range strings.Fields(last) {
@@ -71,7 +74,7 @@ func stats(stderr []byte) (map[string]int64, error) {
 			}
 		}
 	}
-	return m, nil
+	return m, glued, nil
 }
 
 func load() string {

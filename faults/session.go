@@ -40,6 +40,11 @@ type session struct {
 	extraWritten int
 	notes        []string
 	filler       string
+	// after runs once the logger has exited, before the count (a second
+	// logger on the same spool); it returns lines that one dropped.
+	after func(s *session) (int64, error)
+	bin   string
+	opts  map[string]string
 }
 
 func (s *session) note(f string, a ...any) { s.notes = append(s.notes, fmt.Sprintf(f, a...)) }
@@ -100,6 +105,7 @@ func newSession(e *env, name, mode string, su setup) (*session, error) {
 	for k, v := range su.opts {
 		opts[k] = v
 	}
+	s.bin, s.opts = e.bin, opts
 	s.l, err = startLogger(e.bin, driver, opts)
 	if err != nil {
 		s.closeSink()
@@ -185,11 +191,24 @@ func (s *session) finish(r *row, ferr error) {
 	if werr != nil {
 		fails = append(fails, werr.Error())
 	}
-	st, err := stats(s.l.stderr.Bytes())
+	st, glued, err := stats(s.l.stderr.Bytes())
+	if glued {
+		s.note("stats line not at the start of its line")
+	}
 	if err != nil {
 		fails = append(fails, err.Error())
+		if os.Getenv("FAULTS_DEBUG") != "" {
+			fmt.Fprintf(os.Stderr, "--- logger stderr:\n%s\n---\n", s.l.stderr.Bytes())
+		}
 	}
 	r.dropped = st["lines_dropped"]
+	if s.after != nil {
+		d, err := s.after(s)
+		if err != nil {
+			fails = append(fails, err.Error())
+		}
+		r.dropped += d
+	}
 	ow, ob, _ := s.out.result()
 	ew, eb, _ := s.errw.result()
 	r.written = ow + ew + s.extraWritten
@@ -220,6 +239,11 @@ func (s *session) finish(r *row, ferr error) {
 	if other > 0 {
 		s.note("%d other messages (drop markers)", other)
 	}
+	for k, v := range st {
+		if strings.HasPrefix(k, "lines_dropped_") && v > 0 {
+			s.note("%s=%d", k, v)
+		}
+	}
 	if rp := st["lines_replayed"]; rp > 0 {
 		s.note("lines_replayed=%d", rp)
 	}
@@ -242,4 +266,35 @@ func (s *session) finish(r *row, ferr error) {
 		s.notes = append([]string{r.notes}, s.notes...)
 	}
 	r.notes = strings.Join(s.notes, "; ")
+}
+
+// relaunch runs a second `dockerlogger fluentd` with the first one's
+// options but the session's Forward sink as its address and nothing to
+// read: it delivers what the first left in the spool. It returns the
+// lines it dropped.
+func (s *session) relaunch() (int64, error) {
+	opts := map[string]string{}
+	for k, v := range s.opts {
+		opts[k] = v
+	}
+	opts["fluentd-address"] = s.fwd.URL()
+	l, err := startLogger(s.bin, "fluentd", opts)
+	if err != nil {
+		return 0, fmt.Errorf("second logger: %w", err)
+	}
+	l.out.Close()
+	l.err.Close()
+	code, err := l.wait(90 * time.Second)
+	if err != nil {
+		return 0, fmt.Errorf("second logger: %w", err)
+	}
+	st, _, err := stats(l.stderr.Bytes())
+	if err != nil {
+		return 0, fmt.Errorf("second logger: %w", err)
+	}
+	if code != 0 {
+		return st["lines_dropped"], fmt.Errorf("second logger: exit %d: %s", code, lastLine(string(l.stderr.Bytes())))
+	}
+	s.note("a second logger on the same spool-dir delivered %d", st["lines_delivered"])
+	return st["lines_dropped"], nil
 }
