@@ -7,7 +7,7 @@ COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 export CGO_ENABLED := 0
 
-.PHONY: all build demo test check unit e2e bench clean faults faults-short
+.PHONY: all build demo test check unit e2e bench clean
 
 all: build
 
@@ -62,6 +62,7 @@ bench: build
 # The fault matrix of issue 5 (see faults/main.go): every fault against
 # the built binary with real sinks in every mode; exits non-zero on a
 # breach. faults-short is CI's version: short outages, quick faults only.
+.PHONY: faults faults-short
 faults: build
 	$(GO) build -trimpath -o bin/faults ./faults
 	./bin/faults -bin bin
