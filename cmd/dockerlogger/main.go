@@ -69,7 +69,11 @@ func containerdStderr() *os.File {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fail := func(code int, err error) int {
-		fmt.Fprintf(stderr, "dockerlogger: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		msg := strings.ReplaceAll(err.Error(), "\n", " ")
+		if c, cerr := config.FromArgs(args); cerr == nil {
+			msg = config.RedactString(msg, c.Secrets())
+		}
+		fmt.Fprintf(stderr, "dockerlogger: %s\n", msg)
 		return code
 	}
 	if len(args) == 0 {
@@ -145,6 +149,7 @@ func ctxdump(args []string, stderr io.Writer, fail func(int, error) int) int {
 	}
 	info := drivers.Info(c)
 	info.Config = config.Redacted(info.Config)
+	info.ContainerEnv = config.RedactedEnv(info.ContainerEnv)
 	b, err := json.Marshal(struct {
 		Driver    string            `json:"driver"`
 		Info      any               `json:"info"`
@@ -178,6 +183,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	count.Set("driver", c.Driver)
 	count.Set("mode", string(c.Options.Mode))
 	errs := diag.NewErrors(stderr)
+	errs.Redact(c.Secrets()...)
 	// Docker's drivers log through logrus: one rate-limited line each. A
 	// driver that gives up on a message it had accepted (splunk, when it
 	// cannot post) says so only there: count it as dropped.
