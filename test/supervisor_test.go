@@ -231,3 +231,45 @@ func TestWorkerIgnoresSIGHUP(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkerCapabilities: run as root, the worker keeps only what its
+// output needs: CAP_DAC_OVERRIDE and CAP_FOWNER to write log files, none
+// for a driver that only talks to a socket. The supervisor, which may
+// have to kill init, keeps its own.
+func TestWorkerCapabilities(t *testing.T) {
+	needRoot(t)
+	capEff := func(pid int) string {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "CapEff:\t"); ok {
+				return v
+			}
+		}
+		t.Fatalf("no CapEff for %d", pid)
+		return ""
+	}
+	for _, c := range []struct{ driver, want string }{
+		{"json-file", "000000000000000a"}, // CAP_DAC_OVERRIDE (1) and CAP_FOWNER (3)
+		{"none", "0000000000000000"},
+	} {
+		t.Run(c.driver, func(t *testing.T) {
+			l := StartLogger(t, Env("caps", map[string]string{}, "DOCKERLOG_LOGPATH="+filepath.Join(t.TempDir(), "c.log")), c.driver)
+			var w int
+			Eventually(t, 10*time.Second, "a worker", func() bool { w = workerPID(t, l.Cmd.Process.Pid); return w != 0 })
+			// Ready was signalled, so the worker has dropped them by now.
+			if got := capEff(w); got != c.want {
+				t.Fatalf("worker CapEff %s, want %s", got, c.want)
+			}
+			if got := capEff(l.Cmd.Process.Pid); got == c.want {
+				t.Fatalf("supervisor CapEff %s: it should keep root's", got)
+			}
+			WriteLines(t, l.Stdout, Lines("still logging", 10))
+			if code := l.Wait(t, 10*time.Second); code != 0 {
+				t.Fatalf("exit %d: %s", code, l.Errors())
+			}
+		})
+	}
+}

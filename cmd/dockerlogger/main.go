@@ -205,6 +205,10 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	}
 	w := &worker.Worker{Config: c, Count: count, Errors: errs, Ready: ready, Signals: sigs, Stats: printStats}
 	if isWorker {
+		files := c.Driver == "json-file" || c.Driver == "local" || c.Options.Mode == config.Spool
+		if err := dropCapabilities(files); err != nil {
+			errs.Printf("drop capabilities: %v", err)
+		}
 		n, _ := strconv.ParseInt(os.Getenv(supervisor.RestartsEnv), 10, 64)
 		count.Restarts.Store(n)
 		n, _ = strconv.ParseInt(os.Getenv(supervisor.UpgradesEnv), 10, 64)
