@@ -163,6 +163,7 @@ func faults() []fault {
 						return err
 					}
 					syscall.Kill(pid, syscall.SIGKILL)
+					s.kills++
 					if err := waitFor(10*time.Second, "a new worker", func() bool {
 						p, err := s.l.worker(0)
 						return err == nil && p != pid

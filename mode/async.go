@@ -64,6 +64,7 @@ type Async struct {
 	gaps [2][]gap // losses not yet reported by a marker, per stream
 
 	dropLines, dropBytes [2]atomic.Int64
+	spooled              atomic.Int64 // lines in the spool, not yet delivered
 	markers              atomic.Int64
 	replayed             atomic.Int64
 	corrupt, corruptB    atomic.Int64
@@ -98,7 +99,8 @@ func NewAsync(c AsyncConfig) (*Async, error) {
 		a.ring = ring.New(int(size), p, a.ringDrop)
 		go a.consumeRing()
 	case "spool":
-		o := spool.Options{Dir: c.SpoolDir, MaxSize: c.SpoolMaxSize, Drop: a.spoolDrop, Corrupt: a.spoolCorrupt}
+		o := spool.Options{Dir: c.SpoolDir, MaxSize: c.SpoolMaxSize, Drop: a.spoolDrop, Corrupt: a.spoolCorrupt,
+			OnWait: func(err error) { c.Errors.Printf("%v", err) }}
 		switch c.BufferFull {
 		case "drop-oldest", "":
 		case "drop-newest":
@@ -122,6 +124,7 @@ func NewAsync(c AsyncConfig) (*Async, error) {
 			return nil, err
 		}
 		a.spool = sp
+		a.spooled.Store(sp.Unacked())
 		c.Count.BufferBytes.Store(sp.Len())
 		go a.consumeSpool()
 	default:
@@ -162,6 +165,7 @@ func (a *Async) Log(msg *logger.Message) error {
 		_, n := a.ring.Len()
 		a.cfg.Count.BufferBytes.Store(int64(n))
 	} else {
+		a.spooled.Add(1)
 		if err = a.spool.Append(&rec); err != nil {
 			a.lost(i, 0, 1, int64(len(rec.Line)), rec.Time, "spool-closed")
 		}
@@ -197,6 +201,7 @@ func (a *Async) ringDrop(b []byte, why string) {
 }
 
 func (a *Async) spoolDrop(rec *spool.Record, why string) {
+	a.spooled.Add(-1)
 	a.lost(streamIndex(streamOf(rec)), 0, 1, int64(len(rec.Line)), rec.Time, why)
 }
 
@@ -332,6 +337,8 @@ func (a *Async) hold(lines, bytes int64) {
 func (a *Async) delivered(rec *spool.Record) {
 	if a.ring != nil {
 		a.hold(-1, -int64(len(rec.Line)))
+	} else {
+		a.spooled.Add(-1)
 	}
 	a.cfg.Count.Delivered.Add(1)
 	a.cfg.Count.DeliveredBytes.Add(int64(len(rec.Line)))
@@ -455,10 +462,19 @@ func (a *Async) Drain(ctx context.Context) error {
 					a.lost(streamIndex(streamOf(&rec)), rec.Seq, 1, int64(len(rec.Line)), rec.Time, "close-timeout")
 				}
 			}
+			// The consumer counts the record it was delivering when it
+			// saw stop: wait for it, so the count is whole when we return.
+			select {
+			case <-a.done:
+			case <-time.After(time.Second):
+			}
 			a.cfg.Count.BufferBytes.Store(0)
 			err = fmt.Errorf("drain: %w", ctx.Err())
 		} else {
-			err = fmt.Errorf("drain: %w: %d bytes left in spool %s for the next start", ctx.Err(), a.spool.Len(), a.cfg.SpoolDir)
+			// Not lost: the next logger on this spool-dir delivers them.
+			n := max(a.spooled.Load(), 0)
+			a.cfg.Count.Set("lines_spooled", strconv.FormatInt(n, 10))
+			err = fmt.Errorf("drain: %w: %d lines (%d bytes) left in spool %s for the next start", ctx.Err(), n, a.spool.Len(), a.cfg.SpoolDir)
 		}
 	}
 	if a.spool != nil {

@@ -74,6 +74,9 @@ type Options struct {
 	// Corrupt is told of bytes skipped because they were not a valid
 	// record (a torn write, a bad CRC).
 	Corrupt func(bytes int64, err error)
+	// OnWait, if set, is told of a write error that buffer-full=block
+	// waits out (a full disk) before each new try.
+	OnWait func(err error)
 	// NoPunch uses segment files even where holes can be punched.
 	NoPunch bool
 	// SegmentSize is the size at which a segment file is rotated when
@@ -396,6 +399,17 @@ func (s *Spool) live() int64 {
 	return n
 }
 
+// Unacked returns how many records the spool holds that were not yet
+// accepted: right after Open, what an earlier logger left.
+func (s *Spool) Unacked() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nextSeq <= s.acked+1 {
+		return 0
+	}
+	return int64(s.nextSeq - 1 - s.acked)
+}
+
 // Len returns the bytes the spool holds now, records not yet accepted.
 func (s *Spool) Len() int64 {
 	s.mu.Lock()
@@ -438,9 +452,32 @@ func (s *Spool) Append(rec *Record) error {
 	s.nextSeq++
 	s.pending = AppendRecord(s.pending, rec)
 	if len(s.pending) >= flushAt {
-		return s.flush()
+		return s.flushWaiting()
 	}
 	return nil
+}
+
+// flushWaiting flushes; with buffer-full=block a write error (a full disk)
+// is not a reason to drop: it keeps the records and tries again, with the
+// caller (the reader, and so the application) waiting, until the write
+// goes through or the spool is closed. Called with s.mu held.
+func (s *Spool) flushWaiting() error {
+	wait := 50 * time.Millisecond
+	for {
+		err := s.flush()
+		if err == nil || s.o.Policy != Block || s.closed || len(s.pending) == 0 {
+			return err
+		}
+		if s.o.OnWait != nil {
+			s.o.OnWait(err)
+		}
+		s.mu.Unlock()
+		time.Sleep(wait)
+		s.mu.Lock()
+		if wait *= 2; wait > time.Second {
+			wait = time.Second
+		}
+	}
 }
 
 // dropOldest drops the oldest record not handed out, and reports whether
@@ -491,7 +528,7 @@ func (s *Spool) normalize() {
 func (s *Spool) Flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.flush(); err != nil {
+	if err := s.flushWaiting(); err != nil {
 		return err
 	}
 	if s.o.Sync == SyncAlways && s.dirty {
@@ -529,8 +566,12 @@ func (s *Spool) flush() error {
 }
 
 // lose drops the pending records after a write error (a full disk): they
-// are counted, and memory stays bounded.
+// are counted, and memory stays bounded. With buffer-full=block they are
+// kept for flushWaiting to try again, unless the spool is closing.
 func (s *Spool) lose(err error) error {
+	if s.o.Policy == Block && !s.closed {
+		return fmt.Errorf("spool write (waiting for room): %w", err)
+	}
 	for b := s.pending; len(b) > 0; {
 		rec, n, derr := Decode(b)
 		if derr != nil {
