@@ -24,8 +24,8 @@ demo: build
 	@cat demo-json.log
 
 # Everything CI runs: formatting, vet, the illumos build, unit and
-# end-to-end tests.
-test: check unit e2e
+# end-to-end tests, and the short fault matrix.
+test: check unit e2e faults-short
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -252,11 +252,16 @@ func (s *session) finish(r *row, ferr error) {
 		s.note("restarts=%d", rs)
 	}
 	// Lines a spool still holds at exit are not lost: the next logger on
-	// the same spool-dir delivers them (lines_spooled).
-	if sp := st["lines_spooled"]; sp > 0 {
-		s.note("lines_spooled=%d (left for the next start)", sp)
+	// the same spool-dir delivers them (lines_spooled). Where the fault
+	// starts that next logger itself (after), they are in delivered.
+	spooled := st["lines_spooled"]
+	if spooled > 0 {
+		s.note("lines_spooled=%d (left for the next start)", spooled)
 	}
-	r.lost = int64(r.written) - int64(r.delivered) - r.dropped - st["lines_spooled"]
+	if s.after != nil {
+		spooled = 0
+	}
+	r.lost = int64(r.written) - int64(r.delivered) - r.dropped - spooled
 	// A non-blocking worker killed while handing a line to the driver
 	// counts that line as dropped with its ring; it may still arrive. That
 	// is a line counted twice, never one lost: allow one per kill.
