@@ -11,7 +11,6 @@
 package supervisor
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -114,11 +113,6 @@ type Supervisor struct {
 	mu       sync.Mutex
 	relayed  bool // the ready byte has gone to the platform
 	readyErr error
-
-	// The workers' stderr goes through a pipe the supervisor copies to
-	// its own, keeping our lines whole (see copyLines).
-	errW      *os.File
-	errCopied chan struct{}
 }
 
 // New returns a supervisor for c.
@@ -140,39 +134,7 @@ type exit struct {
 // Run supervises until a worker ends normally, and returns the exit code
 // for the process.
 func (s *Supervisor) Run() int {
-	if r, w, err := os.Pipe(); err == nil {
-		s.errW, s.errCopied = w, make(chan struct{})
-		go func() { copyLines(s.c.Stderr, r); r.Close(); close(s.errCopied) }()
-		defer func() {
-			// Every worker is gone: what they wrote is all in the pipe.
-			s.errW.Close()
-			<-s.errCopied
-		}()
-	}
 	return s.run()
-}
-
-// copyLines copies a worker's stderr to ours. Some driver libraries
-// (fluent-logger-golang) print without a final newline; a line of ours
-// ("dockerlogger: ...") that would follow on the same line starts on a
-// new one, so that the stats line can always be found at a line start.
-func copyLines(w io.Writer, r io.Reader) {
-	buf := make([]byte, 32<<10)
-	atStart := true
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			b := buf[:n]
-			if !atStart && bytes.HasPrefix(b, []byte("dockerlogger: ")) {
-				w.Write([]byte{'\n'})
-			}
-			w.Write(b)
-			atStart = b[len(b)-1] == '\n'
-		}
-		if err != nil {
-			return
-		}
-	}
 }
 
 func (s *Supervisor) run() int {
@@ -283,9 +245,6 @@ func (s *Supervisor) start() (*exec.Cmd, *os.File, error) {
 		RestartsEnv+"="+strconv.FormatInt(c.Count.Restarts.Load(), 10),
 		UpgradesEnv+"="+strconv.FormatInt(c.Count.Upgrades.Load(), 10))
 	cmd.Stderr = c.Stderr
-	if s.errW != nil {
-		cmd.Stderr = s.errW
-	}
 	files := make([]*os.File, 4, 6) // fds 3, 4, 5, 6 (7, 8)
 	copy(files, c.Inputs)
 	if len(c.Consoles) > 0 {

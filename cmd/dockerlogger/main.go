@@ -62,6 +62,11 @@ func containerdStderr() *os.File {
 		return os.Stderr
 	}
 	if f := zfd.OpenFIFOWriter("log"); f != nil {
+		// On fd 2 too, so that whatever prints to stderr reaches it.
+		if err := dup2(int(f.Fd()), 2); err == nil {
+			f.Close()
+			return os.Stderr
+		}
 		return f
 	}
 	return os.Stderr
@@ -202,6 +207,9 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 
 	if !isWorker && os.Getenv("DOCKERLOG_SUPERVISOR") != "off" {
 		return supervise(args, c, ready, count, errs, printStats, sigs, stderr, fail)
+	}
+	if stderr == io.Writer(os.Stderr) {
+		defer routeStderr()()
 	}
 	w := &worker.Worker{Config: c, Count: count, Errors: errs, Ready: ready, Signals: sigs, Stats: printStats}
 	if isWorker {

@@ -1,4 +1,4 @@
-package supervisor
+package diag
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ func TestCopyLinesKeepsOursAtLineStart(t *testing.T) {
 		[]byte("dockerlogger: next\n"),
 	}
 	var out bytes.Buffer
-	copyLines(&out, &in)
+	CopyLines(&out, &in)
 	want := "[Error] Fluent#write: ack error\ndockerlogger: stats lines_read=3\nplain line\ndockerlogger: next\n"
 	if out.String() != want {
 		t.Fatalf("got %q\nwant %q", out.String(), want)
