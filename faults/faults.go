@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/joyent/dockerlogger/internal/measure"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -192,7 +193,7 @@ func faults() []fault {
 				s.out.close()
 				s.errw.close()
 				return waitFor(30*time.Second, "the orphaned worker to exit at EOF", func() bool {
-					return !alive(pid)
+					return !measure.Alive(pid)
 				})
 			},
 		},

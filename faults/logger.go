@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/joyent/dockerlogger/internal/measure"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,7 +102,7 @@ func startLogger(bin, driver string, opts map[string]string) (*logger, error) {
 
 // kill ends the logger and its worker (a fault run that went wrong).
 func (l *logger) kill() {
-	for _, p := range children(l.cmd.Process.Pid) {
+	for _, p := range measure.Children(l.cmd.Process.Pid) {
 		syscall.Kill(p, syscall.SIGKILL)
 	}
 	l.cmd.Process.Kill()
@@ -118,8 +119,8 @@ func (l *logger) kill() {
 func (l *logger) worker(d time.Duration) (int, error) {
 	end := time.Now().Add(d)
 	for {
-		for _, p := range children(l.cmd.Process.Pid) {
-			if alive(p) {
+		for _, p := range measure.Children(l.cmd.Process.Pid) {
+			if measure.Alive(p) {
 				return p, nil
 			}
 		}

@@ -34,6 +34,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/joyent/dockerlogger/internal/measure"
 	"os"
 	"regexp"
 	"runtime"
@@ -112,7 +113,7 @@ func main() {
 		kind = "short"
 	}
 	fmt.Printf("dockerlogger fault matrix (issue 5), %s run: %s %s/%s, %d CPUs, load %s\n",
-		kind, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), load())
+		kind, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), measure.Load())
 	start := time.Now()
 	var rows []row
 	for _, f := range faults() {

@@ -49,7 +49,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/joyent/dockerlogger/bench/internal/measure"
+	"github.com/joyent/dockerlogger/internal/measure"
 	"github.com/joyent/dockerlogger/internal/sink/forward"
 )
 
