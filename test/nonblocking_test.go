@@ -160,10 +160,11 @@ func TestNonBlockingStalledSink(t *testing.T) {
 					t.Fatalf("drop-oldest lost the newest line; last is %q", got[len(got)-1])
 				}
 			case "drop-newest":
-				// The ring was full when the input ended (the sink had long
-				// stopped reading): the newest lines are the ones lost.
-				if got[0] != lines[0] || got[len(got)-1] == lines[n-1] {
-					t.Fatalf("drop-newest did not keep the oldest lines: %q..%q", got[0], got[len(got)-1])
+				// The oldest line went into an empty ring and nothing ever
+				// evicts it. (Whether the very last line was dropped
+				// depends on whether the ring had room at that moment.)
+				if got[0] != lines[0] {
+					t.Fatalf("drop-newest did not keep the oldest line: first is %q", got[0])
 				}
 			}
 			t.Logf("%s: %d delivered, %d dropped in %d markers' worth", policy, delivered, dropped, markLines)
