@@ -128,6 +128,13 @@ func StartLoggerNoWait(t testing.TB, env []string, args ...string) *Logger {
 // StartLoggerAt starts the logger binary at path without waiting for ready.
 func StartLoggerAt(t testing.TB, path string, env []string, args ...string) *Logger {
 	t.Helper()
+	return StartLoggerCmd(t, append([]string{path}, args...), env)
+}
+
+// StartLoggerCmd starts argv — the logger, or a wrapper that runs it (nsenter)
+// — with the pipes on fds 3, 4 and 5, without waiting for ready.
+func StartLoggerCmd(t testing.TB, argv []string, env []string) *Logger {
+	t.Helper()
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +148,7 @@ func StartLoggerAt(t testing.TB, path string, env []string, args ...string) *Log
 		t.Fatal(err)
 	}
 	l := &Logger{Stdout: outW, Stderr: errW, ready: readyR, errBuf: &syncBuffer{}, done: make(chan struct{})}
-	l.Cmd = exec.Command(path, args...)
+	l.Cmd = exec.Command(argv[0], argv[1:]...)
 	l.Cmd.ExtraFiles = []*os.File{outR, errR, readyW}
 	l.Cmd.Env = env
 	l.Cmd.Stderr = l.errBuf

@@ -109,52 +109,11 @@ func (j *journald) root() string { return fmt.Sprintf("/proc/%d/root", j.pid) }
 func (j *journald) startLogger(t *testing.T, env []string, args ...string) *Logger {
 	t.Helper()
 	nsenter := needCmd(t, "nsenter")
-	l := startLoggerCmd(t, append([]string{nsenter, fmt.Sprintf("--mount=/proc/%d/ns/mnt", j.pid), "--",
+	l := StartLoggerCmd(t, append([]string{nsenter, fmt.Sprintf("--mount=/proc/%d/ns/mnt", j.pid), "--",
 		filepath.Join(bin, "dockerlogger")}, args...), env)
 	if err := l.WaitReady(30 * time.Second); err != nil {
 		t.Fatalf("logger not ready: %v; stderr: %s", err, l.Errors())
 	}
-	return l
-}
-
-// startLoggerCmd is the harness's StartLoggerNoWait for a command line
-// that runs the logger through a wrapper (here nsenter).
-func startLoggerCmd(t *testing.T, argv []string, env []string) *Logger {
-	t.Helper()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &Logger{Stdout: outW, Stderr: errW, ready: readyR, errBuf: &syncBuffer{}, done: make(chan struct{})}
-	l.Cmd = exec.Command(argv[0], argv[1:]...)
-	l.Cmd.ExtraFiles = []*os.File{outR, errR, readyW}
-	l.Cmd.Env = env
-	l.Cmd.Stderr = l.errBuf
-	if err := l.Cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	outR.Close()
-	errR.Close()
-	readyW.Close()
-	go func() { l.err = l.Cmd.Wait(); close(l.done) }()
-	t.Cleanup(func() {
-		l.Stdout.Close()
-		l.Stderr.Close()
-		select {
-		case <-l.done:
-		case <-time.After(20 * time.Second):
-			l.Cmd.Process.Kill()
-			<-l.done
-		}
-	})
 	return l
 }
 

@@ -630,56 +630,18 @@ func smfAppend(t testing.TB, path, s string) {
 // smfLogger is a dockerlogger started from a given path, as dockerinit
 // starts the installed one in a zone.
 type smfLogger struct {
-	cmd     *exec.Cmd
-	out     *os.File
-	errBuf  *syncBuffer
-	done    chan struct{}
+	*Logger
 	logPath string
 }
 
 func smfStartLogger(t *testing.T, exe, logPath string) *smfLogger {
 	t.Helper()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
+	l := StartLoggerAt(t, exe, Env("smf-upgrade", map[string]string{"log-path": logPath}), "json-file")
+	l.Stderr.Close() // the container's stderr: nothing to say here
+	if err := l.WaitReady(30 * time.Second); err != nil {
+		t.Fatalf("logger %s not ready: %v; stderr: %s", exe, err, l.Errors())
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &smfLogger{out: outW, errBuf: &syncBuffer{}, done: make(chan struct{}), logPath: logPath}
-	l.cmd = exec.Command(exe, "json-file")
-	l.cmd.ExtraFiles = []*os.File{outR, errR, readyW}
-	l.cmd.Env = Env("smf-upgrade", map[string]string{"log-path": logPath})
-	l.cmd.Stderr = l.errBuf
-	if err := l.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	outR.Close()
-	errR.Close()
-	readyW.Close()
-	errW.Close() // the container's stderr: nothing to say here
-	go func() { l.cmd.Wait(); close(l.done) }()
-	t.Cleanup(func() {
-		l.out.Close()
-		select {
-		case <-l.done:
-		case <-time.After(20 * time.Second):
-			l.cmd.Process.Kill()
-			<-l.done
-		}
-	})
-	var b [1]byte
-	readyR.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if n, err := readyR.Read(b[:]); n != 1 {
-		t.Fatalf("logger %s not ready: %v; stderr: %s", exe, err, l.errBuf.String())
-	}
-	readyR.Close()
-	return l
+	return &smfLogger{Logger: l, logPath: logPath}
 }
 
 // smfChildren returns the pids of pid's children (real procps pgrep -P:
@@ -695,7 +657,7 @@ func (l *smfLogger) worker(t *testing.T) int {
 	t.Helper()
 	var pid int
 	Eventually(t, 10*time.Second, "one worker under the supervisor", func() bool {
-		f := smfChildren(l.cmd.Process.Pid)
+		f := smfChildren(l.Cmd.Process.Pid)
 		if len(f) != 1 {
 			return false
 		}
@@ -722,8 +684,8 @@ func TestSMFLiveUpgrade(t *testing.T) {
 	other := smfStartLogger(t, filepath.Join(bin, "dockerlogger"), filepath.Join(n.dir, "other.log"))
 	upWorker, otherWorker := up.worker(t), other.worker(t)
 	before, after := Lines("before", 200), Lines("after", 200)
-	WriteLines(t, up.out, before)
-	WriteLines(t, other.out, before)
+	WriteLines(t, up.Stdout, before)
+	WriteLines(t, other.Stdout, before)
 
 	// The new binary: the same program with bytes appended, so the
 	// running worker's executable tells old from new by its size.
@@ -752,8 +714,8 @@ func TestSMFLiveUpgrade(t *testing.T) {
 	if st, _ := os.Stat(n.target); st.Mode().Perm() != 0o755 {
 		t.Errorf("target mode %v after refresh, want 0755", st.Mode().Perm())
 	}
-	if !strings.Contains(out, fmt.Sprintf("supervisors: %d\n", up.cmd.Process.Pid)) {
-		t.Errorf("refresh did not name supervisor %d, and only it, as signalled:\n%s", up.cmd.Process.Pid, out)
+	if !strings.Contains(out, fmt.Sprintf("supervisors: %d\n", up.Cmd.Process.Pid)) {
+		t.Errorf("refresh did not name supervisor %d, and only it, as signalled:\n%s", up.Cmd.Process.Pid, out)
 	}
 	pg := smfOnly(n.takeCalls(), "pgrep")
 	if len(pg) == 0 || !strings.HasPrefix(pg[0], "pgrep\t-z\tz1,z5,z6,z7\t-x\t"+filepath.Base(n.target)) {
@@ -762,7 +724,7 @@ func TestSMFLiveUpgrade(t *testing.T) {
 
 	// The supervisor started a new worker from the new file.
 	Eventually(t, 15*time.Second, "a new worker from the new binary", func() bool {
-		f := smfChildren(up.cmd.Process.Pid)
+		f := smfChildren(up.Cmd.Process.Pid)
 		if len(f) != 1 || f[0] == strconv.Itoa(upWorker) {
 			return false
 		}
@@ -776,24 +738,24 @@ func TestSMFLiveUpgrade(t *testing.T) {
 		t.Errorf("the logger started from another file was upgraded too (worker %d -> %d)", otherWorker, w)
 	}
 
-	WriteLines(t, up.out, after)
-	WriteLines(t, other.out, after)
+	WriteLines(t, up.Stdout, after)
+	WriteLines(t, other.Stdout, after)
 	want := append(append([]string(nil), before...), after...)
 	for _, l := range []*smfLogger{up, other} {
-		l.out.Close()
+		l.Stdout.Close()
 		select {
-		case <-l.done:
+		case <-l.Done():
 		case <-time.After(20 * time.Second):
-			t.Fatalf("logger did not exit; stderr: %s", l.errBuf.String())
+			t.Fatalf("logger did not exit; stderr: %s", l.Errors())
 		}
-		if c := l.cmd.ProcessState.ExitCode(); c != 0 {
-			t.Errorf("logger exit %d; stderr: %s", c, l.errBuf.String())
+		if c := l.Cmd.ProcessState.ExitCode(); c != 0 {
+			t.Errorf("logger exit %d; stderr: %s", c, l.Errors())
 		}
 		if got := smfJSONLines(t, l.logPath); strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("%s: %d lines delivered, want the %d written, once each, in order; stderr: %s",
-				l.logPath, len(got), len(want), l.errBuf.String())
+				l.logPath, len(got), len(want), l.Errors())
 		}
-		if st := parseStats(t, l.errBuf.String()); st["restarts"] != "0" {
+		if st := parseStats(t, l.Errors()); st["restarts"] != "0" {
 			t.Errorf("%s: restarts=%s, want 0 (a handover is not a crash)", l.logPath, st["restarts"])
 		}
 	}
