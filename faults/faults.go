@@ -223,62 +223,14 @@ func faults() []fault {
 		{
 			name: "disk full (spool)", short: true, root: true, modes: []string{"spool"}, dropsOK: true,
 			notes: "spool-dir on a 4 MB tmpfs filled, freed after 2 s; Forward sink stalled meanwhile; buffer-full=drop-oldest (default) drops, counted",
-			setup: func(e *env, dir string) (setup, func(), error) {
-				un, err := tmpfs(dir, "4m")
-				if err != nil {
-					return setup{}, nil, err
-				}
-				sd := filepath.Join(dir, "spool")
-				if err := os.Mkdir(sd, 0o755); err != nil {
-					un()
-					return setup{}, nil, err
-				}
-				if err := fill(filepath.Join(dir, "filler")); err != nil {
-					un()
-					return setup{}, nil, err
-				}
-				return setup{spoolDir: sd, filler: filepath.Join(dir, "filler")}, un, nil
-			},
-			run: func(e *env, s *session) error {
-				s.fwd.Stall(true)
-				done := bg(s.out, rate*3, rate)
-				time.Sleep(2 * time.Second)
-				if err := os.Remove(s.filler); err != nil {
-					return err
-				}
-				s.fwd.Stall(false)
-				return <-done
-			},
+			setup: fullSpool(nil),
+			run:   freeSpoolAfter2s,
 		},
 		{
 			name: "disk full (spool, buffer-full=block)", short: true, root: true, modes: []string{"spool"},
 			notes: "as above with buffer-full=block: the application waits, nothing dropped",
-			setup: func(e *env, dir string) (setup, func(), error) {
-				un, err := tmpfs(dir, "4m")
-				if err != nil {
-					return setup{}, nil, err
-				}
-				sd := filepath.Join(dir, "spool")
-				if err := os.Mkdir(sd, 0o755); err != nil {
-					un()
-					return setup{}, nil, err
-				}
-				if err := fill(filepath.Join(dir, "filler")); err != nil {
-					un()
-					return setup{}, nil, err
-				}
-				return setup{spoolDir: sd, filler: filepath.Join(dir, "filler"), opts: map[string]string{"buffer-full": "block"}}, un, nil
-			},
-			run: func(e *env, s *session) error {
-				s.fwd.Stall(true)
-				done := bg(s.out, rate*3, rate)
-				time.Sleep(2 * time.Second)
-				if err := os.Remove(s.filler); err != nil {
-					return err
-				}
-				s.fwd.Stall(false)
-				return <-done
-			},
+			setup: fullSpool(map[string]string{"buffer-full": "block"}),
+			run:   freeSpoolAfter2s,
 		},
 		{
 			name: "exit with lines buffered", short: true,
@@ -368,4 +320,38 @@ func faults() []fault {
 			},
 		},
 	}
+}
+
+// fullSpool puts the spool-dir on a 4 MB tmpfs that a filler file has
+// filled, with extra log-opts.
+func fullSpool(opts map[string]string) func(e *env, dir string) (setup, func(), error) {
+	return func(e *env, dir string) (setup, func(), error) {
+		un, err := tmpfs(dir, "4m")
+		if err != nil {
+			return setup{}, nil, err
+		}
+		sd := filepath.Join(dir, "spool")
+		if err := os.Mkdir(sd, 0o755); err != nil {
+			un()
+			return setup{}, nil, err
+		}
+		if err := fill(filepath.Join(dir, "filler")); err != nil {
+			un()
+			return setup{}, nil, err
+		}
+		return setup{spoolDir: sd, filler: filepath.Join(dir, "filler"), opts: opts}, un, nil
+	}
+}
+
+// freeSpoolAfter2s writes with the sink stalled, frees the disk after 2 s
+// and releases the sink.
+func freeSpoolAfter2s(e *env, s *session) error {
+	s.fwd.Stall(true)
+	done := bg(s.out, rate*3, rate)
+	time.Sleep(2 * time.Second)
+	if err := os.Remove(s.filler); err != nil {
+		return err
+	}
+	s.fwd.Stall(false)
+	return <-done
 }

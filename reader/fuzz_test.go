@@ -71,15 +71,3 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
-
-// hasExactMultiple reports a line (terminated or not) whose length is a
-// non-zero multiple of lm.
-func hasExactMultiple(data []byte, lm int) bool {
-	for _, l := range bytes.SplitAfter(data, []byte("\n")) {
-		n := len(bytes.TrimSuffix(l, []byte("\n")))
-		if n > 0 && n%lm == 0 {
-			return true
-		}
-	}
-	return false
-}

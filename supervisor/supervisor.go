@@ -110,9 +110,8 @@ type Supervisor struct {
 	c      Config
 	ledger *zfd.Ledger
 
-	mu       sync.Mutex
-	relayed  bool // the ready byte has gone to the platform
-	readyErr error
+	mu      sync.Mutex
+	relayed bool // the ready byte has gone to the platform
 }
 
 // New returns a supervisor for c.

@@ -174,12 +174,6 @@ func (p *Peek) Commit(n int) error {
 	return nil
 }
 
-// Skip consumes n bytes at the front of the pipe that were never read
-// through this Peek.
-func (p *Peek) Skip(n int) error {
-	return p.consume(n)
-}
-
 func (p *Peek) consume(n int) error {
 	if p.discard == nil {
 		p.discard = make([]byte, 64<<10)

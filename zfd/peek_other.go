@@ -20,7 +20,6 @@ func NewPeek(f *os.File) (*Peek, error) { return nil, errors.New("peek: no tee(2
 
 func (*Peek) Read([]byte) (int, error) { return 0, ErrStopped }
 func (*Peek) Commit(int) error         { return nil }
-func (*Peek) Skip(int) error           { return nil }
 func (*Peek) Stop()                    {}
 func (*Peek) Close() error             { return nil }
 
