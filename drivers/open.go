@@ -153,7 +153,9 @@ func (d *Driver) Close() error {
 	<-d.done
 	select {
 	case <-d.up:
-		return d.l.Close()
+		err := d.l.Close()
+		waitAfterClose(d.name)
+		return err
 	default:
 		return nil
 	}
