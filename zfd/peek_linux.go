@@ -21,10 +21,15 @@ type Peek struct {
 	privR, privW int
 	wakeR, wakeW int
 	devnull      int
-	pending      int // bytes at the pipe's front returned by Read, not committed
-	stopped      atomic.Bool
-	discard      []byte
-	console      *Console
+	// ep waits for input: the input edge-triggered, so that it reports
+	// each new write even while the pipe holds an unfinished line (a
+	// level-triggered poll would report that line at once, forever), and
+	// the wake pipe that Stop writes.
+	ep      int
+	pending int // bytes at the pipe's front returned by Read, not committed
+	stopped atomic.Bool
+	discard []byte
+	console *Console
 }
 
 // TeeTo makes Read also copy every new byte to c (loginit --tee): with
@@ -48,7 +53,7 @@ func NewPeek(f *os.File) (*Peek, error) {
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
 		return nil, fmt.Errorf("peek %s: not a pipe", f.Name())
 	}
-	p := &Peek{in: fd, privR: -1, privW: -1, wakeR: -1, wakeW: -1, devnull: -1}
+	p := &Peek{in: fd, privR: -1, privW: -1, wakeR: -1, wakeW: -1, devnull: -1, ep: -1}
 	var pp [2]int
 	if err := unix.Pipe2(pp[:], unix.O_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("peek %s: pipe: %w", f.Name(), err)
@@ -69,6 +74,16 @@ func NewPeek(f *os.File) (*Peek, error) {
 		return nil, fmt.Errorf("peek %s: open /dev/null: %w", f.Name(), err)
 	}
 	p.devnull = dn
+	if p.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("peek %s: epoll: %w", f.Name(), err)
+	}
+	for _, ev := range []unix.EpollEvent{{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(p.in)}, {Events: unix.EPOLLIN, Fd: int32(p.wakeR)}} {
+		if err := unix.EpollCtl(p.ep, unix.EPOLL_CTL_ADD, int(ev.Fd), &ev); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("peek %s: epoll: %w", f.Name(), err)
+		}
+	}
 	// tee(2) of an empty pipe says EAGAIN; EINVAL means it cannot tee.
 	if _, err := unix.Tee(p.in, p.privW, 0, unix.SPLICE_F_NONBLOCK); err != nil && err != unix.EAGAIN {
 		p.Close()
@@ -106,9 +121,11 @@ func (p *Peek) Read(b []byte) (int, error) {
 			return 0, err
 		}
 		if n == p.pending {
-			// Only an unfinished line sits in the pipe. Nothing signals
-			// "more than N bytes", so look again after a short wait,
-			// unless the writers are gone.
+			// Only an unfinished line sits in the pipe: wait for the
+			// next write (the edge-triggered input), or the writers to
+			// go. Kernels 5.5 to 5.14 may not report a write into a
+			// pipe that was not empty, so look again after a short
+			// wait too.
 			if p.hungUp() {
 				// The last write may have landed between the tee and
 				// the hangup: look once more before calling it the end.
@@ -211,16 +228,18 @@ func (p *Peek) drainPrivate(n int) error {
 	return nil
 }
 
-// poll waits up to ms milliseconds (-1: no limit) for input, hangup or Stop.
+// poll waits up to ms milliseconds (-1: no limit) for a write to the
+// input since the last wait, a hangup, or Stop. It may return early, for a
+// write already seen: callers look at the pipe again either way.
 func (p *Peek) poll(ms int) error {
-	fds := []unix.PollFd{{Fd: int32(p.in), Events: unix.POLLIN}, {Fd: int32(p.wakeR), Events: unix.POLLIN}}
+	var ev [2]unix.EpollEvent
 	for {
-		_, err := unix.Poll(fds, ms)
+		_, err := unix.EpollWait(p.ep, ev[:], ms)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("poll input: %w", err)
+			return fmt.Errorf("wait for input: %w", err)
 		}
 		return nil
 	}
@@ -240,7 +259,7 @@ func (p *Peek) Stop() {
 
 // Close releases the private descriptors, not the input.
 func (p *Peek) Close() error {
-	for _, fd := range []int{p.privR, p.privW, p.wakeR, p.wakeW, p.devnull} {
+	for _, fd := range []int{p.privR, p.privW, p.wakeR, p.wakeW, p.devnull, p.ep} {
 		if fd >= 0 {
 			unix.Close(fd)
 		}

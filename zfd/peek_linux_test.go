@@ -5,6 +5,9 @@ import (
 	"io"
 	"os"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A Peek leaves in the pipe what it returned but was not committed: a new
@@ -84,4 +87,53 @@ func TestPeekLastWriteBeforeHangup(t *testing.T) {
 		p.Close()
 		r.Close()
 	}
+}
+
+// An unfinished line left in the pipe must not keep Read busy: it waits
+// for the next write, as read(2) would. The sleep is the interval being
+// measured (CPU used while nothing is written), not a synchronisation.
+func TestPeekIdleOnUnfinishedLine(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	w.Write([]byte("partial"))
+	p, err := NewPeek(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	buf := make([]byte, 64)
+	if n, err := p.Read(buf); err != nil || string(buf[:n]) != "partial" {
+		t.Fatalf("first read %q, %v", buf[:n], err)
+	}
+	before := cpuTime(t)
+	got := make(chan string, 1)
+	go func() {
+		n, err := p.Read(buf)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(buf[:n])
+	}()
+	time.Sleep(200 * time.Millisecond)
+	used := cpuTime(t) - before
+	w.Write([]byte(" end\n"))
+	if s := <-got; s != " end\n" {
+		t.Fatalf("second read %q", s)
+	}
+	if used > 40*time.Millisecond {
+		t.Fatalf("Read used %v of CPU in 200ms waiting for the rest of a line", used)
+	}
+}
+
+func cpuTime(t *testing.T) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
