@@ -1,6 +1,7 @@
 package drivers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/log"
 	"github.com/docker/docker/daemon/logger"
 	"github.com/docker/docker/daemon/logger/loggerutils"
 	units "github.com/docker/go-units"
@@ -27,6 +29,11 @@ import (
 //
 // Error texts are Docker's, except where Docker returns the bare parse
 // error of a value: those name the option.
+//
+// Added options: fluentd-tls-ca-cert, fluentd-tls-cert, fluentd-tls-key
+// and fluentd-tls-skip-verify, for a tls:// address (fluenttls.go). Every
+// tls:// address goes through fluenttls.go's bridge, with or without
+// them, so that TLS is always dialed, checked and reported one way.
 
 const (
 	fluentdName = "fluentd"
@@ -69,6 +76,7 @@ type fluentdLogger struct {
 	containerName string
 	writer        *fluent.Fluent
 	extra         map[string]string
+	bridge        *fluentdBridge // tls:// only
 }
 
 // newFluentd creates the driver. Without fluentd-async it connects now, so
@@ -89,8 +97,15 @@ func newFluentd(info logger.Info) (logger.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
+	bridge, err := startFluentdBridge(info.Config, &cfg)
+	if err != nil {
+		return nil, err
+	}
 	w, err := fluent.New(cfg)
 	if err != nil {
+		if bridge != nil {
+			bridge.Close()
+		}
 		return nil, err
 	}
 	return &fluentdLogger{
@@ -99,7 +114,35 @@ func newFluentd(info logger.Info) (logger.Logger, error) {
 		containerName: info.ContainerName,
 		writer:        w,
 		extra:         extra,
+		bridge:        bridge,
 	}, nil
+}
+
+// startFluentdBridge checks the TLS options, starts the TLS bridge for a
+// tls:// address and points cfg at it; nil for other addresses. Without fluentd-async it
+// dials the server first, so that a server that is down or refuses us
+// fails the creation with the reason, as with tcp://. Later failures go
+// where Docker's drivers log theirs.
+func startFluentdBridge(opts map[string]string, cfg *fluent.Config) (*fluentdBridge, error) {
+	loc := fluentdLocation{protocol: cfg.FluentNetwork, host: cfg.FluentHost, port: cfg.FluentPort}
+	t, err := parseFluentdTLS(opts, loc)
+	if err != nil || t == nil {
+		return nil, err
+	}
+	address := opts[fluentdAddressKey]
+	report := func(err error) { log.G(context.TODO()).Error(err) }
+	b, err := newFluentdBridge(loc, address, t, time.Duration(cfg.RetryWait)*time.Millisecond, report)
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.Async {
+		if err := b.dialFirst(); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
+	cfg.FluentNetwork, cfg.FluentSocketPath = "unix", b.path
+	return b, nil
 }
 
 // Log sends the record Docker's fluentd driver sends.
@@ -128,7 +171,14 @@ func (f *fluentdLogger) Log(msg *logger.Message) error {
 // Close sends what is still queued (fluentd-async=true), then closes the
 // connection. It returns only when the queue is empty: the caller bounds
 // the wait.
-func (f *fluentdLogger) Close() error { return f.writer.Close() }
+func (f *fluentdLogger) Close() error {
+	err := f.writer.Close()
+	if f.bridge != nil {
+		// After the writer: its queue drains through the bridge.
+		f.bridge.Close()
+	}
+	return err
+}
 
 func (f *fluentdLogger) Name() string { return fluentdName }
 
@@ -140,7 +190,8 @@ func validateFluentdOpts(cfg map[string]string) error {
 		case "env", "env-regex", "labels", "labels-regex", "tag",
 			fluentdAddressKey, fluentdAsyncKey, fluentdAsyncReconnectIntervalKey,
 			fluentdBufferLimitKey, fluentdMaxRetriesKey, fluentdRequestAckKey,
-			fluentdRetryWaitKey, fluentdSubSecondPrecisionKey, fluentdWriteTimeoutKey:
+			fluentdRetryWaitKey, fluentdSubSecondPrecisionKey, fluentdWriteTimeoutKey,
+			fluentdTLSCACertKey, fluentdTLSCertKey, fluentdTLSKeyKey, fluentdTLSSkipVerifyKey:
 		default:
 			return fmt.Errorf("unknown log opt '%s' for fluentd log driver", key)
 		}
@@ -148,7 +199,12 @@ func validateFluentdOpts(cfg map[string]string) error {
 	if err := checkRegexOpts(cfg); err != nil {
 		return err
 	}
-	_, err := parseFluentdConfig(cfg)
+	if _, err := parseFluentdConfig(cfg); err != nil {
+		return err
+	}
+	// The address parsed above. The TLS files are read, no network used.
+	loc, _ := parseFluentdAddress(cfg[fluentdAddressKey])
+	_, err := parseFluentdTLS(cfg, loc)
 	return err
 }
 

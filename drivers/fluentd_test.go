@@ -5,8 +5,11 @@ package drivers
 // wire are fluent-logger-golang's.
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -220,5 +223,108 @@ func TestFluentdValidateErrors(t *testing.T) {
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%s=%q: error %v, want %q", tc.key, tc.value, err, tc.want)
 		}
+	}
+}
+
+// TestFluentdTLSOptionErrors: the TLS options are checked up front, by
+// the validator (--validate) as at creation, with one line naming the
+// option: they need a tls:// address, the certificate and key come
+// together, and every file must exist and parse.
+func TestFluentdTLSOptionErrors(t *testing.T) {
+	f := newTLSFixture(t)
+	missing := filepath.Join(f.dir, "missing.pem")
+	garbage := filepath.Join(f.dir, "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badBlock := filepath.Join(f.dir, "bad-block.pem")
+	writePEM(t, badBlock, "CERTIFICATE", []byte("junk"))
+	otherKey := filepath.Join(f.dir, "other-key.pem")
+	kder, err := x509.MarshalPKCS8PrivateKey(newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, otherKey, "PRIVATE KEY", kder)
+	const addr = "tls://127.0.0.1:24224"
+	for _, tc := range []struct {
+		opts map[string]string
+		want string
+	}{
+		{map[string]string{"fluentd-address": "tcp://127.0.0.1:24224", "fluentd-tls-ca-cert": f.ca.path},
+			"log-opt fluentd-tls-ca-cert needs a tls:// fluentd-address, not tcp://127.0.0.1:24224"},
+		{map[string]string{"fluentd-tls-cert": f.client, "fluentd-tls-key": f.clientK},
+			"log-opt fluentd-tls-cert needs a tls:// fluentd-address, not tcp://127.0.0.1:24224 (the default)"},
+		{map[string]string{"fluentd-address": "unix:///run/f.sock", "fluentd-tls-skip-verify": "true"},
+			"log-opt fluentd-tls-skip-verify needs a tls:// fluentd-address, not unix:///run/f.sock"},
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-skip-verify": "sure"},
+			`log-opt fluentd-tls-skip-verify="sure": strconv.ParseBool: parsing "sure": invalid syntax`},
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-cert": f.client},
+			"log-opt fluentd-tls-cert needs fluentd-tls-key (the client certificate's private key)"},
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-key": f.clientK},
+			"log-opt fluentd-tls-key needs fluentd-tls-cert (the client certificate)"},
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-ca-cert": missing},
+			fmt.Sprintf("log-opt fluentd-tls-ca-cert=%q: open %s: no such file or directory", missing, missing)},
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-ca-cert": garbage},
+			fmt.Sprintf("log-opt fluentd-tls-ca-cert=%q: no PEM certificate in the file", garbage)},
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-ca-cert": badBlock},
+			fmt.Sprintf("log-opt fluentd-tls-ca-cert=%q: certificate 1: x509: malformed certificate", badBlock)},
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-cert": missing, "fluentd-tls-key": f.clientK},
+			fmt.Sprintf("log-opt fluentd-tls-cert=%q: open %s: no such file or directory", missing, missing)},
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-cert": f.client, "fluentd-tls-key": missing},
+			fmt.Sprintf("log-opt fluentd-tls-key=%q: open %s: no such file or directory", missing, missing)},
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-cert": f.client, "fluentd-tls-key": otherKey},
+			fmt.Sprintf("log-opt fluentd-tls-cert=%q with fluentd-tls-key=%q: tls: private key does not match public key", f.client, otherKey)},
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-cert": f.client, "fluentd-tls-key": garbage},
+			fmt.Sprintf("log-opt fluentd-tls-cert=%q with fluentd-tls-key=%q: tls: failed to find any PEM data in key input", f.client, garbage)},
+	} {
+		err := validateFluentdOpts(tc.opts)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%v:\n error %v\n want  %s", tc.opts, err, tc.want)
+		}
+		// Creation refuses them the same way, before any network use.
+		if _, err := newFluentd(logger.Info{Config: tc.opts, ContainerID: "0123456789ab"}); err == nil || err.Error() != tc.want {
+			t.Errorf("%v: creation error %v, want %s", tc.opts, err, tc.want)
+		}
+	}
+	for _, ok := range []map[string]string{
+		{"fluentd-address": addr},
+		{"fluentd-address": addr, "fluentd-tls-ca-cert": f.ca.path},
+		{"fluentd-address": addr, "fluentd-tls-ca-cert": f.ca.path, "fluentd-tls-cert": f.client, "fluentd-tls-key": f.clientK},
+		{"fluentd-address": addr, "fluentd-tls-cert": f.client, "fluentd-tls-key": f.clientK, "fluentd-tls-skip-verify": "true"},
+		// The default of skip-verify changes nothing, so it is no error.
+		{"fluentd-address": "tcp://127.0.0.1:24224", "fluentd-tls-skip-verify": "false"},
+	} {
+		if err := validateFluentdOpts(ok); err != nil {
+			t.Errorf("%v: %v", ok, err)
+		}
+	}
+}
+
+// TestFluentdTLSConfig: the tls.Config the bridge dials with: our CA (or
+// the system's roots), the client certificate, the address's host as the
+// name to verify, TLS 1.2 at least, verification on unless asked off.
+func TestFluentdTLSConfig(t *testing.T) {
+	f := newTLSFixture(t)
+	loc := fluentdLocation{protocol: "tls", host: "fluent.example", port: 24224}
+	got, err := parseFluentdTLS(map[string]string{"fluentd-tls-ca-cert": f.ca.path, "fluentd-tls-cert": f.client, "fluentd-tls-key": f.clientK}, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := got.config
+	if c.ServerName != "fluent.example" || c.MinVersion != tls.VersionTLS12 || c.InsecureSkipVerify || c.RootCAs == nil {
+		t.Errorf("config %+v", c)
+	}
+	if _, err := f.ca.cert.Verify(x509.VerifyOptions{Roots: c.RootCAs}); err != nil {
+		t.Errorf("the pool does not hold the CA: %v", err)
+	}
+	if got.cert == nil || got.cert.Leaf == nil || got.cert.Leaf.DNSNames[0] != "client.test" {
+		t.Errorf("client certificate %+v", got.cert)
+	}
+	got, err = parseFluentdTLS(map[string]string{"fluentd-tls-skip-verify": "true"}, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.config.RootCAs != nil || !got.config.InsecureSkipVerify || got.cert != nil {
+		t.Errorf("system roots, skip-verify: %+v", got.config)
 	}
 }
