@@ -1,13 +1,10 @@
 package test
 
-// End-to-end tests of the cloud drivers, awslogs and gcplogs, and of
-// --validate for the drivers whose sinks are not on this machine. AWS is
-// out of reach, so awslogs talks to internal/sink/cloudwatch, an in-repo
-// stub of the CloudWatch Logs API speaking its real wire protocol (AWS
-// JSON 1.1, SigV4-signed requests from Docker's driver and the AWS SDK).
-// Google Cloud Logging needs credentials and a metadata server that do
-// not exist here: gcplogs is tested for validation and for failing
-// cleanly.
+// End-to-end tests of the awslogs driver, and the --validate helper the
+// drivers' tests share. AWS is out of reach, so awslogs talks to
+// internal/sink/cloudwatch, an in-repo stub of the CloudWatch Logs API
+// speaking its real wire protocol (AWS JSON 1.1, SigV4-signed requests
+// from Docker's driver and the AWS SDK). gcplogs is in gcplogs_test.go.
 
 import (
 	"fmt"
@@ -255,79 +252,6 @@ func TestAwslogsValidate(t *testing.T) {
 		{name: "multiline pattern", opts: with("awslogs-multiline-pattern", "("), names: "awslogs-multiline-pattern"},
 		{name: "our option", opts: with("line-max", "huge"), names: "line-max"},
 	})
-}
-
-// TestGcplogsValidate: --validate gcplogs accepts Docker's options and
-// names an unknown one, without network use.
-func TestGcplogsValidate(t *testing.T) {
-	runValidate(t, "gcplogs", []validateCase{
-		{name: "good", opts: map[string]string{"gcp-project": "p", "gcp-log-cmd": "true", "gcp-meta-zone": "z", "gcp-meta-name": "n", "gcp-meta-id": "1", "labels": "a", "env": "B"}},
-		// Docker's driver takes the project from the metadata server when
-		// gcp-project is not set, so its absence is valid.
-		{name: "no project", opts: map[string]string{}},
-		{name: "unknown option", opts: map[string]string{"gcp-project": "p", "gcp-bogus": "1"}, names: "gcp-bogus"},
-		{name: "tag is not a gcplogs option", opts: map[string]string{"gcp-project": "p", "tag": "x"}, names: "tag"},
-		{name: "log-cmd", opts: map[string]string{"gcp-project": "p", "gcp-log-cmd": "maybe"}, names: "gcp-log-cmd"},
-		{name: "our option", opts: map[string]string{"gcp-project": "p", "mode": "sometimes"}, names: "mode"},
-	})
-}
-
-// TestGcplogsNoCredentials: with no Google credentials and no metadata
-// server the driver cannot start. The logger still signals ready (the
-// container starts), says why on one line per attempt without a stack
-// trace, keeps retrying, and exits 0 when the inputs close with nothing
-// read.
-func TestGcplogsNoCredentials(t *testing.T) {
-	for _, tc := range []struct{ name, project, says string }{
-		{"with project", "my-project", "could not find default credentials"},
-		{"without project", "", "No project was specified"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			opts := map[string]string{"close-timeout": "2s"}
-			if tc.project != "" {
-				opts["gcp-project"] = tc.project
-			}
-			l := StartLogger(t, gcpEnv(t, opts), "gcplogs")
-			Eventually(t, 10*time.Second, "two attempts to create the driver on stderr", func() bool {
-				return strings.Count(l.Errors(), "gcplogs driver not up") >= 2
-			})
-			code := waitOrKill(t, l, 15*time.Second)
-			stderr := l.Errors()
-			if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic") {
-				t.Fatalf("stack trace:\n%s", stderr)
-			}
-			for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
-				if !strings.HasPrefix(line, "dockerlogger: ") {
-					t.Fatalf("stderr line without the dockerlogger: prefix (a multi-line error?): %q\n%s", line, stderr)
-				}
-			}
-			if !strings.Contains(stderr, tc.says) {
-				t.Fatalf("stderr does not say %q:\n%s", tc.says, stderr)
-			}
-			if code != 0 {
-				t.Fatalf("exit code %d with nothing read; stderr:\n%s", code, stderr)
-			}
-		})
-	}
-}
-
-// TestGcplogsNoCredentialsLinesLost: lines read while the driver never
-// came up are dropped at close-timeout once the inputs close: the logger
-// exits 1, counting them, and does not hang the container's stop.
-func TestGcplogsNoCredentialsLinesLost(t *testing.T) {
-	l := StartLogger(t, gcpEnv(t, map[string]string{"close-timeout": "2s", "gcp-project": "p"}), "gcplogs")
-	WriteLines(t, l.Stdout, Lines("nowhere", 5))
-	code := waitOrKill(t, l, 15*time.Second)
-	st := l.Stats(t)
-	if code != 1 || st["lines_delivered"] != "0" || st["lines_dropped"] != "5" {
-		t.Fatalf("exit %d, stats %v: want 1, 0 delivered, 5 dropped", code, st)
-	}
-}
-
-// gcpEnv is a logger environment with no Google credentials to find.
-func gcpEnv(t *testing.T, opts map[string]string) []string {
-	home := t.TempDir()
-	return Env("gcp0000000001", opts, "HOME="+home, "CLOUDSDK_CONFIG="+filepath.Join(home, "gcloud"))
 }
 
 // waitOrKill closes the inputs and waits up to d for the logger to exit.
