@@ -35,6 +35,11 @@ type Flusher interface {
 	Flush() error
 }
 
+// handedAhead is the largest margin by which Handed runs ahead of the
+// message being handed over: what a killed worker's successor may count
+// as replayed without its having been delivered, beyond one line.
+const handedAhead = 16 << 10
+
 // readSize is how much one read asks for: large reads are what make the
 // logger cheap per line (Docker's copier asks for 2 KiB).
 const readSize = 256 << 10
@@ -50,8 +55,9 @@ type Reader struct {
 	// Handed, if set, always holds at least how many bytes at the front of
 	// the source were handed to the sink and not yet committed: a worker
 	// that dies leaves this number for the next one (see zfd.Ledger). It
-	// can exceed the truth by one batch (killed between consuming and
-	// resetting it), never fall short.
+	// never falls short. It can exceed the truth by the margin (below,
+	// at most handedAhead bytes of lines), or by one batch when killed
+	// between consuming and resetting it.
 	Handed interface{ Store(int64) }
 	// Replay is how many bytes at the front of the source a previous
 	// worker had handed to its driver without committing: messages within
@@ -60,6 +66,17 @@ type Reader struct {
 	Replayed interface{ Add(int64) int64 }
 
 	base int64 // bytes committed so far
+
+	// Handed is recorded ahead of the message being handed over, by a
+	// margin that starts at nothing each round and doubles with each
+	// record: a sink that takes lines fast costs a store per handedAhead
+	// bytes instead of one per line (a store to the ledger is a locked
+	// instruction, a few per cent of the whole path at 100-byte lines),
+	// and one that takes a line and then stalls (a sink that is down)
+	// is recorded to the byte.
+	avail   int // bytes of this round read so far
+	covered int // bytes of this round Handed covers
+	ahead   int // the margin of the next record
 
 	partialID string
 	partialTS time.Time
@@ -112,6 +129,7 @@ func (r *Reader) Copy(src io.Reader) error {
 		m, err := src.Read(buf[n:])
 		ts := now().UTC()
 		n += m
+		r.avail = n
 		p := 0
 		for {
 			q := bytes.IndexByte(buf[p:n], '\n')
@@ -173,6 +191,7 @@ func (r *Reader) commit(c Committer, p int) error {
 		return fmt.Errorf("read %s: %w", r.Source, err)
 	}
 	r.base += int64(p)
+	r.covered, r.ahead = 0, 0
 	if r.Handed != nil {
 		r.Handed.Store(r.handed(0))
 	}
@@ -227,8 +246,10 @@ func (r *Reader) emit(line []byte, ts time.Time, end bool, upto int) {
 	}
 	// Recorded before the hand-over, so a worker killed at any point
 	// leaves a count that covers every line it may have delivered.
-	if r.Handed != nil {
-		r.Handed.Store(r.handed(upto))
+	if r.Handed != nil && upto > r.covered {
+		r.covered = min(upto+r.ahead, r.avail)
+		r.Handed.Store(r.handed(r.covered))
+		r.ahead = min(max(2*r.ahead, 128), handedAhead)
 	}
 	r.Sink.Log(msg)
 }

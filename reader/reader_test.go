@@ -379,3 +379,79 @@ func TestFlushAfterEachRead(t *testing.T) {
 		t.Errorf("flushed %d times, want 7 (one per read with data, one at EOF)", s.flushes)
 	}
 }
+
+// committing is a source that returns at most max bytes per read and
+// keeps count of what was committed, as zfd.Peek does.
+type committing struct {
+	data      []byte
+	read, max int
+	committed int
+}
+
+func (c *committing) Read(b []byte) (int, error) {
+	if c.read == len(c.data) {
+		return 0, io.EOF
+	}
+	n := copy(b[:min(len(b), c.max)], c.data[c.read:])
+	c.read += n
+	return n, nil
+}
+
+func (c *committing) Commit(n int) error { c.committed += n; return nil }
+
+// handedSink checks, as each message is handed over, what the ledger
+// (Handed) says: it covers the message, it never covers bytes not read
+// yet, and the first message of a round is covered to the byte.
+type handedSink struct {
+	t       *testing.T
+	src     *committing
+	handed  int64
+	stores  int
+	end     int // where the message being handed ends in the stream
+	lastCom int // committed bytes when the last message was handed
+	msgs    int
+}
+
+func (h *handedSink) Store(v int64) { h.handed = v; h.stores++ }
+
+func (h *handedSink) Log(m *logger.Message) error {
+	h.end += len(m.Line) + 1
+	covered := h.src.committed + int(h.handed)
+	switch {
+	case covered < h.end:
+		h.t.Fatalf("message %d ends at %d, the ledger covers %d", h.msgs, h.end, covered)
+	case covered > h.src.read:
+		h.t.Fatalf("message %d: the ledger covers %d, only %d read", h.msgs, covered, h.src.read)
+	case h.msgs == 0 || h.src.committed != h.lastCom:
+		if covered != h.end {
+			h.t.Fatalf("message %d, first of its round, ends at %d: the ledger covers %d", h.msgs, h.end, covered)
+		}
+	case covered > h.end+16<<10:
+		h.t.Fatalf("message %d ends at %d: the ledger covers %d, more than 16 KiB ahead", h.msgs, h.end, covered)
+	}
+	h.lastCom = h.src.committed
+	h.msgs++
+	logger.PutMessage(m)
+	return nil
+}
+
+// TestHandedCoversEveryMessage: before each message is handed over, the
+// ledger says it was, so a worker killed at any point leaves a count that
+// covers what it may have delivered; and it is recorded far less often
+// than once per line.
+func TestHandedCoversEveryMessage(t *testing.T) {
+	line := strings.Repeat("x", 99) + "\n"
+	src := &committing{data: []byte(strings.Repeat(line, 20000)), max: 50_000}
+	h := &handedSink{t: t, src: src}
+	r := &reader.Reader{Source: "stdout", Sink: h, Handed: h}
+	if err := r.Copy(src); err != nil {
+		t.Fatal(err)
+	}
+	if h.msgs != 20000 || src.committed != len(src.data) || h.handed != 0 {
+		t.Fatalf("%d messages, %d of %d bytes committed, ledger left at %d", h.msgs, src.committed, len(src.data), h.handed)
+	}
+	if h.stores > h.msgs/10 {
+		t.Fatalf("%d stores to the ledger for %d messages", h.stores, h.msgs)
+	}
+	t.Logf("%d stores for %d messages", h.stores, h.msgs)
+}
