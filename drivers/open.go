@@ -33,16 +33,22 @@ type Driver struct {
 	logMu sync.Mutex
 }
 
-// Backoff bounds the wait between attempts to create a driver.
+// Backoff bounds the wait between attempts to create a driver. firstWait
+// bounds how long Open waits for its first attempt: some drivers take a
+// minute to fail against a sink that does not answer (gcplogs pings with
+// the Google client's 60 s deadline), and the container must not wait for
+// that to start.
 var (
+	firstWait  = 2 * time.Second
 	firstRetry = 100 * time.Millisecond
 	maxRetry   = 5 * time.Second
 )
 
-// Open validates nothing (call Validate first), tries once to create the
-// driver, and returns at once. If that attempt failed, report is called
-// with the error and the driver is retried in the background until it is up
-// or Close is called; each further failure is reported too.
+// Open validates nothing (call Validate first) and starts creating the
+// driver. It returns when the driver is up, when the first attempt has
+// failed, or after firstWait, whichever comes first. Each failed attempt is
+// passed to report, and the driver is retried in the background until it
+// is up or Close is called.
 func Open(c *config.Config, report func(error)) (*Driver, error) {
 	create, err := Creator(c.Driver)
 	if err != nil {
@@ -54,11 +60,15 @@ func Open(c *config.Config, report func(error)) (*Driver, error) {
 	}
 	d := &Driver{name: c.Driver, create: create, info: info, report: report,
 		up: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
-	if d.try() {
-		close(d.done)
-		return d, nil
+	failed := make(chan struct{})
+	go d.run(failed)
+	t := time.NewTimer(firstWait)
+	defer t.Stop()
+	select {
+	case <-d.up:
+	case <-failed:
+	case <-t.C:
 	}
-	go d.retry()
 	return d, nil
 }
 
@@ -73,19 +83,25 @@ func (d *Driver) try() bool {
 	return true
 }
 
-func (d *Driver) retry() {
+// run creates the driver, retrying with backoff until it is up or Close
+// gives up on it; failed is closed when the first attempt has failed.
+func (d *Driver) run(failed chan struct{}) {
 	defer close(d.done)
 	wait := firstRetry
 	for {
+		if d.try() {
+			return
+		}
+		if failed != nil {
+			close(failed)
+			failed = nil
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-d.stop:
 			t.Stop()
 			return
 		case <-t.C:
-		}
-		if d.try() {
-			return
 		}
 		if wait *= 2; wait > maxRetry {
 			wait = maxRetry
@@ -150,13 +166,14 @@ func (d *Driver) Abandon() {
 // flushes what it buffers.
 func (d *Driver) Close() error {
 	d.Abandon()
-	<-d.done
 	select {
 	case <-d.up:
 		err := d.l.Close()
 		waitAfterClose(d.name)
 		return err
 	default:
+		// An attempt still in flight (a gcplogs ping can take a minute)
+		// is left to the process's exit: nothing was logged to it.
 		return nil
 	}
 }
