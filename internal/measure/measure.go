@@ -193,3 +193,44 @@ func Load() string {
 
 // MB renders bytes as megabytes (10^6).
 func MB(b int64) string { return fmt.Sprintf("%.1f", float64(b)/1e6) }
+
+// Pss reads the proportional set size of pid from /proc/PID/smaps_rollup:
+// its resident pages, each shared page divided by the number of processes
+// mapping it. Summed over a supervisor and its worker, which map the same
+// binary, it counts each physical page once (as long as nothing else maps
+// the binary meanwhile), where VmHWM summed counts the binary twice.
+func Pss(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, fmt.Errorf("pss of %d: %w", pid, err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		v, ok := strings.CutPrefix(l, "Pss:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("pss of %d: odd line %q", pid, l)
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("pss of %d: %w", pid, err)
+		}
+		return kb * 1024, nil
+	}
+	return 0, fmt.Errorf("pss of %d: no Pss line (exited?)", pid)
+}
+
+// GroupPss is the sum of Pss over pids at one moment: the memory a group
+// of processes holds, each page counted once. Processes that have gone
+// count nothing.
+func GroupPss(pids []int) int64 {
+	var sum int64
+	for _, p := range pids {
+		if n, err := Pss(p); err == nil {
+			sum += n
+		}
+	}
+	return sum
+}

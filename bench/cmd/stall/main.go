@@ -17,9 +17,12 @@
 // that started in the stall window) and over the whole run; lines
 // written, delivered (unique, counted at the sink), duplicated, dropped
 // (the logger's lines_dropped) and lost uncounted = written − delivered −
-// dropped, which must be 0; peak RSS (VmHWM of the supervisor plus the
-// worker, sampled every 50 ms until the logger exits); peak disk used by
-// the spool directory (allocated blocks, sampled likewise).
+// dropped, which must be 0; peak RSS of the logger as a whole, each
+// physical page counted once (the largest sum of the supervisor's and the
+// worker's Pss seen, sampled every 20 ms until the logger exits, and never
+// less than one process's own VmHWM), beside each process's VmHWM, which
+// counts the binary they share twice; peak disk used by the spool
+// directory (allocated blocks, sampled likewise).
 //
 // Then, with a healthy sink, the throughput of spool against blocking in
 // the same run: N lines written as fast as the pipe takes them, from the
@@ -206,8 +209,11 @@ type logger struct {
 	mu       sync.Mutex
 	peak     map[int]measure.Memory // pid → its largest figures seen
 	peakDisk int64
-	stopSamp chan struct{}
-	sampDone chan struct{}
+	// peakGroup is the largest sum of Pss over the logger's processes
+	// seen at one sample: the logger's memory, each page counted once.
+	peakGroup int64
+	stopSamp  chan struct{}
+	sampDone  chan struct{}
 }
 
 // startLogger starts the logger on the read end of input, with an empty
@@ -268,11 +274,16 @@ func startLogger(bin string, opts map[string]string, input *os.File) (*logger, e
 // used by dir (if any), every 50 ms until stopSampling.
 func (l *logger) sample(dir string) {
 	defer close(l.sampDone)
-	tick := time.NewTicker(50 * time.Millisecond)
+	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		pid := l.cmd.Process.Pid
-		for _, p := range append([]int{pid}, measure.Children(pid)...) {
+		pids := append([]int{pid}, measure.Children(pid)...)
+		g := measure.GroupPss(pids)
+		l.mu.Lock()
+		l.peakGroup = max(l.peakGroup, g)
+		l.mu.Unlock()
+		for _, p := range pids {
 			if m, err := measure.Mem(p); err == nil {
 				l.mu.Lock()
 				pk := l.peak[p]
@@ -314,11 +325,14 @@ func (l *logger) wait(limit time.Duration) error {
 	return nil
 }
 
-// rss returns the peak RSS of the supervisor and of its worker(s), and
-// the sum of their peak RssAnon.
-func (l *logger) rss() (sup, workers, anon int64, procs int) {
+// rss returns the peak RSS of the logger as a whole (each page once: the
+// largest Pss sum sampled, or one process's VmHWM if that is larger, as a
+// sample can miss a short peak), the peak RSS of the supervisor and of its
+// worker(s), and the sum of their peak RssAnon.
+func (l *logger) rss() (group, sup, workers, anon int64, procs int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	group = l.peakGroup
 	for pid, m := range l.peak {
 		if pid == l.cmd.Process.Pid {
 			sup = m.HWM
@@ -326,8 +340,9 @@ func (l *logger) rss() (sup, workers, anon int64, procs int) {
 			workers += m.HWM
 		}
 		anon += m.Anon
+		group = max(group, m.HWM)
 	}
-	return sup, workers, anon, len(l.peak)
+	return group, sup, workers, anon, len(l.peak)
 }
 
 func options(mode, url, spoolDir string) map[string]string {
@@ -467,8 +482,7 @@ func stallRun(p params, mode, dir string) (stallResult, error) {
 	if len(all) > 0 {
 		r.AllMax = all[len(all)-1]
 	}
-	r.SupRSS, r.WorkerRSS, r.Anon, r.RSSProcs = l.rss()
-	r.RSS = r.SupRSS + r.WorkerRSS
+	r.RSS, r.SupRSS, r.WorkerRSS, r.Anon, r.RSSProcs = l.rss()
 	r.Disk = l.peakDisk
 	os.RemoveAll(spoolDir)
 	return r, nil
@@ -568,7 +582,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/1e6) }
 
 func report(w io.Writer, p params, rs []stallResult, walls map[string][]time.Duration) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\twritten\tdelivered\tdup\tdropped\tlost uncounted\tstalled writes\tp50 ms\tp99 ms\tmax ms\tall p99 ms\tall max ms\tpeak RSS MB\tsup+worker\tanon MB\tpeak disk MB\tdrain s\t")
+	fmt.Fprintln(tw, "mode\twritten\tdelivered\tdup\tdropped\tlost uncounted\tstalled writes\tp50 ms\tp99 ms\tmax ms\tall p99 ms\tall max ms\tpeak RSS MB\tVmHWM sup+worker\tanon MB\tpeak disk MB\tdrain s\t")
 	for _, r := range rs {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s+%s\t%s\t%s\t%.1f\t\n", r.Mode, r.Written, r.Delivered, r.Dups,
 			r.Dropped, r.Lost, r.StallWrites, ms(r.P50), ms(r.P99), ms(r.Max), ms(r.AllP99), ms(r.AllMax),
@@ -577,8 +591,9 @@ func report(w io.Writer, p params, rs []stallResult, walls map[string][]time.Dur
 	tw.Flush()
 	fmt.Fprintln(w, "\np50/p99/max: write(2) latency of the writes that started while the sink was stalled; all: the whole run.")
 	fmt.Fprintln(w, "delivered: unique numbered lines at the sink; dropped: the logger's lines_dropped; lost uncounted = written - delivered - dropped.")
-	fmt.Fprintln(w, "peak RSS: VmHWM of the supervisor + its worker (each counts the pages of the binary they share); anon: their peak RssAnon, memory of their own.")
-	fmt.Fprintln(w, "peak disk: blocks allocated under spool-dir; drain: input closed to logger exit. Sampled every 50 ms.")
+	fmt.Fprintln(w, "peak RSS: the logger's resident memory, each page once (largest sum of the supervisor's and worker's Pss, at least one's VmHWM);")
+	fmt.Fprintln(w, "VmHWM sup+worker: each process's own peak (both count the pages of the binary they share); anon: their peak RssAnon.")
+	fmt.Fprintln(w, "peak disk: blocks allocated under spool-dir; drain: input closed to logger exit. Sampled every 20 ms.")
 
 	med := map[string]time.Duration{}
 	fmt.Fprintf(w, "\nhealthy sink, %d lines of %d B written as fast as the pipe takes them, median of %d:\n", p.lines, lineSize, p.runs)
