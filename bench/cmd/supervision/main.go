@@ -62,7 +62,7 @@ func main() {
 	var p params
 	flag.StringVar(&p.bin, "bin", "bin", "directory holding dockerlogger")
 	flag.IntVar(&p.lines, "lines", 1_000_000, "lines per throughput run")
-	flag.IntVar(&p.runs, "runs", 9, "throughput runs per variant, in back-to-back pairs after one warm-up pair (medians are reported)")
+	flag.IntVar(&p.runs, "runs", 15, "throughput runs per variant, in back-to-back pairs after one warm-up pair (medians are reported)")
 	flag.IntVar(&p.kills, "kills", 5, "worker kills, for the first restarts and for the successive ones")
 	flag.IntVar(&p.rate, "rate", 10000, "lines per second written while the worker is killed")
 	flag.Parse()
