@@ -35,6 +35,8 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -169,19 +171,39 @@ type fluentdBridge struct {
 	retryWait time.Duration // first wait after a failed dial
 	report    func(error)
 
-	ln      net.Listener
+	ln      *net.UnixListener
 	path    string // what fluent-logger-golang dials (FluentSocketPath)
 	cleanup func()
 
+	// ctx ends dialing and waiting; cancelled when Close stops draining.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	closed bool
-	first  net.Conn // a session dialed before the first connection came
-	conns  map[net.Conn]struct{}
+	mu      sync.Mutex
+	closing bool      // Close has begun: draining until drainBy
+	drainBy time.Time // set with closing
+	forced  bool      // drained or out of time: every connection closed
+	first   net.Conn  // a session dialed before the first connection came
+	conns   map[net.Conn]struct{}
+	pairs   map[*bridgePair]struct{}
 }
+
+// bridgePair is one connection of fluent-logger-golang's and its TLS
+// session.
+type bridgePair struct{ client, up net.Conn }
+
+// drain bounds what is left of the pair: the client's last bytes are
+// forwarded until by, then both sides time out.
+func (p *bridgePair) drain(by time.Time) {
+	p.client.SetReadDeadline(by)
+	p.up.SetWriteDeadline(by)
+}
+
+// fluentdTLSCloseDrain bounds how long Close forwards what
+// fluent-logger-golang wrote before it closed its connection: without
+// acks, it counts an event sent once the socket took it.
+const fluentdTLSCloseDrain = 5 * time.Second
 
 // newFluentdBridge listens and serves. report receives every failure to
 // reach the server after the first (see dialFirst).
@@ -197,7 +219,7 @@ func newFluentdBridge(loc fluentdLocation, address string, t *fluentdTLS, retryW
 	b := &fluentdBridge{
 		address: address, target: net.JoinHostPort(loc.host, strconv.Itoa(loc.port)), tls: t,
 		retryWait: retryWait, report: report, ln: ln, path: path, cleanup: cleanup,
-		ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{},
+		ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, pairs: map[*bridgePair]struct{}{},
 	}
 	b.wg.Add(1)
 	go b.serve()
@@ -215,7 +237,7 @@ func (b *fluentdBridge) dialFirst() error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closing {
 		c.Close()
 		return net.ErrClosed
 	}
@@ -223,17 +245,40 @@ func (b *fluentdBridge) dialFirst() error {
 	return nil
 }
 
-// Close stops listening, closes every connection both ways and waits for
-// the goroutines.
+// Close stops listening, forwards what fluent-logger-golang wrote before
+// it closed its connection (for at most fluentdTLSCloseDrain), then
+// closes every connection and waits for the goroutines. Call it after
+// closing fluent-logger-golang.
 func (b *fluentdBridge) Close() error {
 	b.mu.Lock()
-	if b.closed {
+	if b.closing {
 		b.mu.Unlock()
 		return nil
 	}
-	b.closed = true
+	b.closing = true
+	b.drainBy = time.Now().Add(fluentdTLSCloseDrain)
+	// Wake serve, which takes what is queued and stops listening.
+	b.ln.SetDeadline(time.Now())
+	for p := range b.pairs {
+		p.drain(b.drainBy)
+	}
+	b.mu.Unlock()
+	// Out of time: stop dialing and close everything.
+	timer := time.AfterFunc(fluentdTLSCloseDrain, b.force)
+	b.wg.Wait()
+	timer.Stop()
+	b.force()
+	b.cleanup()
+	return nil
+}
+
+// force closes every connection and ends all dialing and waiting.
+func (b *fluentdBridge) force() {
 	b.cancel()
-	err := b.ln.Close()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.forced = true
+	b.ln.Close() // serve has, unless it failed
 	for c := range b.conns {
 		c.Close()
 	}
@@ -241,14 +286,13 @@ func (b *fluentdBridge) Close() error {
 		b.first.Close()
 		b.first = nil
 	}
-	b.mu.Unlock()
-	b.wg.Wait()
-	b.cleanup()
-	return err
 }
 
 // serve accepts connections, disconnects at once any that is not ours,
-// and hands ours, in order, to bridgeAll.
+// and hands ours, in order, to bridgeAll. When Close wakes it, it takes
+// the connections still queued in the kernel before it stops listening:
+// fluent-logger-golang's connect returned as soon as its connection was
+// queued, and may have written and closed it since.
 func (b *fluentdBridge) serve() {
 	defer b.wg.Done()
 	queue := make(chan net.Conn, 16)
@@ -257,31 +301,46 @@ func (b *fluentdBridge) serve() {
 	go b.bridgeAll(queue)
 	for {
 		c, err := b.ln.Accept()
-		if err != nil {
-			if b.ctx.Err() != nil {
-				return
-			}
-			// Out of descriptors, say: wait a little rather than spin.
-			b.report(fmt.Errorf("fluentd-address %s: local TLS bridge: %w", b.address, err))
-			if !b.sleep(b.retryWait) {
-				return
-			}
+		if err == nil {
+			b.admit(c, queue)
 			continue
 		}
-		if err := fluentdBridgePeerIsUs(c); err != nil {
-			c.Close()
-			b.report(fmt.Errorf("fluentd-address %s: local TLS bridge: refused a connection: %w", b.address, err))
-			continue
-		}
-		if !b.track(c) {
-			c.Close()
+		b.mu.Lock()
+		closing := b.closing
+		b.mu.Unlock()
+		if closing || errors.Is(err, net.ErrClosed) {
+			pending, err := fluentdBridgeAcceptQueued(b.ln)
+			for _, c := range pending {
+				b.admit(c, queue)
+			}
+			if err != nil && !errors.Is(err, net.ErrClosed) {
+				b.report(fmt.Errorf("fluentd-address %s: local TLS bridge: %w", b.address, err))
+			}
+			b.ln.Close()
 			return
 		}
-		select {
-		case queue <- c:
-		case <-b.ctx.Done():
-			return // Close closes c
+		// Out of descriptors, say: wait a little rather than spin.
+		b.report(fmt.Errorf("fluentd-address %s: local TLS bridge: %w", b.address, err))
+		if !b.sleep(b.retryWait) {
+			return
 		}
+	}
+}
+
+// admit queues c for bridgeAll if it comes from this process.
+func (b *fluentdBridge) admit(c net.Conn, queue chan<- net.Conn) {
+	if err := fluentdBridgePeerIsUs(c); err != nil {
+		c.Close()
+		b.report(fmt.Errorf("fluentd-address %s: local TLS bridge: refused a connection: %w", b.address, err))
+		return
+	}
+	if !b.track(c) {
+		c.Close()
+		return
+	}
+	select {
+	case queue <- c:
+	case <-b.ctx.Done(): // force closed c
 	}
 }
 
@@ -300,16 +359,17 @@ func (b *fluentdBridge) bridgeAll(queue <-chan net.Conn) {
 func (b *fluentdBridge) bridge(c net.Conn) {
 	defer b.untrack(c)
 	up := b.upstream()
-	if up == nil { // closing
+	if up == nil { // forced closed
 		c.Close()
 		return
 	}
-	if !b.track(up) {
+	p := &bridgePair{client: c, up: up}
+	if !b.addPair(p) {
 		up.Close()
 		c.Close()
 		return
 	}
-	defer b.untrack(up)
+	defer b.removePair(p)
 	done := make(chan struct{}, 2)
 	go func() { io.Copy(up, c); done <- struct{}{} }()
 	go func() { io.Copy(c, up); done <- struct{}{} }()
@@ -321,7 +381,7 @@ func (b *fluentdBridge) bridge(c net.Conn) {
 
 // upstream returns the session dialed in advance, or dials one, retrying
 // with backoff and reporting each failure, until it works or the bridge
-// closes (nil).
+// is forced closed (nil).
 func (b *fluentdBridge) upstream() net.Conn {
 	b.mu.Lock()
 	up := b.first
@@ -349,7 +409,7 @@ func (b *fluentdBridge) upstream() net.Conn {
 	}
 }
 
-// sleep waits d, or less when the bridge closes (false).
+// sleep waits d, or less when the bridge is forced closed (false).
 func (b *fluentdBridge) sleep(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -364,7 +424,7 @@ func (b *fluentdBridge) sleep(d time.Duration) bool {
 func (b *fluentdBridge) track(c net.Conn) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.forced {
 		return false
 	}
 	b.conns[c] = struct{}{}
@@ -374,6 +434,29 @@ func (b *fluentdBridge) track(c net.Conn) bool {
 func (b *fluentdBridge) untrack(c net.Conn) {
 	b.mu.Lock()
 	delete(b.conns, c)
+	b.mu.Unlock()
+}
+
+// addPair registers a bridged pair (and its upstream for force); one
+// that starts while Close drains gets the same deadline.
+func (b *fluentdBridge) addPair(p *bridgePair) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.forced {
+		return false
+	}
+	b.conns[p.up] = struct{}{}
+	b.pairs[p] = struct{}{}
+	if b.closing {
+		p.drain(b.drainBy)
+	}
+	return true
+}
+
+func (b *fluentdBridge) removePair(p *bridgePair) {
+	b.mu.Lock()
+	delete(b.conns, p.up)
+	delete(b.pairs, p)
 	b.mu.Unlock()
 }
 
@@ -400,7 +483,6 @@ func (b *fluentdBridge) dial() (net.Conn, error) {
 		return nil, fmt.Errorf("fluentd-address %s: %w", b.address, err)
 	}
 	c := nc.(*tls.Conn)
-	tickets.conn = c
 	if err := confirm(ctx, c, asked, tickets, b.tls.cert != nil); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("fluentd-address %s: %w", b.address, err)
@@ -432,7 +514,9 @@ func confirm(ctx context.Context, c *tls.Conn, asked bool, tickets *ticketSignal
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
 	defer stop()
 	var one [1]byte
+	tickets.conn.Store(c)
 	n, err := c.Read(one[:])
+	tickets.conn.Store(nil) // later tickets must not end the bridge's reads
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -454,14 +538,44 @@ func confirm(ctx context.Context, c *tls.Conn, asked bool, tickets *ticketSignal
 // session is a full handshake, client certificate included) and ends the
 // read in confirm as soon as the server sends a session ticket.
 type ticketSignal struct {
-	conn *tls.Conn
+	conn atomic.Pointer[tls.Conn] // set only while confirm reads
 }
 
 func (*ticketSignal) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
 
 func (s *ticketSignal) Put(_ string, cs *tls.ClientSessionState) {
-	// Put runs inside confirm's Read, on its goroutine.
-	if cs != nil && s.conn != nil {
-		s.conn.SetReadDeadline(time.Now())
+	if c := s.conn.Load(); cs != nil && c != nil {
+		c.SetReadDeadline(time.Now())
+	}
+}
+
+// acceptQueued calls accept on ln's descriptor until nothing is queued.
+func acceptQueued(ln *net.UnixListener, accept func(fd int) (int, error)) ([]net.Conn, error) {
+	raw, err := ln.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var conns []net.Conn
+	for {
+		var nfd int
+		var aerr error
+		if err := raw.Control(func(fd uintptr) { nfd, aerr = accept(int(fd)) }); err != nil {
+			return conns, err
+		}
+		switch {
+		case aerr == syscall.EAGAIN || aerr == syscall.EWOULDBLOCK:
+			return conns, nil
+		case aerr == syscall.EINTR || aerr == syscall.ECONNABORTED:
+			continue
+		case aerr != nil:
+			return conns, aerr
+		}
+		f := os.NewFile(uintptr(nfd), "fluentd-bridge")
+		c, err := net.FileConn(f) // a duplicate: f is closed either way
+		f.Close()
+		if err != nil {
+			return conns, err
+		}
+		conns = append(conns, c)
 	}
 }

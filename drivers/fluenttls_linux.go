@@ -14,14 +14,14 @@ import (
 // name: no file to protect, and nothing left behind by a killed process.
 // Other processes in the network namespace could connect to it, so
 // fluentdBridgePeerIsUs checks every connection.
-func listenFluentdBridge() (ln net.Listener, path string, cleanup func(), err error) {
+func listenFluentdBridge() (ln *net.UnixListener, path string, cleanup func(), err error) {
 	var r [16]byte
 	if _, err := rand.Read(r[:]); err != nil {
 		return nil, "", nil, err
 	}
 	// A leading @ is Go's spelling of the abstract namespace.
 	path = "@dockerlogger-fluentd-tls-" + hex.EncodeToString(r[:])
-	ln, err = net.Listen("unix", path)
+	ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -53,4 +53,13 @@ func fluentdBridgePeerIsUs(c net.Conn) error {
 		return fmt.Errorf("peer is pid %d (uid %d), not this process", cred.Pid, cred.Uid)
 	}
 	return nil
+}
+
+// fluentdBridgeAcceptQueued accepts, without waiting, every connection
+// already queued on ln (its descriptor is non-blocking).
+func fluentdBridgeAcceptQueued(ln *net.UnixListener) ([]net.Conn, error) {
+	return acceptQueued(ln, func(fd int) (int, error) {
+		nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC)
+		return nfd, err
+	})
 }

@@ -410,3 +410,40 @@ func TestHelperBridgeIntruder(t *testing.T) {
 	}
 	fmt.Println("intruder: disconnected:", err)
 }
+
+// TestFluentdTLSNoAck: without acks (fluent-logger-golang counts an
+// event sent once written) every event still arrives, in order, through
+// a TLS 1.3 session whose server sends session tickets after the
+// handshake: the bridge's acceptance check must not disturb the session
+// it hands on, and Close forwards what was written before it.
+func TestFluentdTLSNoAck(t *testing.T) {
+	f := newTLSFixture(t)
+	s := listenTLS(t, f.server, f.serverKey, "")
+	l, err := newFluentd(logger.Info{ContainerID: "0123456789ab", Config: map[string]string{
+		"fluentd-address": s.TLSURL(), "fluentd-tls-ca-cert": f.ca.path,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for i := 0; i < n; i++ {
+		if err := l.Log(message("stdout", fmt.Sprint("line ", i), time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.Wait(n, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range evs {
+		if want := fmt.Sprint("line ", i); e.Str("log") != want {
+			t.Fatalf("event %d = %q, want %q", i, e.Str("log"), want)
+		}
+	}
+	if len(evs) != n {
+		t.Fatalf("%d events, want %d", len(evs), n)
+	}
+}

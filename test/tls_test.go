@@ -322,7 +322,8 @@ func startForwardTLS(t *testing.T, certPath, keyPath string) *forward.Server {
 // TestFluentdTLS: fluentd-address tls://host:port. Docker's fluentd driver
 // has no CA option (only fluentd-address): it trusts the system's roots,
 // which a Go program on Linux takes from SSL_CERT_FILE (or SSL_CERT_DIR)
-// when set. With the test CA there, every line arrives over TLS; with a
+// when set; without the fluentd-tls-* options dockerlogger does the same,
+// through the TLS bridge it uses for every tls:// address. With the test CA there, every line arrives over TLS; with a
 // CA that did not sign the server's certificate, or with an expired
 // certificate, the logger says why on stderr, nothing arrives, and the
 // lines are counted as not delivered.
@@ -343,7 +344,12 @@ func TestFluentdTLS(t *testing.T) {
 		if code := l.Wait(t, 30*time.Second); code != 0 {
 			t.Fatalf("exit code %d; stderr: %s", code, l.Errors())
 		}
-		evs := s.Events()
+		// No acks: what the logger sent before it exited may still be
+		// on its way through the sink.
+		evs, err := s.Wait(len(out)+len(errs), 10*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
 		noProtocolErrors(t, s)
 		checkStream(t, evs, "stdout", out)
 		checkStream(t, evs, "stderr", errs)
@@ -376,5 +382,204 @@ func TestFluentdTLS(t *testing.T) {
 				t.Errorf("the sink got %d events over a refused connection", n)
 			}
 		})
+	}
+}
+
+// startForwardMTLS starts the Forward sink with TLS, presenting cert and
+// requiring a client certificate signed by clientCA, as in_forward does
+// with client_cert_auth.
+func startForwardMTLS(t *testing.T, certPath, keyPath, clientCA string) *forward.Server {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := forward.CertPoolFromFile(clientCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := forward.RequireClientCerts(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, pool)
+	s, err := forward.ListenTLS("127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// noPlaintext fails the test if anything reached the TLS sink as plain
+// text: its listener reports such a client as a record that is not a TLS
+// handshake.
+func noPlaintext(t *testing.T, s *forward.Server) {
+	t.Helper()
+	for _, err := range s.Errors() {
+		if strings.Contains(err.Error(), "does not look like a TLS handshake") {
+			t.Errorf("plain text reached the TLS sink: %v", err)
+		}
+	}
+}
+
+// TestFluentdTLSClientCert: with fluentd-tls-ca-cert, fluentd-tls-cert and
+// fluentd-tls-key every line arrives, in order per stream and acked, at a
+// Forward sink that requires a client certificate from the test CA and
+// trusts nothing else — so the logger verified the server with our CA (the
+// system roots do not hold it) and presented our client certificate.
+// Synchronous and fluentd-async.
+func TestFluentdTLSClientCert(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	now := time.Now()
+	srv, srvKey := ca.issue(t, dir, "server", "localhost", true, now.Add(-time.Hour), now.Add(24*time.Hour))
+	cli, cliKey := ca.issue(t, dir, "client", "client.test", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	for _, async := range []string{"false", "true"} {
+		t.Run("async="+async, func(t *testing.T) {
+			s := startForwardMTLS(t, srv, srvKey, ca.path)
+			l := StartLogger(t, Env(fluentdID, map[string]string{
+				"fluentd-address": s.TLSURL(), "fluentd-request-ack": "true", "fluentd-async": async,
+				"fluentd-tls-ca-cert": ca.path, "fluentd-tls-cert": cli, "fluentd-tls-key": cliKey,
+			}), "fluentd")
+			out, errs := Lines("mtls out", 150), Lines("mtls err", 150)
+			WriteLines(t, l.Stdout, out)
+			WriteLines(t, l.Stderr, errs)
+			if code := l.Wait(t, 30*time.Second); code != 0 {
+				t.Fatalf("exit code %d; stderr: %s", code, l.Errors())
+			}
+			evs := s.Events()
+			noProtocolErrors(t, s)
+			checkStream(t, evs, "stdout", out)
+			checkStream(t, evs, "stderr", errs)
+			if s.Acks() != len(evs) {
+				t.Errorf("%d acks for %d events", s.Acks(), len(evs))
+			}
+			sinkExitStats(t, l, len(out)+len(errs))
+		})
+	}
+}
+
+// TestFluentdTLSClientCertRefused: what must not be trusted is refused,
+// never sent in plain text, and said on the logger's stderr in one line
+// naming the address and the reason: a server certificate from another
+// CA, an expired one, and, at a sink that requires a client certificate,
+// none or one from another CA. The logger still starts, delivers nothing,
+// counts the lines as dropped and exits 1.
+func TestFluentdTLSClientCertRefused(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	other := newTestCA(t, dir, "other-ca")
+	now := time.Now()
+	good, goodKey := ca.issue(t, dir, "server", "localhost", true, now.Add(-time.Hour), now.Add(24*time.Hour))
+	foreign, foreignKey := other.issue(t, dir, "foreign-server", "localhost", true, now.Add(-time.Hour), now.Add(24*time.Hour))
+	expired, expiredKey := ca.issue(t, dir, "expired", "localhost", true, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	cli, cliKey := ca.issue(t, dir, "client", "client.test", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	otherCli, otherCliKey := other.issue(t, dir, "other-client", "client.test", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	for _, c := range []struct {
+		name, cert, key string
+		clientCert      []string // cert, key
+		error           string   // what the logger's stderr must say
+		sinkError       string   // why the sink closed the connection, if it was the one to refuse
+	}{
+		{"server from another CA", foreign, foreignKey, []string{cli, cliKey},
+			"x509: certificate signed by unknown authority", ""},
+		{"server certificate expired", expired, expiredKey, []string{cli, cliKey},
+			"x509: certificate has expired", ""},
+		{"no client certificate", good, goodKey, nil,
+			"the server refused the session (it wants a client certificate: set fluentd-tls-cert and fluentd-tls-key): remote error: tls: certificate required",
+			"client didn't provide a certificate"},
+		{"client certificate from another CA", good, goodKey, []string{otherCli, otherCliKey},
+			"the server refused our client certificate: remote error: tls: unknown certificate authority",
+			"x509: certificate signed by unknown authority"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := startForwardMTLS(t, c.cert, c.key, ca.path)
+			opts := map[string]string{"fluentd-address": s.TLSURL(), "fluentd-request-ack": "true",
+				"fluentd-tls-ca-cert": ca.path, "close-timeout": "1s"}
+			if c.clientCert != nil {
+				opts["fluentd-tls-cert"], opts["fluentd-tls-key"] = c.clientCert[0], c.clientCert[1]
+			}
+			l := StartLogger(t, Env(fluentdID, opts), "fluentd")
+			WriteLines(t, l.Stdout, Lines("must not arrive", 5))
+			want := "fluentd driver not up: fluentd-address " + s.TLSURL() + ": "
+			Eventually(t, 15*time.Second, "the refusal on the logger's stderr", func() bool {
+				return strings.Contains(l.Errors(), c.error)
+			})
+			code := l.Wait(t, 30*time.Second)
+			stderr := l.Errors()
+			var line string
+			for _, ln := range strings.Split(stderr, "\n") {
+				if strings.Contains(ln, c.error) {
+					line = ln
+					break
+				}
+			}
+			if !strings.Contains(line, want) {
+				t.Errorf("error line %q does not say %q", line, want)
+			}
+			if code != 1 {
+				t.Errorf("exit code %d, want 1; stderr: %s", code, stderr)
+			}
+			noPanic(t, "stderr", stderr)
+			if st := l.Stats(t); st["lines_read"] != "5" || st["lines_delivered"] != "0" || st["lines_dropped"] != "5" {
+				t.Errorf("stats %v: want 5 read, 0 delivered, 5 dropped", st)
+			}
+			if n := len(s.Events()); n != 0 {
+				t.Errorf("the sink took %d events over a refused connection", n)
+			}
+			noPlaintext(t, s)
+			if c.sinkError != "" {
+				found := false
+				for _, err := range s.Errors() {
+					found = found || strings.Contains(err.Error(), c.sinkError)
+				}
+				if !found {
+					t.Errorf("the sink's errors %v do not say %q", s.Errors(), c.sinkError)
+				}
+			}
+		})
+	}
+}
+
+// TestFluentdTLSValidate: --validate checks the TLS options without the
+// network: a certificate without its key (and the reverse), a CA file
+// that is missing or holds no certificate, a key that does not match,
+// and any of them with an address that is not tls:// exit 2 with one line
+// naming the option; a good set exits 0.
+func TestFluentdTLSValidate(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	now := time.Now()
+	cli, cliKey := ca.issue(t, dir, "client", "client.test", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	_, otherKey := ca.issue(t, dir, "other", "other.test", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	junk := filepath.Join(dir, "junk.pem")
+	if err := os.WriteFile(junk, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const addr = "tls://127.0.0.1:24224"
+	for _, c := range []struct {
+		opts map[string]string
+		want string
+	}{
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-cert": cli}, "fluentd-tls-cert needs fluentd-tls-key"},
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-key": cliKey}, "fluentd-tls-key needs fluentd-tls-cert"},
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-ca-cert": filepath.Join(dir, "nope.pem")},
+			"fluentd-tls-ca-cert=\"" + filepath.Join(dir, "nope.pem") + "\": open "},
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-ca-cert": junk}, "fluentd-tls-ca-cert=\"" + junk + "\": no PEM certificate"},
+		{map[string]string{"fluentd-address": addr, "fluentd-tls-cert": cli, "fluentd-tls-key": otherKey},
+			"private key does not match public key"},
+		{map[string]string{"fluentd-address": "tcp://127.0.0.1:24224", "fluentd-tls-ca-cert": ca.path},
+			"fluentd-tls-ca-cert needs a tls:// fluentd-address"},
+		{map[string]string{"fluentd-address": "tcp://127.0.0.1:24224", "fluentd-tls-cert": cli, "fluentd-tls-key": cliKey},
+			"fluentd-tls-cert needs a tls:// fluentd-address"},
+		{map[string]string{"fluentd-address": "tcp://127.0.0.1:24224", "fluentd-tls-skip-verify": "true"},
+			"fluentd-tls-skip-verify needs a tls:// fluentd-address"},
+	} {
+		stdout, stderr, code := RunCLI(t, Env(fluentdID, c.opts), "--validate", "fluentd")
+		noPanic(t, "stderr", stderr)
+		if code != 2 || strings.Count(strings.TrimRight(stderr, "\n"), "\n") != 0 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, stdout %q; want exit 2 and one line saying %q", c.opts, code, stderr, stdout, c.want)
+		}
+	}
+	ok := map[string]string{"fluentd-address": addr, "fluentd-tls-ca-cert": ca.path, "fluentd-tls-cert": cli, "fluentd-tls-key": cliKey}
+	if _, stderr, code := RunCLI(t, Env(fluentdID, ok), "--validate", "fluentd"); code != 0 {
+		t.Errorf("good TLS options: exit %d: %s", code, stderr)
 	}
 }
