@@ -69,7 +69,7 @@ func fill(path string) error {
 func faults() []fault {
 	return []fault{
 		{
-			name: "sink down at start", short: true,
+			name: "sink down at start", rsyslog: true, rsyslogShort: []string{"blocking", "spool"}, short: true,
 			setup: func(e *env, dir string) (setup, func(), error) {
 				return setup{reserve: true}, func() {}, nil
 			},
@@ -77,29 +77,29 @@ func faults() []fault {
 				down := e.dur(2*time.Second, 5*time.Second)
 				done := bg(s.out, rate*int(down/time.Second+2), rate)
 				time.Sleep(down)
-				if err := s.fwd.Start(); err != nil {
+				if err := s.net.Start(); err != nil {
 					return err
 				}
 				return <-done
 			},
 		},
 		{
-			name: "sink down mid-stream", short: true,
+			name: "sink down mid-stream", rsyslog: true, short: true,
 			run: func(e *env, s *session) error {
 				down := e.dur(3*time.Second, 30*time.Second)
 				s.note("down %v", down)
 				done := bg(s.out, rate*int(down/time.Second+3), rate)
 				time.Sleep(time.Second)
-				s.fwd.Stop()
+				s.net.Stop()
 				time.Sleep(down)
-				if err := s.fwd.Start(); err != nil {
+				if err := s.net.Start(); err != nil {
 					return err
 				}
 				return <-done
 			},
 		},
 		{
-			name:  "sink slow (1 line/ms)",
+			name: "sink slow (1 line/ms)", rsyslog: true,
 			notes: "proxy at 250 kB/s, about 1000 events/s",
 			setup: func(e *env, dir string) (setup, func(), error) {
 				return setup{proxy: true}, func() {}, nil
@@ -110,13 +110,13 @@ func faults() []fault {
 			},
 		},
 		{
-			name: "sink restarted", short: true,
+			name: "sink restarted", rsyslog: true, short: true,
 			run: func(e *env, s *session) error {
 				done := bg(s.out, rate*4, rate)
 				for i := 0; i < 2; i++ {
 					time.Sleep(time.Second)
-					s.fwd.Stop()
-					if err := s.fwd.Start(); err != nil {
+					s.net.Stop()
+					if err := s.net.Start(); err != nil {
 						return err
 					}
 				}
@@ -124,7 +124,7 @@ func faults() []fault {
 			},
 		},
 		{
-			name: "TCP connection reset", short: true,
+			name: "TCP connection reset", rsyslog: true, short: true,
 			setup: func(e *env, dir string) (setup, func(), error) {
 				return setup{proxy: true}, func() {}, nil
 			},
@@ -140,7 +140,7 @@ func faults() []fault {
 			},
 		},
 		{
-			name: "DNS name unresolvable", short: true, dropsOK: true, exitOK: true,
+			name: "DNS name unresolvable", rsyslog: true, rsyslogShort: []string{"spool"}, short: true, dropsOK: true, exitOK: true,
 			notes: "sink never reachable: close-timeout=2s gives up; blocking and non-blocking count every line as dropped (by design); spool keeps them on disk and a second logger on the same spool-dir delivers them",
 			setup: func(e *env, dir string) (setup, func(), error) {
 				return setup{address: "tcp://no-such-host.invalid:24224", opts: map[string]string{"close-timeout": "2s"}}, func() {}, nil
@@ -154,7 +154,7 @@ func faults() []fault {
 			},
 		},
 		{
-			name: "worker SIGKILL", short: true,
+			name: "worker SIGKILL", rsyslog: true, rsyslogShort: allModes, short: true,
 			run: func(e *env, s *session) error {
 				done := bg(s.out, rate*4, rate)
 				for i := 0; i < 2; i++ {
@@ -198,7 +198,7 @@ func faults() []fault {
 			},
 		},
 		{
-			name: "disk full (json-file)", short: true, root: true,
+			name: "disk full (json-file)", sink: "json-file", short: true, root: true,
 			notes: "8 MB tmpfs filled, freed after 2 s",
 			setup: func(e *env, dir string) (setup, func(), error) {
 				un, err := tmpfs(dir, "8m")
@@ -233,17 +233,17 @@ func faults() []fault {
 			run:   freeSpoolAfter2s,
 		},
 		{
-			name: "exit with lines buffered", short: true,
+			name: "exit with lines buffered", rsyslog: true, rsyslogShort: allModes, short: true,
 			notes: "sink stalled, 5000 lines written, inputs closed, sink released 1 s later",
 			run: func(e *env, s *session) error {
-				s.fwd.Stall(true)
+				s.net.Stall(true)
 				if err := s.out.lines(5000, 0); err != nil {
 					return err
 				}
 				s.out.close()
 				s.errw.close()
 				time.Sleep(time.Second)
-				s.fwd.Stall(false)
+				s.net.Stall(false)
 				return nil
 			},
 		},
@@ -294,7 +294,7 @@ func faults() []fault {
 			},
 		},
 		{
-			name: "stdout closed, stderr goes on", short: true,
+			name: "stdout closed, stderr goes on", rsyslog: true, rsyslogShort: []string{"non-blocking"}, short: true,
 			notes: "stderr's last line must arrive while stderr is still open",
 			run: func(e *env, s *session) error {
 				if err := s.out.lines(2000, rate); err != nil {
@@ -305,13 +305,13 @@ func faults() []fault {
 					return err
 				}
 				last := s.errw.last()
-				if s.fwd == nil {
+				if s.net == nil {
 					return nil
 				}
 				return waitFor(15*time.Second, fmt.Sprintf("stderr line %d at the sink", last), func() bool {
-					evs := s.fwd.Events()
-					for i := len(evs) - 1; i >= 0 && i >= len(evs)-50; i-- {
-						if seqOf(evs[i].Str("log")) == last {
+					msgs, _ := s.net.Messages(0, 0)
+					for i := len(msgs) - 1; i >= 0 && i >= len(msgs)-50; i-- {
+						if seqOf(msgs[i]) == last {
 							return true
 						}
 					}
@@ -346,12 +346,12 @@ func fullSpool(opts map[string]string) func(e *env, dir string) (setup, func(), 
 // freeSpoolAfter2s writes with the sink stalled, frees the disk after 2 s
 // and releases the sink.
 func freeSpoolAfter2s(e *env, s *session) error {
-	s.fwd.Stall(true)
+	s.net.Stall(true)
 	done := bg(s.out, rate*3, rate)
 	time.Sleep(2 * time.Second)
 	if err := os.Remove(s.filler); err != nil {
 		return err
 	}
-	s.fwd.Stall(false)
+	s.net.Stall(false)
 	return <-done
 }

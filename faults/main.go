@@ -23,6 +23,7 @@
 //	faults -bin bin            the full matrix (make faults)
 //	faults -bin bin -short     CI's short version (make faults-short)
 //	faults -run 'reset|slow'   only the faults whose name matches
+//	faults -sink rsyslog       only the rows of the sinks that match
 //
 // Faults that need root (tmpfs for disk full) are skipped with the reason
 // when not root.
@@ -67,11 +68,17 @@ func (e *env) dur(short, full time.Duration) time.Duration {
 	return full
 }
 
-// fault is one row per mode of the table.
+// fault is one row per sink and mode of the table.
 type fault struct {
 	name  string
-	short bool     // part of the short run
+	sink  string   // its own sink: "json-file"; "" is the Forward sink
+	short bool     // its rows on its own sink are part of the short run
 	modes []string // nil: all
+	// rsyslog: the fault also runs against a private rsyslogd (a fault of
+	// a network sink); rsyslogShort are the modes of those rows that the
+	// short run takes.
+	rsyslog      bool
+	rsyslogShort []string
 	// dropsOK: drops are the expected outcome in every mode (the logger
 	// cannot ride this fault out); notes says why.
 	dropsOK bool
@@ -83,7 +90,7 @@ type fault struct {
 }
 
 // known are breaches found and reported, not yet fixed in the core:
-// "fault/mode" → the bug. Their rows still count as failed.
+// "fault/sink/mode" → the bug. Their rows still count as failed.
 var known = map[string]string{}
 
 func main() {
@@ -91,10 +98,16 @@ func main() {
 	flag.StringVar(&e.bin, "bin", "bin", "directory holding dockerlogger")
 	flag.BoolVar(&e.short, "short", false, "the short version (CI): fewer lines, short outages, quick faults only")
 	only := flag.String("run", "", "regexp: only the faults whose name matches")
+	onlySink := flag.String("sink", "", "regexp: only the rows whose sink matches (forward, rsyslog, json-file)")
 	flag.Parse()
 	re, err := regexp.Compile(*only)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "faults: -run: %v\n", err)
+		os.Exit(2)
+	}
+	sinkRe, err := regexp.Compile(*onlySink)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "faults: -sink: %v\n", err)
 		os.Exit(2)
 	}
 	if _, err := os.Stat(e.bin + "/dockerlogger"); err != nil {
@@ -120,15 +133,16 @@ func main() {
 		if !re.MatchString(f.name) || (e.short && !f.short) {
 			continue
 		}
-		modes := f.modes
-		if modes == nil {
-			modes = allModes
-		}
-		for _, m := range modes {
-			t0 := time.Now()
-			r := runOne(&e, f, m)
-			fmt.Fprintf(os.Stderr, "  %-36s %-12s %-4s %5.1fs %s\n", f.name, m, verdict(r), time.Since(t0).Seconds(), r.why)
-			rows = append(rows, r)
+		for _, t := range f.targets(e.short) {
+			if !sinkRe.MatchString(t.sink) {
+				continue
+			}
+			for _, m := range t.modes {
+				t0 := time.Now()
+				r := runOne(&e, f, t.sink, m)
+				fmt.Fprintf(os.Stderr, "  %-36s %-9s %-12s %-4s %5.1fs %s\n", f.name, t.sink, m, verdict(r), time.Since(t0).Seconds(), r.why)
+				rows = append(rows, r)
+			}
 		}
 	}
 	passed, failed := report(os.Stdout, rows)
@@ -139,8 +153,38 @@ func main() {
 	}
 }
 
-func runOne(e *env, f fault, mode string) row {
-	r := row{fault: f.name, mode: mode, dropsOK: f.dropsOK, exitOK: f.exitOK, notes: f.notes}
+// target is one sink of a fault and its modes in this run.
+type target struct {
+	sink  string
+	modes []string
+}
+
+// targets are the sinks and modes the fault runs against, in table
+// order: its own sink first, then rsyslog.
+func (f fault) targets(short bool) []target {
+	modes := f.modes
+	if modes == nil {
+		modes = allModes
+	}
+	own := f.sink
+	if own == "" {
+		own = "forward"
+	}
+	var ts []target
+	if !short || f.short {
+		ts = append(ts, target{own, modes})
+	}
+	switch {
+	case f.rsyslog && !short:
+		ts = append(ts, target{"rsyslog", modes})
+	case f.rsyslog && len(f.rsyslogShort) > 0:
+		ts = append(ts, target{"rsyslog", f.rsyslogShort})
+	}
+	return ts
+}
+
+func runOne(e *env, f fault, sink, mode string) row {
+	r := row{fault: f.name, sink: sink, mode: mode, dropsOK: f.dropsOK, exitOK: f.exitOK, notes: f.notes}
 	if f.root && !e.root {
 		r.skipped, r.ok, r.why = true, true, "skipped: needs root for a tmpfs mount"
 		return r
@@ -161,7 +205,7 @@ func runOne(e *env, f fault, mode string) row {
 		}
 	}
 	defer cleanup()
-	s, err := newSession(e, f.name, mode, su)
+	s, err := newSession(e, f.name, sink, mode, su)
 	if err != nil {
 		r.why = err.Error()
 		return r
@@ -169,7 +213,7 @@ func runOne(e *env, f fault, mode string) row {
 	ferr := f.run(e, s)
 	s.finish(&r, ferr)
 	if !r.ok {
-		if k, ok := known[f.name+"/"+mode]; ok {
+		if k, ok := known[f.name+"/"+sink+"/"+mode]; ok {
 			r.why = "KNOWN BREACH (" + k + "): " + r.why
 		}
 	}
@@ -188,10 +232,10 @@ func verdict(r row) string {
 
 func report(w *os.File, rows []row) (passed, failed int) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "fault\tmode\twritten\tdelivered\tdup\tdropped\tlost uncounted\tmax blocked\texit\tresult\tnotes")
+	fmt.Fprintln(tw, "fault\tsink\tmode\twritten\tdelivered\tdup\tdropped\tlost uncounted\tmax blocked\texit\tresult\tnotes")
 	for _, r := range rows {
 		if r.skipped {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\tSKIP\t%s\n", r.fault, r.mode, r.why)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\tSKIP\t%s\n", r.fault, r.sink, r.mode, r.why)
 			continue
 		}
 		notes := r.notes
@@ -201,7 +245,7 @@ func report(w *os.File, rows []row) (passed, failed int) {
 		} else {
 			passed++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\n", r.fault, r.mode, r.written, r.delivered, r.dups,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\n", r.fault, r.sink, r.mode, r.written, r.delivered, r.dups,
 			r.dropped, r.lost, r.maxBlock.Round(time.Millisecond), r.exit, verdict(r), strings.TrimSuffix(notes, "; "))
 	}
 	tw.Flush()

@@ -7,18 +7,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/joyent/dockerlogger/internal/sink/forward"
 )
 
 // setup says how one fault run is wired.
 type setup struct {
-	sink     string // "forward" (the default) or "json-file"
-	reserve  bool   // the Forward sink is not listening at start
+	sink     string // "json-file" for a fault of its own; else the row's sink
+	reserve  bool   // the network sink is not listening at start
 	proxy    bool   // a TCP proxy between logger and sink
-	address  string // fluentd-address instead of the sink's
+	address  string // the driver's address instead of the sink's
 	logPath  string // json-file: the file (default under the run's dir)
 	spoolDir string // spool: the directory (default under the run's dir)
 	opts     map[string]string
@@ -29,8 +28,9 @@ type setup struct {
 // application's two writers.
 type session struct {
 	mode    string
+	sink    string // "forward", "rsyslog" or "json-file"
 	dir     string
-	fwd     *forward.Server
+	net     netSink // nil for json-file
 	px      *proxy
 	logPath string
 	l       *logger
@@ -42,43 +42,42 @@ type session struct {
 	filler       string
 	// after runs once the logger has exited, before the count (a second
 	// logger on the same spool); it returns lines that one dropped.
-	after func(s *session) (int64, error)
-	bin   string
-	opts  map[string]string
-	kills int // workers killed with SIGKILL
+	after   func(s *session) (int64, error)
+	bin     string
+	driver  string
+	addrOpt string // the driver's address log-opt
+	opts    map[string]string
+	kills   int // workers killed with SIGKILL
 }
 
 func (s *session) note(f string, a ...any) { s.notes = append(s.notes, fmt.Sprintf(f, a...)) }
 
-func newSession(e *env, name, mode string, su setup) (*session, error) {
-	dir, err := os.MkdirTemp(e.dir, strings.NewReplacer(" ", "-", "/", "-").Replace(name)+"-"+mode+"-")
+func newSession(e *env, name, sink, mode string, su setup) (*session, error) {
+	dir, err := os.MkdirTemp(e.dir, strings.NewReplacer(" ", "-", "/", "-").Replace(name)+"-"+sink+"-"+mode+"-")
 	if err != nil {
 		return nil, err
 	}
-	s := &session{mode: mode, dir: dir, filler: su.filler}
+	if su.sink != "" {
+		sink = su.sink
+	}
+	s := &session{mode: mode, sink: sink, dir: dir, filler: su.filler}
 	opts := map[string]string{"mode": mode, "close-timeout": "60s"}
-	driver := "fluentd"
-	switch su.sink {
+	switch sink {
 	case "json-file":
-		driver = "json-file"
+		s.driver = "json-file"
 		s.logPath = su.logPath
 		if s.logPath == "" {
 			s.logPath = filepath.Join(dir, "json.log")
 		}
 		opts["log-path"] = s.logPath
-	default:
-		if su.reserve {
-			s.fwd, err = forward.Reserve()
-		} else {
-			s.fwd, err = forward.Listen("tcp", "127.0.0.1:0")
-		}
-		if err != nil {
+	case "forward", "rsyslog":
+		if s.net, err = startSink(sink, filepath.Join(dir, "sink"), su.reserve); err != nil {
 			return nil, err
 		}
-		url := s.fwd.URL()
+		url := s.net.URL()
 		if su.proxy {
-			if s.px, err = newProxy(s.fwd.Addr()); err != nil {
-				s.fwd.Close()
+			if s.px, err = newProxy(s.net.Addr()); err != nil {
+				s.net.Close()
 				return nil, err
 			}
 			url = s.px.url()
@@ -86,6 +85,17 @@ func newSession(e *env, name, mode string, su setup) (*session, error) {
 		if su.address != "" {
 			url = su.address
 		}
+		if sink == "rsyslog" {
+			// Octet-counted RFC 5424 with microsecond timestamps over
+			// plain TCP: Docker's syslog driver as a user would point it
+			// at rsyslog. It has no acknowledgement and no retry of its
+			// own beyond one reconnect per failed write (srslog).
+			s.driver, s.addrOpt = "syslog", "syslog-address"
+			opts["syslog-address"] = url
+			opts["syslog-format"] = "rfc5424micro"
+			break
+		}
+		s.driver, s.addrOpt = "fluentd", "fluentd-address"
 		// Synchronous sends with acks: the reliable fluentd setup (without
 		// acks TCP itself loses what was in flight when a connection
 		// dies, which no logger can count). Few driver retries, so that
@@ -96,6 +106,8 @@ func newSession(e *env, name, mode string, su setup) (*session, error) {
 		opts["fluentd-request-ack"] = "true"
 		opts["fluentd-retry-wait"] = "100ms"
 		opts["fluentd-max-retries"] = "3"
+	default:
+		return nil, fmt.Errorf("no sink %q", sink)
 	}
 	if mode == "spool" {
 		opts["spool-dir"] = su.spoolDir
@@ -107,7 +119,7 @@ func newSession(e *env, name, mode string, su setup) (*session, error) {
 		opts[k] = v
 	}
 	s.bin, s.opts = e.bin, opts
-	s.l, err = startLogger(e.bin, driver, opts)
+	s.l, err = startLogger(e.bin, s.driver, opts)
 	if err != nil {
 		s.closeSink()
 		return nil, err
@@ -121,20 +133,16 @@ func (s *session) closeSink() {
 	if s.px != nil {
 		s.px.close()
 	}
-	if s.fwd != nil {
-		s.fwd.Close()
+	if s.net != nil {
+		s.net.Close()
 	}
 }
 
-// delivered returns the messages at the sink.
+// delivered returns the messages at the sink, waiting a while for at
+// least atLeast of them (a network sink may still be writing them).
 func (s *session) delivered(atLeast int) ([]string, error) {
-	if s.fwd != nil {
-		evs, _ := s.fwd.Wait(atLeast, 5*time.Second)
-		msgs := make([]string, len(evs))
-		for i, e := range evs {
-			msgs[i] = e.Str("log")
-		}
-		return msgs, nil
+	if s.net != nil {
+		return s.net.Messages(atLeast, 10*time.Second)
 	}
 	f, err := os.Open(s.logPath)
 	if errors.Is(err, os.ErrNotExist) {
@@ -166,7 +174,7 @@ func (s *session) delivered(atLeast int) ([]string, error) {
 
 // row is one line of the table.
 type row struct {
-	fault, mode                 string
+	fault, sink, mode           string
 	written, delivered, dups    int
 	dropped, lost               int64
 	maxBlock                    time.Duration
@@ -220,6 +228,11 @@ func (s *session) finish(r *row, ferr error) {
 	}
 	seen := map[int]bool{}
 	empty, other := 0, 0
+	// Per stream, each line's first arrival must come after every line
+	// written before it that arrived: order per stream is what a reader
+	// of the log relies on. Repeats (replays) are not counted here.
+	latest := map[bool]int{false: -1, true: -1} // by "is stderr"
+	unordered, firstUnordered := 0, -1
 	for _, m := range msgs {
 		n := seqOf(m)
 		switch {
@@ -231,7 +244,17 @@ func (s *session) finish(r *row, ferr error) {
 			r.dups++
 		default:
 			seen[n] = true
+			if n < latest[n >= errBase] {
+				unordered++
+				if firstUnordered < 0 {
+					firstUnordered = n
+				}
+			}
+			latest[n >= errBase] = max(latest[n >= errBase], n)
 		}
+	}
+	if unordered > 0 {
+		fails = append(fails, fmt.Sprintf("%d lines out of order in their stream (first seq=%d)", unordered, firstUnordered))
 	}
 	r.delivered = len(seen) + empty
 	if empty > 0 {
@@ -275,6 +298,9 @@ func (s *session) finish(r *row, ferr error) {
 		s.note("%d line(s) of the unacknowledged batch both delivered and left in the spool", -r.lost)
 	case r.lost != 0:
 		fails = append(fails, fmt.Sprintf("lost uncounted %d", r.lost))
+		if m := missing(seen, s.out, s.errw); m != "" {
+			s.note("not at the sink: %s", m)
+		}
 	}
 	if r.dropped > 0 && s.mode != "non-blocking" && !r.dropsOK {
 		fails = append(fails, fmt.Sprintf("%s dropped %d", s.mode, r.dropped))
@@ -283,6 +309,13 @@ func (s *session) finish(r *row, ferr error) {
 		fails = append(fails, fmt.Sprintf("exit %d with nothing dropped: %s", code, lastLine(string(s.l.stderr.Bytes()))))
 	}
 	r.ok = len(fails) == 0
+	if !r.ok && os.Getenv("FAULTS_DEBUG") != "" {
+		fmt.Fprintf(os.Stderr, "--- %s/%s/%s: logger stderr:\n%s\n", r.fault, s.sink, s.mode, s.l.stderr.Bytes())
+		if d, ok := s.net.(interface{ debug() string }); ok {
+			fmt.Fprintf(os.Stderr, "--- sink:\n%s\n", d.debug())
+		}
+		fmt.Fprintln(os.Stderr, "---")
+	}
 	r.why = strings.Join(fails, "; ")
 	if r.notes != "" {
 		s.notes = append([]string{r.notes}, s.notes...)
@@ -290,17 +323,16 @@ func (s *session) finish(r *row, ferr error) {
 	r.notes = strings.Join(s.notes, "; ")
 }
 
-// relaunch runs a second `dockerlogger fluentd` with the first one's
-// options but the session's Forward sink as its address and nothing to
-// read: it delivers what the first left in the spool. It returns the
-// lines it dropped.
+// relaunch runs a second logger with the first one's options but the
+// session's sink as its address and nothing to read: it delivers what the
+// first left in the spool. It returns the lines it dropped.
 func (s *session) relaunch() (int64, error) {
 	opts := map[string]string{}
 	for k, v := range s.opts {
 		opts[k] = v
 	}
-	opts["fluentd-address"] = s.fwd.URL()
-	l, err := startLogger(s.bin, "fluentd", opts)
+	opts[s.addrOpt] = s.net.URL()
+	l, err := startLogger(s.bin, s.driver, opts)
 	if err != nil {
 		return 0, fmt.Errorf("second logger: %w", err)
 	}
@@ -324,3 +356,27 @@ func (s *session) relaunch() (int64, error) {
 // spoolBatchLines bounds the lines of one spool batch (256 KiB of records,
 // at least 20 bytes each): what may be both delivered and left on disk.
 const spoolBatchLines = 256 << 10 / 20
+
+// missing lists the numbered lines the writers wrote that are not in
+// seen, as ranges (at most 10): where a loss happened.
+func missing(seen map[int]bool, ws ...*writer) string {
+	var rs []string
+	for _, w := range ws {
+		for n := w.first; n < w.next && len(rs) < 10; n++ {
+			if seen[n] {
+				continue
+			}
+			m := n
+			for m+1 < w.next && !seen[m+1] {
+				m++
+			}
+			if m == n {
+				rs = append(rs, strconv.Itoa(n))
+			} else {
+				rs = append(rs, fmt.Sprintf("%d-%d", n, m))
+			}
+			n = m
+		}
+	}
+	return strings.Join(rs, ", ")
+}

@@ -43,8 +43,9 @@ func seqOf(msg string) int {
 // writer is the application writing one stream: it times each write(2)
 // and counts what the pipe accepted.
 type writer struct {
-	f    *os.File
-	next int // the next line number
+	f     *os.File
+	first int // the first line number
+	next  int // the next line number
 
 	mu       sync.Mutex
 	written  int // messages the logger should see for what was written
@@ -52,7 +53,7 @@ type writer struct {
 	err      error
 }
 
-func newWriter(f *os.File, first int) *writer { return &writer{f: f, next: first} }
+func newWriter(f *os.File, first int) *writer { return &writer{f: f, first: first, next: first} }
 
 // write makes one timed write(2) of p, which holds msgs messages.
 func (w *writer) write(p []byte, msgs int) error {
