@@ -583,3 +583,34 @@ func TestFluentdTLSValidate(t *testing.T) {
 		t.Errorf("good TLS options: exit %d: %s", code, stderr)
 	}
 }
+
+// TestFluentdTLSAsyncRefused: with fluentd-async the driver is created
+// without connecting (Docker's behaviour), so a refusal cannot fail the
+// creation: each attempt is reported as a driver error naming the
+// address and the reason, nothing reaches the sink, in plain text or
+// otherwise, and the exit (close-timeout, events still queued) is 1.
+func TestFluentdTLSAsyncRefused(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	other := newTestCA(t, dir, "other-ca")
+	now := time.Now()
+	foreign, foreignKey := other.issue(t, dir, "server", "localhost", true, now.Add(-time.Hour), now.Add(24*time.Hour))
+	s := startForwardTLS(t, foreign, foreignKey)
+	l := StartLogger(t, Env(fluentdID, map[string]string{"fluentd-address": s.TLSURL(), "fluentd-async": "true",
+		"fluentd-tls-ca-cert": ca.path, "fluentd-retry-wait": "100ms", "close-timeout": "1s"}), "fluentd")
+	WriteLines(t, l.Stdout, Lines("must not arrive", 5))
+	want := "driver error: fluentd-address " + s.TLSURL() + ": tls: failed to verify certificate: x509: certificate signed by unknown authority (retrying in "
+	Eventually(t, 15*time.Second, "the refusal on the logger's stderr", func() bool {
+		return strings.Contains(l.Errors(), want)
+	})
+	code := l.Wait(t, 30*time.Second)
+	stderr := l.Errors()
+	if code != 1 {
+		t.Errorf("exit code %d, want 1; stderr: %s", code, stderr)
+	}
+	noPanic(t, "stderr", stderr)
+	if n := len(s.Events()); n != 0 {
+		t.Errorf("the sink took %d events over a refused connection", n)
+	}
+	noPlaintext(t, s)
+}
