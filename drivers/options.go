@@ -43,6 +43,11 @@ var driverOptions = map[string][]Option{
 		Option{"fluentd-retry-wait", "1s"},
 		Option{"fluentd-sub-second-precision", "false"},
 		Option{"fluentd-write-timeout", "0"},
+		// Ours, not Docker's: TLS with a CA and a client certificate.
+		Option{"fluentd-tls-ca-cert", ""},
+		Option{"fluentd-tls-cert", ""},
+		Option{"fluentd-tls-key", ""},
+		Option{"fluentd-tls-skip-verify", "false"},
 	),
 	"gelf": with(
 		Option{"gelf-address", ""},
