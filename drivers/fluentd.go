@@ -119,10 +119,10 @@ func newFluentd(info logger.Info) (logger.Logger, error) {
 }
 
 // startFluentdBridge checks the TLS options, starts the TLS bridge for a
-// tls:// address and points cfg at it; nil for other addresses. Without fluentd-async it
-// dials the server first, so that a server that is down or refuses us
-// fails the creation with the reason, as with tcp://. Later failures go
-// where Docker's drivers log theirs.
+// tls:// address and points cfg at it; nil for other addresses. Without
+// fluentd-async it dials the server first, so that a server that is down
+// or refuses us fails the creation with the reason, as with tcp://.
+// Later failures go where Docker's drivers log theirs (driver error).
 func startFluentdBridge(opts map[string]string, cfg *fluent.Config) (*fluentdBridge, error) {
 	loc := fluentdLocation{protocol: cfg.FluentNetwork, host: cfg.FluentHost, port: cfg.FluentPort}
 	t, err := parseFluentdTLS(opts, loc)
