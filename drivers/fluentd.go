@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/log"
@@ -77,6 +78,50 @@ type fluentdLogger struct {
 	writer        *fluent.Fluent
 	extra         map[string]string
 	bridge        *fluentdBridge // tls:// only
+	queue         *asyncQueue    // fluentd-async=true only
+}
+
+// asyncQueue follows the messages fluent-logger-golang holds in its async
+// queue: they were accepted (counted delivered) but not yet sent, so one
+// it gives up on, or one still queued when close-timeout ends the logger,
+// is lost. Its result callback comes in queue order.
+type asyncQueue struct {
+	mu    sync.Mutex
+	sizes []int // line bytes of each queued message, oldest first
+	bytes int64
+}
+
+func (q *asyncQueue) push(n int) {
+	q.mu.Lock()
+	q.sizes = append(q.sizes, n)
+	q.bytes += int64(n)
+	q.mu.Unlock()
+}
+
+// unpush takes back the newest message, which the queue refused.
+func (q *asyncQueue) unpush() {
+	q.mu.Lock()
+	q.bytes -= int64(q.sizes[len(q.sizes)-1])
+	q.sizes = q.sizes[:len(q.sizes)-1]
+	q.mu.Unlock()
+}
+
+func (q *asyncQueue) pop() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.sizes) == 0 {
+		return 0
+	}
+	n := q.sizes[0]
+	q.sizes = q.sizes[1:]
+	q.bytes -= int64(n)
+	return n
+}
+
+func (q *asyncQueue) pending() (lines, bytes int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return int64(len(q.sizes)), q.bytes
 }
 
 // newFluentd creates the driver. Without fluentd-async it connects now, so
@@ -101,6 +146,18 @@ func newFluentd(info logger.Info) (logger.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
+	var queue *asyncQueue
+	if cfg.Async {
+		queue = &asyncQueue{}
+		cfg.AsyncResultCallback = func(_ []byte, err error) {
+			n := queue.pop()
+			if err != nil {
+				// The logger counts this phrase as a message dropped by
+				// the driver (lines_dropped_driver_gave_up).
+				log.G(context.TODO()).WithError(err).Errorf("Failed to send a message to fluentd (%d bytes)", n)
+			}
+		}
+	}
 	w, err := fluent.New(cfg)
 	if err != nil {
 		if bridge != nil {
@@ -115,6 +172,7 @@ func newFluentd(info logger.Info) (logger.Logger, error) {
 		writer:        w,
 		extra:         extra,
 		bridge:        bridge,
+		queue:         queue,
 	}, nil
 }
 
@@ -162,10 +220,27 @@ func (f *fluentdLogger) Log(msg *logger.Message) error {
 		data["partial_ordinal"] = strconv.Itoa(p.Ordinal)
 		data["partial_last"] = strconv.FormatBool(p.Last)
 	}
-	ts := msg.Timestamp
+	ts, n := msg.Timestamp, len(msg.Line)
 	logger.PutMessage(msg)
+	if f.queue != nil {
+		f.queue.push(n)
+	}
 	// fluent-logger-golang keeps what fails to send and sends it again.
-	return f.writer.PostWithTime(f.tag, ts, data)
+	err := f.writer.PostWithTime(f.tag, ts, data)
+	if err != nil && f.queue != nil {
+		f.queue.unpush()
+	}
+	return err
+}
+
+// Pending returns the messages accepted but still in fluent-logger-golang's
+// async queue, and their line bytes: what is lost if the logger must exit
+// now.
+func (f *fluentdLogger) Pending() (lines, bytes int64) {
+	if f.queue == nil {
+		return 0, 0
+	}
+	return f.queue.pending()
 }
 
 // Close sends what is still queued (fluentd-async=true), then closes the

@@ -153,6 +153,21 @@ func (d *Driver) Flush() error {
 	return nil
 }
 
+// Pending returns what the driver accepted but still holds unsent, for
+// drivers that can say (fluentd with fluentd-async): lost if the logger
+// must exit now.
+func (d *Driver) Pending() (lines, bytes int64) {
+	select {
+	case <-d.up:
+	default:
+		return 0, 0
+	}
+	if p, ok := d.l.(interface{ Pending() (int64, int64) }); ok {
+		return p.Pending()
+	}
+	return 0, 0
+}
+
 // Name is the driver's name.
 func (d *Driver) Name() string { return d.name }
 

@@ -377,3 +377,43 @@ func TestFluentdShortContainerID(t *testing.T) {
 		t.Fatalf("events %+v: want one, tag and container_id \"abc\"", evs)
 	}
 }
+
+// TestFluentdAsyncUnsentCounted: with fluentd-async=true a line counts as
+// delivered when the driver queues it, so what the queue still holds when
+// the logger must go is moved to dropped. The server never comes up
+// (a reserved port nobody listens on):
+//   - with retries left, the 5 lines are still queued when close-timeout
+//     ends the logger: lines_dropped_close_timeout=5, exit 1;
+//   - with fluentd-max-retries=1 the driver gives up on each line itself:
+//     lines_dropped_driver_gave_up=5, exit 1.
+func TestFluentdAsyncUnsentCounted(t *testing.T) {
+	for _, c := range []struct {
+		name, retries, reason string
+	}{
+		{"queued at close-timeout", "100", "close_timeout"},
+		{"driver gave up", "1", "driver_gave_up"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := forward.Reserve()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(s.Close)
+			l := StartLogger(t, Env(fluentdID, map[string]string{
+				"fluentd-address":     s.URL(),
+				"fluentd-async":       "true",
+				"fluentd-retry-wait":  "100ms",
+				"fluentd-max-retries": c.retries,
+				"close-timeout":       "2s",
+			}), "fluentd")
+			WriteLines(t, l.Stdout, Lines("unsent", 5))
+			code := l.Wait(t, 20*time.Second)
+			st := l.Stats(t)
+			if code != 1 || st["lines_delivered"] != "0" || st["lines_dropped"] != "5" || st["lines_dropped_"+c.reason] != "5" ||
+				st["bytes_delivered"] != "0" || st["bytes_dropped"] != st["bytes_read"] {
+				t.Fatalf("exit %d, stats %v: want 1, 0 delivered, 5 dropped (%s), every byte dropped; stderr: %s",
+					code, st, c.reason, l.Errors())
+			}
+		})
+	}
+}

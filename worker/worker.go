@@ -372,6 +372,9 @@ func (r *run) finish(deadline <-chan time.Time, inputsDone <-chan struct{}) erro
 	for {
 		select {
 		case err := <-closed:
+			if timedOut {
+				r.countUnsent()
+			}
 			r.writeStats()
 			switch {
 			case timedOut:
@@ -387,6 +390,7 @@ func (r *run) finish(deadline <-chan time.Time, inputsDone <-chan struct{}) erro
 			return nil
 		case <-deadline:
 			if lastChance {
+				r.countUnsent()
 				r.writeStats()
 				return ErrDeadline
 			}
@@ -400,6 +404,17 @@ func (r *run) finish(deadline <-chan time.Time, inputsDone <-chan struct{}) erro
 				r.Stats(r.Count.Line())
 			}
 		}
+	}
+}
+
+// countUnsent moves what the driver accepted but still holds unsent (the
+// fluentd-async queue) from delivered to dropped: the logger is about to
+// exit without it.
+func (r *run) countUnsent() {
+	if n, b := r.drv.Pending(); n > 0 {
+		r.Count.Delivered.Add(-n)
+		r.Count.DeliveredBytes.Add(-b)
+		r.Count.Drop("close-timeout", n, b)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -168,6 +169,10 @@ func ctxdump(args []string, stderr io.Writer, fail func(int, error) int) int {
 	return exitOK
 }
 
+// gaveUpBytes finds the size in a driver's "Failed to send a message to
+// fluentd (N bytes)".
+var gaveUpBytes = regexp.MustCompile(`Failed to send a message to fluentd \((\d+) bytes\)`)
+
 func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	isWorker := os.Getenv(supervisor.RoleEnv) == "worker"
 	privErr := dropPrivileges() // before any driver code runs
@@ -195,8 +200,13 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	drivers.RouteDriverLogs(func(format string, args ...any) {
 		line := fmt.Sprintf(format, args...)
 		if strings.Contains(line, "Failed to send a message") {
+			var n int64 // our fluentd driver says how many bytes; splunk does not
+			if m := gaveUpBytes.FindStringSubmatch(line); m != nil {
+				n, _ = strconv.ParseInt(m[1], 10, 64)
+			}
 			count.Delivered.Add(-1)
-			count.Drop("driver-gave-up", 1, 0)
+			count.DeliveredBytes.Add(-n)
+			count.Drop("driver-gave-up", 1, n)
 		}
 		errs.Printf("%s", line)
 	})
