@@ -70,8 +70,8 @@ type Reader struct {
 	// Handed is recorded ahead of the message being handed over, by a
 	// margin that starts at nothing each round and doubles with each
 	// record: a sink that takes lines fast costs a store per handedAhead
-	// bytes instead of one per line (a store to the ledger is a locked
-	// instruction, a few per cent of the whole path at 100-byte lines),
+	// bytes instead of one per line (an atomic store is a locked
+	// instruction: about 5% of the reader's own time at 100-byte lines),
 	// and one that takes a line and then stalls (a sink that is down)
 	// is recorded to the byte.
 	avail   int // bytes of this round read so far
