@@ -234,3 +234,19 @@ func GroupPss(pids []int) int64 {
 	}
 	return sum
 }
+
+// PeakOnce estimates the peak memory of a process and its children, each
+// page counted once, from what a sampler can miss: a child's short peak at
+// its start. For each child it is the child's VmHWM plus the root's
+// RssAnon seen while children ran (rootAnon: memory of the root's own,
+// which no child shares); the root's own VmHWM counts alone (it peaks as
+// it starts, before any child).
+func PeakOnce(root int, peaks map[int]Memory, rootAnon int64) int64 {
+	best := peaks[root].HWM
+	for pid, m := range peaks {
+		if pid != root {
+			best = max(best, m.HWM+rootAnon)
+		}
+	}
+	return best
+}

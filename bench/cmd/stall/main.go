@@ -20,9 +20,9 @@
 // dropped, which must be 0; peak RSS of the logger as a whole, each
 // physical page counted once (the largest sum of the supervisor's and the
 // worker's Pss seen, sampled every 20 ms until the logger exits, and never
-// less than one process's own VmHWM), beside each process's VmHWM, which
-// counts the binary they share twice; peak disk used by the spool
-// directory (allocated blocks, sampled likewise).
+// less than the worker's VmHWM plus the supervisor's RssAnon), beside each
+// process's VmHWM, which counts the binary they share twice; peak disk
+// used by the spool directory (allocated blocks, sampled likewise).
 //
 // Then, with a healthy sink, the throughput of spool against blocking in
 // the same run: N lines written as fast as the pipe takes them, from the
@@ -212,6 +212,7 @@ type logger struct {
 	// peakGroup is the largest sum of Pss over the logger's processes
 	// seen at one sample: the logger's memory, each page counted once.
 	peakGroup int64
+	rootAnon  int64 // the supervisor's largest RssAnon while it had a worker
 	stopSamp  chan struct{}
 	sampDone  chan struct{}
 }
@@ -286,6 +287,9 @@ func (l *logger) sample(dir string) {
 		for _, p := range pids {
 			if m, err := measure.Mem(p); err == nil {
 				l.mu.Lock()
+				if p == pid && len(pids) > 1 {
+					l.rootAnon = max(l.rootAnon, m.Anon)
+				}
 				pk := l.peak[p]
 				pk.Peak(m)
 				l.peak[p] = pk
@@ -326,7 +330,7 @@ func (l *logger) wait(limit time.Duration) error {
 }
 
 // rss returns the peak RSS of the logger as a whole (each page once: the
-// largest Pss sum sampled, or one process's VmHWM if that is larger, as a
+// largest Pss sum sampled, or measure.PeakOnce if that is larger, as a
 // sample can miss a short peak), the peak RSS of the supervisor and of its
 // worker(s), and the sum of their peak RssAnon.
 func (l *logger) rss() (group, sup, workers, anon int64, procs int) {
@@ -340,8 +344,8 @@ func (l *logger) rss() (group, sup, workers, anon int64, procs int) {
 			workers += m.HWM
 		}
 		anon += m.Anon
-		group = max(group, m.HWM)
 	}
+	group = max(group, measure.PeakOnce(l.cmd.Process.Pid, l.peak, l.rootAnon))
 	return group, sup, workers, anon, len(l.peak)
 }
 
@@ -591,7 +595,7 @@ func report(w io.Writer, p params, rs []stallResult, walls map[string][]time.Dur
 	tw.Flush()
 	fmt.Fprintln(w, "\np50/p99/max: write(2) latency of the writes that started while the sink was stalled; all: the whole run.")
 	fmt.Fprintln(w, "delivered: unique numbered lines at the sink; dropped: the logger's lines_dropped; lost uncounted = written - delivered - dropped.")
-	fmt.Fprintln(w, "peak RSS: the logger's resident memory, each page once (largest sum of the supervisor's and worker's Pss, at least one's VmHWM);")
+	fmt.Fprintln(w, "peak RSS: the logger's resident memory, each page once (largest sum of the supervisor's and worker's Pss, at least the worker's VmHWM + the supervisor's RssAnon);")
 	fmt.Fprintln(w, "VmHWM sup+worker: each process's own peak (both count the pages of the binary they share); anon: their peak RssAnon.")
 	fmt.Fprintln(w, "peak disk: blocks allocated under spool-dir; drain: input closed to logger exit. Sampled every 20 ms.")
 
