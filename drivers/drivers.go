@@ -75,7 +75,11 @@ func validate(c *config.Config) error {
 	// Docker's ValidateLogOpts knows mode only as blocking/non-blocking and
 	// max-buffer-size only with non-blocking: both are ours, so hand it
 	// only the driver's own options.
-	if err := logger.ValidateLogOpts(c.Driver, c.DriverOpts()); err != nil {
+	validateOpts := logger.ValidateLogOpts
+	if c.Driver == syslogName && isRelpAddress(c.DriverOpts()[syslogAddressKey]) {
+		validateOpts = validateSyslogRelp // ours: Docker's rejects relp://
+	}
+	if err := validateOpts(c.Driver, c.DriverOpts()); err != nil {
 		return fmt.Errorf("%s: %s", c.Driver, strings.TrimPrefix(err.Error(), "logger: "))
 	}
 	if c.Driver == "json-file" || c.Driver == "local" {
@@ -123,7 +127,11 @@ func Creator(name string) (logger.Creator, error) {
 	if !Registered(name) {
 		return nil, fmt.Errorf("%w %q", ErrUnknownDriver, name)
 	}
-	return logger.GetLogDriver(name)
+	create, err := logger.GetLogDriver(name)
+	if err == nil && name == syslogName {
+		create = syslogCreator(create) // relp:// is ours (syslogrelp.go)
+	}
+	return create, err
 }
 
 // Option is one log-opt a driver accepts, with Docker's default.

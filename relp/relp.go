@@ -61,6 +61,9 @@ type Options struct {
 	// Report, if set, is told of every broken connection and failed
 	// reconnection, with the cause.
 	Report func(error)
+	// Reconnected, if set, is told when a new session is open after a
+	// broken one, with the number of messages it is about to resend.
+	Reconnected func(resend int)
 }
 
 // Client sends messages to one RELP server. It is safe for concurrent use;
@@ -83,6 +86,7 @@ type Client struct {
 	closing bool  // Close called: Send refuses
 	aborted bool  // Close gave up: Send and waits return
 	resent  int64 // messages written again after a reconnection
+	local   string
 	stop    chan struct{}
 	done    chan struct{} // closed when the reconnecting goroutine ends
 }
@@ -90,6 +94,7 @@ type Client struct {
 // entry is one message until the server acknowledges it.
 type entry struct {
 	data  []byte
+	size  int64 // what Pending counts for it
 	on    *conn // the connection it was last written on
 	sent  bool  // written on some connection before (a resend counts)
 	acked bool
@@ -102,6 +107,7 @@ type conn struct {
 	next     int            // next transaction number
 	inflight map[int]*entry // by transaction number
 	closeTx  int            // the close command's number, 0 until sent
+	closing  bool           // close was sent (under Client.mu)
 	closed   chan struct{}  // the close command was acknowledged
 	broken   chan struct{}  // closed once, when the connection fails
 	once     sync.Once
@@ -119,6 +125,7 @@ func Dial(ctx context.Context, address string, opt Options) (*Client, error) {
 	}
 	c.mu.Lock()
 	c.conn = cn
+	c.local = cn.nc.LocalAddr().String()
 	c.mu.Unlock()
 	go c.read(cn)
 	go c.keep()
@@ -169,6 +176,12 @@ func (c *Client) notify() {
 // waits while the window is full, at most SendTimeout, then returns an
 // error and queues nothing.
 func (c *Client) Send(data []byte) error {
+	return c.SendSized(data, int64(len(data)))
+}
+
+// SendSized is Send, with size the bytes Pending counts for the message
+// (a caller that frames a payload counts the payload).
+func (c *Client) SendSized(data []byte, size int64) error {
 	var timer <-chan time.Time
 	c.mu.Lock()
 	for len(c.queue) >= c.opt.Window {
@@ -197,9 +210,9 @@ func (c *Client) Send(data []byte) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	e := &entry{data: append([]byte(nil), data...)}
+	e := &entry{data: append([]byte(nil), data...), size: size}
 	c.queue = append(c.queue, e)
-	c.qbytes += int64(len(data))
+	c.qbytes += size
 	c.mu.Unlock()
 	c.writeQueued()
 	return nil
@@ -303,6 +316,13 @@ func (c *Client) Resent() int64 {
 	return c.resent
 }
 
+// LocalAddr is the local address of the last session, "" before one.
+func (c *Client) LocalAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.local
+}
+
 // Connected reports whether the client has an open session now.
 func (c *Client) Connected() bool {
 	c.mu.Lock()
@@ -324,7 +344,8 @@ func (c *Client) broke(cn *conn, err error) {
 		c.conn = nil
 	}
 	c.lastErr = err
-	report := !c.aborted
+	// After close was sent, the server ending the session is the answer.
+	report := !c.aborted && !cn.closing
 	c.notify()
 	c.mu.Unlock()
 	if report && c.opt.Report != nil {
@@ -387,8 +408,18 @@ func (c *Client) keep() {
 			return
 		}
 		c.conn = cn
+		c.local = cn.nc.LocalAddr().String()
+		resend := 0
+		for _, e := range c.queue {
+			if e.sent && !e.acked {
+				resend++
+			}
+		}
 		c.notify()
 		c.mu.Unlock()
+		if c.opt.Reconnected != nil {
+			c.opt.Reconnected(resend)
+		}
 		go c.read(cn)
 		// Everything not acknowledged goes again, in order.
 		c.writeQueued()
@@ -517,7 +548,7 @@ func (c *Client) read(cn *conn) {
 func (c *Client) popAcked() {
 	n := 0
 	for n < len(c.queue) && c.queue[n].acked {
-		c.qbytes -= int64(len(c.queue[n].data))
+		c.qbytes -= c.queue[n].size
 		c.queue[n] = nil
 		n++
 	}
@@ -552,7 +583,7 @@ func (c *Client) Close(ctx context.Context) error {
 		c.wmu.Lock()
 		c.mu.Lock()
 		tx := cn.take()
-		cn.closeTx = tx
+		cn.closeTx, cn.closing = tx, true
 		c.mu.Unlock()
 		err := cn.write(appendFrame(nil, tx, "close", nil))
 		c.wmu.Unlock()
