@@ -69,7 +69,7 @@ func fill(path string) error {
 func faults() []fault {
 	return []fault{
 		{
-			name: "sink down at start", rsyslog: true, rsyslogShort: []string{"blocking", "spool"}, short: true,
+			name: "sink down at start", rsyslog: true, rsyslogShort: []string{"spool"}, short: true,
 			setup: func(e *env, dir string) (setup, func(), error) {
 				return setup{reserve: true}, func() {}, nil
 			},
@@ -110,7 +110,7 @@ func faults() []fault {
 			},
 		},
 		{
-			name: "sink restarted", rsyslog: true, short: true,
+			name: "sink restarted", rsyslog: true, rsyslogShort: []string{"blocking", "spool"}, short: true,
 			run: func(e *env, s *session) error {
 				done := bg(s.out, rate*4, rate)
 				for i := 0; i < 2; i++ {
@@ -124,7 +124,7 @@ func faults() []fault {
 			},
 		},
 		{
-			name: "TCP connection reset", rsyslog: true, short: true,
+			name: "TCP connection reset", rsyslog: true, rsyslogShort: []string{"blocking", "spool"}, short: true,
 			setup: func(e *env, dir string) (setup, func(), error) {
 				return setup{proxy: true}, func() {}, nil
 			},
@@ -143,7 +143,7 @@ func faults() []fault {
 			name: "DNS name unresolvable", rsyslog: true, rsyslogShort: []string{"spool"}, short: true, dropsOK: true, exitOK: true,
 			notes: "sink never reachable: close-timeout=2s gives up; blocking and non-blocking count every line as dropped (by design); spool keeps them on disk and a second logger on the same spool-dir delivers them",
 			setup: func(e *env, dir string) (setup, func(), error) {
-				return setup{address: "tcp://no-such-host.invalid:24224", opts: map[string]string{"close-timeout": "2s"}}, func() {}, nil
+				return setup{address: "no-such-host.invalid:24224", opts: map[string]string{"close-timeout": "2s"}}, func() {}, nil
 			},
 			run: func(e *env, s *session) error {
 				if s.mode == "spool" {
@@ -154,7 +154,7 @@ func faults() []fault {
 			},
 		},
 		{
-			name: "worker SIGKILL", rsyslog: true, rsyslogShort: allModes, short: true,
+			name: "worker SIGKILL", rsyslog: true, rsyslogShort: []string{"blocking"}, short: true,
 			run: func(e *env, s *session) error {
 				done := bg(s.out, rate*4, rate)
 				for i := 0; i < 2; i++ {
@@ -233,7 +233,7 @@ func faults() []fault {
 			run:   freeSpoolAfter2s,
 		},
 		{
-			name: "exit with lines buffered", rsyslog: true, rsyslogShort: allModes, short: true,
+			name: "exit with lines buffered", rsyslog: true, rsyslogShort: []string{"non-blocking"}, short: true,
 			notes: "sink stalled, 5000 lines written, inputs closed, sink released 1 s later",
 			run: func(e *env, s *session) error {
 				s.net.Stall(true)

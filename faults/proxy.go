@@ -33,7 +33,8 @@ func newProxy(target string) (*proxy, error) {
 	return p, nil
 }
 
-func (p *proxy) url() string { return "tcp://" + p.ln.Addr().String() }
+// addr is the proxy's host:port.
+func (p *proxy) addr() string { return p.ln.Addr().String() }
 
 func (p *proxy) setRate(bps int) {
 	p.mu.Lock()

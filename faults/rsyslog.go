@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,42 +15,53 @@ import (
 	"time"
 )
 
-// rsyslogConf is a private rsyslogd's configuration: one imtcp listener on
-// loopback whose messages go, one line each, "SEVERITY MSG", to one file.
-// It is set up so that rsyslog itself loses nothing it has read: no rate
-// limit on the input, a main queue far larger than a run (so it never
-// discards or throttles), disk-assisted and saved on shutdown (what a
-// SIGTERM finds queued is written to the work directory and processed by
-// the next start), and the file action writes synchronously, flushed at
-// the end of every batch, so what is in the file is what rsyslog has.
-const rsyslogConf = `global(workDirectory="{{dir}}/work" parser.escapeControlCharactersOnReceive="off")
+// rsyslogConf is a private rsyslogd's configuration: one listener on
+// loopback ({{input}}: imrelp, or imtcp for the plain-TCP variant) whose
+// messages go, one line each, "SEVERITY MSG", to one file. It is set up so
+// that rsyslog itself loses nothing it has read: no rate limit on the
+// input, a main queue far larger than a run (so it never discards or
+// throttles), disk-assisted and saved on shutdown (what a SIGTERM finds
+// queued is written to the work directory and processed by the next
+// start), and the file action writes synchronously, flushed at the end of
+// every batch, so what is in the file is what rsyslog has. imrelp
+// acknowledges a message once it is in that queue.
+const rsyslogConf = `global(workDirectory="{{dir}}/work" parser.escapeControlCharactersOnReceive="off" maxMessageSize="64k")
 main_queue(queue.type="LinkedList" queue.size="1000000" queue.discardMark="1000000"
   queue.filename="mainq" queue.saveOnShutdown="on" queue.maxDiskSpace="1g"
   queue.timeoutShutdown="10000" queue.timeoutEnqueue="10000")
-module(load="imtcp")
 template(name="line" type="string" string="%syslogseverity-text% %msg%\n")
 ruleset(name="all") {
   action(type="omfile" file="{{dir}}/out.log" template="line" flushOnTXEnd="on" asyncWriting="off")
 }
-input(type="imtcp" address="127.0.0.1" port="{{port}}" ruleset="all" ratelimit.interval="0")
+{{input}}
 `
 
+// The listener of each transport.
+const (
+	rsyslogRELP = `module(load="imrelp")
+input(type="imrelp" address="127.0.0.1" port="{{port}}" ruleset="all")`
+	rsyslogTCP = `module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="{{port}}" ruleset="all" ratelimit.interval="0")`
+)
+
 // rsyslogd is one private rsyslogd (Debian's rsyslog) on a loopback TCP
-// port, started, stopped, stopped (SIGSTOP) and continued by the fault.
+// port, speaking RELP (imrelp, Debian's rsyslog-relp) or plain TCP
+// syslog, started, stopped, stopped (SIGSTOP) and continued by the fault.
 // The system's syslog is never touched.
 type rsyslogd struct {
 	dir  string
 	port int
+	relp bool // imrelp; false: imtcp
 	cmd  *exec.Cmd
 	out  *lockedBuffer // rsyslogd's own stdout and stderr
 	done chan struct{}
 }
 
 // newRsyslogd prepares an rsyslogd on a port that was free a moment ago,
-// in dir, without starting it.
-func newRsyslogd(dir string) (*rsyslogd, error) {
-	if _, err := exec.LookPath("rsyslogd"); err != nil {
-		return nil, fmt.Errorf("rsyslog sink: %w (Debian package rsyslog)", err)
+// in dir, without starting it: with RELP, or plain TCP syslog.
+func newRsyslogd(dir string, relp bool) (*rsyslogd, error) {
+	if err := haveRsyslog(relp); err != nil {
+		return nil, fmt.Errorf("rsyslog sink: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o755); err != nil {
 		return nil, fmt.Errorf("rsyslog sink: %w", err)
@@ -60,15 +72,45 @@ func newRsyslogd(dir string) (*rsyslogd, error) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	conf := strings.NewReplacer("{{dir}}", dir, "{{port}}", strconv.Itoa(port)).Replace(rsyslogConf)
+	input := rsyslogTCP
+	if relp {
+		input = rsyslogRELP
+	}
+	conf := strings.NewReplacer("{{input}}", input).Replace(rsyslogConf)
+	conf = strings.NewReplacer("{{dir}}", dir, "{{port}}", strconv.Itoa(port)).Replace(conf)
 	if err := os.WriteFile(filepath.Join(dir, "rsyslog.conf"), []byte(conf), 0o644); err != nil {
 		return nil, fmt.Errorf("rsyslog sink: %w", err)
 	}
-	return &rsyslogd{dir: dir, port: port}, nil
+	return &rsyslogd{dir: dir, port: port, relp: relp}, nil
+}
+
+// haveRsyslog says what is missing to run rsyslogd (with imrelp).
+func haveRsyslog(relp bool) error {
+	if _, err := exec.LookPath("rsyslogd"); err != nil {
+		return fmt.Errorf("%w (Debian package rsyslog)", err)
+	}
+	if !relp {
+		return nil
+	}
+	m, _ := filepath.Glob("/usr/lib/*/rsyslog/imrelp.so")
+	m2, _ := filepath.Glob("/usr/lib/rsyslog/imrelp.so")
+	if len(m)+len(m2) == 0 {
+		return errors.New("no imrelp.so (Debian package rsyslog-relp)")
+	}
+	return nil
 }
 
 func (r *rsyslogd) Addr() string { return fmt.Sprintf("127.0.0.1:%d", r.port) }
-func (r *rsyslogd) URL() string  { return "tcp://" + r.Addr() }
+
+// Scheme is the syslog-address scheme of the transport.
+func (r *rsyslogd) Scheme() string {
+	if r.relp {
+		return "relp"
+	}
+	return "tcp"
+}
+
+func (r *rsyslogd) URL() string { return r.Scheme() + "://" + r.Addr() }
 
 func (r *rsyslogd) running() bool {
 	if r.cmd == nil {

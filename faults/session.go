@@ -17,7 +17,7 @@ type setup struct {
 	sink     string // "json-file" for a fault of its own; else the row's sink
 	reserve  bool   // the network sink is not listening at start
 	proxy    bool   // a TCP proxy between logger and sink
-	address  string // the driver's address instead of the sink's
+	address  string // host:port: the driver's address instead of the sink's (the sink's scheme)
 	logPath  string // json-file: the file (default under the run's dir)
 	spoolDir string // spool: the directory (default under the run's dir)
 	opts     map[string]string
@@ -28,7 +28,7 @@ type setup struct {
 // application's two writers.
 type session struct {
 	mode    string
-	sink    string // "forward", "rsyslog" or "json-file"
+	sink    string // "forward", "rsyslog" (RELP), "rsyslog-tcp" or "json-file"
 	dir     string
 	net     netSink // nil for json-file
 	px      *proxy
@@ -70,7 +70,7 @@ func newSession(e *env, name, sink, mode string, su setup) (*session, error) {
 			s.logPath = filepath.Join(dir, "json.log")
 		}
 		opts["log-path"] = s.logPath
-	case "forward", "rsyslog":
+	case "forward", "rsyslog", "rsyslog-tcp":
 		if s.net, err = startSink(sink, filepath.Join(dir, "sink"), su.reserve); err != nil {
 			return nil, err
 		}
@@ -80,16 +80,18 @@ func newSession(e *env, name, sink, mode string, su setup) (*session, error) {
 				s.net.Close()
 				return nil, err
 			}
-			url = s.px.url()
+			url = s.net.Scheme() + "://" + s.px.addr()
 		}
 		if su.address != "" {
-			url = su.address
+			url = s.net.Scheme() + "://" + su.address
 		}
-		if sink == "rsyslog" {
-			// Octet-counted RFC 5424 with microsecond timestamps over
-			// plain TCP: Docker's syslog driver as a user would point it
-			// at rsyslog. It has no acknowledgement and no retry of its
-			// own beyond one reconnect per failed write (srslog).
+		if sink == "rsyslog" || sink == "rsyslog-tcp" {
+			// RFC 5424 with microsecond timestamps. rsyslog: over RELP,
+			// which acknowledges every message (the logger resends what
+			// a broken session left unacknowledged). rsyslog-tcp: over
+			// plain TCP, Docker's syslog driver as a user would point it
+			// at rsyslog, with no acknowledgement and no retry of its own
+			// beyond one reconnect per failed write (srslog).
 			s.driver, s.addrOpt = "syslog", "syslog-address"
 			opts["syslog-address"] = url
 			opts["syslog-format"] = "rfc5424micro"

@@ -7,7 +7,8 @@ import (
 )
 
 // netSink is a network sink a fault can take down, bring back and stall:
-// the in-repo Forward server or a private rsyslogd.
+// the in-repo Forward server or a private rsyslogd (RELP, or plain TCP for
+// the sink rsyslog-tcp).
 type netSink interface {
 	// Start listens (again) on the sink's address.
 	Start() error
@@ -15,8 +16,11 @@ type netSink interface {
 	Stop()
 	// Stall stops (true) or resumes (false) reading from connections.
 	Stall(on bool)
-	// URL is the address as the driver's log-opt takes it, tcp://host:port.
+	// URL is the address as the driver's log-opt takes it,
+	// SCHEME://host:port.
 	URL() string
+	// Scheme is the URL's scheme (tcp, relp).
+	Scheme() string
 	// Addr is host:port, for the proxy.
 	Addr() string
 	// Messages waits up to d for at least atLeast messages and returns
@@ -28,6 +32,8 @@ type netSink interface {
 // forwardSink is the in-repo Forward server as a netSink: a message is an
 // event's "log" field.
 type forwardSink struct{ *forward.Server }
+
+func (forwardSink) Scheme() string { return "tcp" }
 
 func (f forwardSink) Messages(atLeast int, d time.Duration) ([]string, error) {
 	evs, _ := f.Wait(atLeast, d)
@@ -54,7 +60,7 @@ func startSink(name, dir string, reserve bool) (netSink, error) {
 		}
 		return forwardSink{srv}, nil
 	}
-	r, err := newRsyslogd(dir)
+	r, err := newRsyslogd(dir, name == "rsyslog")
 	if err != nil {
 		return nil, err
 	}
