@@ -237,6 +237,24 @@ func (s *syslogRelp) Pending() (lines, bytes int64) { return s.client.Pending() 
 // server acknowledged them: each may be at the server twice.
 func (s *syslogRelp) Resent() int64 { return s.client.Resent() }
 
+// relpFlushWait bounds Flush: longer, and a server that is down would
+// hold the reader (and the other stream, which shares the driver) without
+// an error for the delivery mode to count.
+const relpFlushWait = 2 * time.Second
+
+// Flush waits until the server has acknowledged every line, at most
+// relpFlushWait. The reader calls it before it consumes a round of input
+// from the pipe, and the spool before it frees a batch: so what the
+// server has not acknowledged stays in the pipe or the spool, and a worker
+// that dies (or gives up on a failing sink) leaves it to the next one.
+// After relpFlushWait it returns the error and the caller goes on: those
+// lines are then held only here, counted by Pending.
+func (s *syslogRelp) Flush() error {
+	ctx, cancel := context.WithTimeout(context.Background(), relpFlushWait)
+	defer cancel()
+	return s.client.Wait(ctx)
+}
+
 // Close waits until the server has acknowledged every line, then ends the
 // session. It returns only then: the worker bounds the wait with
 // close-timeout and counts what is still pending as dropped.

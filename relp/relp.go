@@ -555,6 +555,28 @@ func (c *Client) popAcked() {
 	c.queue = c.queue[n:]
 }
 
+// Wait returns once the server has acknowledged every message queued so
+// far, or with an error saying how many were not when ctx ends first.
+func (c *Client) Wait(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.queue) > 0 && !c.aborted {
+		ch := c.changed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			c.mu.Lock()
+			return fmt.Errorf("relp %s: %d messages not acknowledged: %w", c.addr, len(c.queue), context.Cause(ctx))
+		}
+		c.mu.Lock()
+	}
+	if len(c.queue) > 0 {
+		return fmt.Errorf("relp %s: %d messages not acknowledged: %w", c.addr, len(c.queue), ErrClosed)
+	}
+	return nil
+}
+
 // Close waits until the server has acknowledged every message, then sends
 // close, waits for its answer and closes the connection. When ctx ends
 // first it gives up: the connection is closed, and the error says how many

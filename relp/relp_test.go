@@ -244,11 +244,17 @@ func TestSendAndClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := c.Close(context.Background()); err != nil {
+	if err := c.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if n, b := c.Pending(); n != 0 || b != 0 {
-		t.Fatalf("pending %d messages %d bytes after Close, want 0", n, b)
+		t.Fatalf("pending %d messages %d bytes after Wait, want 0", n, b)
+	}
+	if got := len(s.received()); got != len(want) {
+		t.Fatalf("Wait returned with %d messages at the server, want %d", got, len(want))
+	}
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	got := s.received()
 	if len(got) != len(want) {
@@ -306,6 +312,11 @@ func TestWindowFullBackPressure(t *testing.T) {
 		t.Fatalf("pending %d, %d bytes; want 8, 16", n, b)
 	}
 	waitUntil(t, "8 messages at the server", func() bool { return len(s.received()) == 8 })
+	wctx, wcancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer wcancel()
+	if err := c.Wait(wctx); err == nil || !strings.Contains(err.Error(), "8 messages not acknowledged") {
+		t.Fatalf("Wait with nothing acknowledged: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	err = c.Close(ctx)
