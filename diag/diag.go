@@ -39,6 +39,7 @@ type Counters struct {
 	Restarts       atomic.Int64
 	Upgrades       atomic.Int64 // live upgrades (SIGHUP) completed
 	Replayed       atomic.Int64 // lines delivered again after a worker died
+	Resent         atomic.Int64 // lines a driver sent again after its connection broke (may arrive twice)
 	BufferBytes    atomic.Int64 // bytes held by the ring or spool now
 
 	mu      sync.Mutex
@@ -144,6 +145,7 @@ func (c *Counters) Snapshot() []KV {
 		{"buffer_bytes", i(c.BufferBytes.Load())},
 		{"upgrades", i(c.Upgrades.Load())},
 		{"lines_replayed", i(c.Replayed.Load())},
+		{"lines_resent", i(c.Resent.Load())},
 		{"stdout_lines_read", i(c.Stdout.Lines.Load())},
 		{"stdout_bytes_read", i(c.Stdout.Bytes.Load())},
 		{"stderr_lines_read", i(c.Stderr.Lines.Load())},

@@ -168,6 +168,21 @@ func (d *Driver) Pending() (lines, bytes int64) {
 	return 0, 0
 }
 
+// Resent returns the lines the driver sent again after its connection
+// broke before they were acknowledged (syslog over RELP): they may arrive
+// twice.
+func (d *Driver) Resent() int64 {
+	select {
+	case <-d.up:
+	default:
+		return 0
+	}
+	if r, ok := d.l.(interface{ Resent() int64 }); ok {
+		return r.Resent()
+	}
+	return 0
+}
+
 // Name is the driver's name.
 func (d *Driver) Name() string { return d.name }
 

@@ -89,6 +89,12 @@ func (b *Blocking) Log(msg *logger.Message) error {
 		}
 		b.Count.DriverErrors.Add(1)
 		b.failingSince.CompareAndSwap(0, time.Now().UnixNano())
+		select {
+		case <-b.Stop: // past close-timeout: no retry to announce
+			b.Count.Drop("close-timeout", 1, n)
+			return err
+		default:
+		}
 		b.Errors.Printf("deliver %s line: %v (retrying in %v)", s.source, err, wait)
 		t := time.NewTimer(wait)
 		select {

@@ -308,6 +308,11 @@ func TestRelpRestarts(t *testing.T) {
 	if dups > 0 && !strings.Contains(l.Errors(), "may arrive twice") {
 		t.Fatalf("%d lines arrived twice, but the logger did not say it resent any; stderr: %s", dups, l.Errors())
 	}
+	// Every duplicate is one the logger counted as sent again.
+	resent, err := strconv.Atoi(l.Stats(t)["lines_resent"])
+	if err != nil || dups > resent || resent > restarts*relpWindow {
+		t.Fatalf("lines_resent=%d (%v) for %d duplicates: want duplicates <= resent <= %d", resent, err, dups, restarts*relpWindow)
+	}
 	if !strings.Contains(l.Errors(), "connection lost") {
 		t.Fatalf("the logger did not report the broken sessions; stderr: %s", l.Errors())
 	}

@@ -418,6 +418,15 @@ func (r *run) countUnsent() {
 	}
 }
 
+// writeStats takes in what the driver counts itself, then writes the
+// stats file.
+func (r *run) writeStats() {
+	if r.drv != nil {
+		r.Count.Resent.Store(r.drv.Resent())
+	}
+	r.Worker.writeStats()
+}
+
 func (r *run) handingOver() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
