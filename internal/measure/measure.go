@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -235,18 +236,85 @@ func GroupPss(pids []int) int64 {
 	return sum
 }
 
-// PeakOnce estimates the peak memory of a process and its children, each
-// page counted once, from what a sampler can miss: a child's short peak at
-// its start. For each child it is the child's VmHWM plus the root's
-// RssAnon seen while children ran (rootAnon: memory of the root's own,
-// which no child shares); the root's own VmHWM counts alone (it peaks as
-// it starts, before any child).
-func PeakOnce(root int, peaks map[int]Memory, rootAnon int64) int64 {
-	best := peaks[root].HWM
-	for pid, m := range peaks {
-		if pid != root {
-			best = max(best, m.HWM+rootAnon)
+// Sampler follows the memory of a process and its children (and the disk
+// used under a directory) until Stop.
+type Sampler struct {
+	root int
+	dir  string
+
+	mu       sync.Mutex
+	procs    map[int]Memory // pid → its largest figures seen
+	pss      int64          // largest Pss sum over the processes at one sample
+	rootAnon int64          // root's largest RssAnon while it had children
+	disk     int64
+
+	stop, done chan struct{}
+}
+
+// Peaks is what a Sampler saw.
+type Peaks struct {
+	// Group is the peak memory of the processes with each physical page
+	// counted once: the largest Pss sum sampled, or, as a sample can miss
+	// a child's short start-up peak, a child's VmHWM plus the root's own
+	// memory (RssAnon) while it had children, if that is larger.
+	Group int64
+	Procs map[int]Memory // each process's own peaks
+	Disk  int64          // blocks allocated under the directory
+}
+
+// Sample starts a Sampler of root and its children (and of dir, if not
+// empty) every period.
+func Sample(root int, dir string, period time.Duration) *Sampler {
+	s := &Sampler{root: root, dir: dir, procs: map[int]Memory{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go s.run(period)
+	return s
+}
+
+func (s *Sampler) run(period time.Duration) {
+	defer close(s.done)
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		pids := append([]int{s.root}, Children(s.root)...)
+		pss := GroupPss(pids)
+		var disk int64
+		if s.dir != "" {
+			disk = DiskUsage(s.dir)
+		}
+		s.mu.Lock()
+		s.pss, s.disk = max(s.pss, pss), max(s.disk, disk)
+		for _, p := range pids {
+			m, err := Mem(p)
+			if err != nil {
+				continue
+			}
+			if p == s.root && len(pids) > 1 {
+				s.rootAnon = max(s.rootAnon, m.Anon)
+			}
+			pk := s.procs[p]
+			pk.Peak(m)
+			s.procs[p] = pk
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
 		}
 	}
-	return best
+}
+
+// Stop ends the sampling and returns what it saw.
+func (s *Sampler) Stop() Peaks {
+	close(s.stop)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	group := s.procs[s.root].HWM
+	for pid, m := range s.procs {
+		if pid != s.root {
+			group = max(group, m.HWM+s.rootAnon)
+		}
+	}
+	return Peaks{Group: max(group, s.pss), Procs: s.procs, Disk: s.disk}
 }

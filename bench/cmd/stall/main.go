@@ -47,7 +47,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -206,15 +205,8 @@ type logger struct {
 	stderr *bytes.Buffer
 	done   chan error
 
-	mu       sync.Mutex
-	peak     map[int]measure.Memory // pid → its largest figures seen
-	peakDisk int64
-	// peakGroup is the largest sum of Pss over the logger's processes
-	// seen at one sample: the logger's memory, each page counted once.
-	peakGroup int64
-	rootAnon  int64 // the supervisor's largest RssAnon while it had a worker
-	stopSamp  chan struct{}
-	sampDone  chan struct{}
+	samp  *measure.Sampler
+	peaks measure.Peaks // what samp saw, once the logger has exited
 }
 
 // startLogger starts the logger on the read end of input, with an empty
@@ -238,8 +230,7 @@ func startLogger(bin string, opts map[string]string, input *os.File) (*logger, e
 	cmd := exec.Command(filepath.Join(bin, "dockerlogger"), "fluentd")
 	cmd.Env = append(os.Environ(), "DOCKERLOG_CONFIG="+string(cfg),
 		"DOCKERLOG_CONTAINERID="+containerID, "DOCKERLOG_CONTAINERNAME=/stall-bench")
-	l := &logger{cmd: cmd, stderr: new(bytes.Buffer), done: make(chan error, 1), peak: map[int]measure.Memory{},
-		stopSamp: make(chan struct{}), sampDone: make(chan struct{})}
+	l := &logger{cmd: cmd, stderr: new(bytes.Buffer), done: make(chan error, 1)}
 	cmd.Stderr = l.stderr
 	cmd.ExtraFiles = []*os.File{input, er, rw}
 	err = cmd.Start()
@@ -272,42 +263,9 @@ func startLogger(bin string, opts map[string]string, input *os.File) (*logger, e
 }
 
 // sample records the peak RSS of the logger and its worker, and the disk
-// used by dir (if any), every 50 ms until stopSampling.
+// used by dir (if any), every 20 ms until the logger has exited.
 func (l *logger) sample(dir string) {
-	defer close(l.sampDone)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		pid := l.cmd.Process.Pid
-		pids := append([]int{pid}, measure.Children(pid)...)
-		g := measure.GroupPss(pids)
-		l.mu.Lock()
-		l.peakGroup = max(l.peakGroup, g)
-		l.mu.Unlock()
-		for _, p := range pids {
-			if m, err := measure.Mem(p); err == nil {
-				l.mu.Lock()
-				if p == pid && len(pids) > 1 {
-					l.rootAnon = max(l.rootAnon, m.Anon)
-				}
-				pk := l.peak[p]
-				pk.Peak(m)
-				l.peak[p] = pk
-				l.mu.Unlock()
-			}
-		}
-		if dir != "" {
-			du := measure.DiskUsage(dir)
-			l.mu.Lock()
-			l.peakDisk = max(l.peakDisk, du)
-			l.mu.Unlock()
-		}
-		select {
-		case <-l.stopSamp:
-			return
-		case <-tick.C:
-		}
-	}
+	l.samp = measure.Sample(l.cmd.Process.Pid, dir, 20*time.Millisecond)
 }
 
 // wait waits for the logger to exit (killing it after limit) and stops
@@ -321,23 +279,18 @@ func (l *logger) wait(limit time.Duration) error {
 		<-l.done
 		err = fmt.Errorf("killed after %v", limit)
 	}
-	close(l.stopSamp)
-	<-l.sampDone
+	l.peaks = l.samp.Stop()
 	if err != nil {
 		return fmt.Errorf("dockerlogger: %v: %s", err, lastLine(l.stderr.String()))
 	}
 	return nil
 }
 
-// rss returns the peak RSS of the logger as a whole (each page once: the
-// largest Pss sum sampled, or measure.PeakOnce if that is larger, as a
-// sample can miss a short peak), the peak RSS of the supervisor and of its
-// worker(s), and the sum of their peak RssAnon.
+// rss returns the peak RSS of the logger as a whole (each page once), the
+// peak RSS of the supervisor and of its worker(s), and the sum of their
+// peak RssAnon.
 func (l *logger) rss() (group, sup, workers, anon int64, procs int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	group = l.peakGroup
-	for pid, m := range l.peak {
+	for pid, m := range l.peaks.Procs {
 		if pid == l.cmd.Process.Pid {
 			sup = m.HWM
 		} else {
@@ -345,8 +298,7 @@ func (l *logger) rss() (group, sup, workers, anon int64, procs int) {
 		}
 		anon += m.Anon
 	}
-	group = max(group, measure.PeakOnce(l.cmd.Process.Pid, l.peak, l.rootAnon))
-	return group, sup, workers, anon, len(l.peak)
+	return l.peaks.Group, sup, workers, anon, len(l.peaks.Procs)
 }
 
 func options(mode, url, spoolDir string) map[string]string {
@@ -417,7 +369,7 @@ func stallRun(p params, mode, dir string) (stallResult, error) {
 	if mode == "spool" {
 		sd = spoolDir
 	}
-	go l.sample(sd)
+	l.sample(sd)
 
 	self, err := os.Executable()
 	if err != nil {
@@ -487,7 +439,7 @@ func stallRun(p params, mode, dir string) (stallResult, error) {
 		r.AllMax = all[len(all)-1]
 	}
 	r.RSS, r.SupRSS, r.WorkerRSS, r.Anon, r.RSSProcs = l.rss()
-	r.Disk = l.peakDisk
+	r.Disk = l.peaks.Disk
 	os.RemoveAll(spoolDir)
 	return r, nil
 }
@@ -512,7 +464,7 @@ func throughputRun(p params, mode, dir string, input []byte) (time.Duration, err
 		pw.Close()
 		return 0, err
 	}
-	go l.sample("")
+	l.sample("")
 	start := time.Now()
 	werr := make(chan error, 1)
 	go func() {

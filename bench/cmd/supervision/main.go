@@ -11,7 +11,7 @@
 // the logger's resident memory with each physical page counted once: the
 // largest sum of Pss over its processes (smaps_rollup), sampled every
 // 20 ms until it exits, and never less than the worker's VmHWM plus the
-// supervisor's RssAnon (measure.PeakOnce: samples miss a worker's start).
+// supervisor's RssAnon (samples miss a worker's start; measure.Sampler).
 // The cost of supervision is that figure supervised minus unsupervised. Each
 // process's VmHWM (which, added up, counts twice the pages of the binary
 // the supervisor and the worker both map) and their RssAnon are reported
@@ -43,7 +43,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -91,12 +90,8 @@ type logger struct {
 	done    chan error
 	logPath string
 
-	mu       sync.Mutex
-	peak     map[int]measure.Memory // pid → its largest figures seen
-	group    int64                  // largest Pss sum over the processes seen
-	rootAnon int64                  // the logger process's largest RssAnon while it had children
-	stopSamp chan struct{}
-	sampDone chan struct{}
+	samp  *measure.Sampler
+	peaks measure.Peaks // what samp saw, once the logger has exited
 }
 
 // start starts the logger on the read end of input; supervised=false sets
@@ -123,8 +118,7 @@ func start(bin, logPath string, supervised, ready bool, input *os.File) (*logger
 	if !supervised {
 		cmd.Env = append(cmd.Env, "DOCKERLOG_SUPERVISOR=off")
 	}
-	l := &logger{cmd: cmd, stderr: new(bytes.Buffer), done: make(chan error, 1), logPath: logPath,
-		peak: map[int]measure.Memory{}, stopSamp: make(chan struct{}), sampDone: make(chan struct{})}
+	l := &logger{cmd: cmd, stderr: new(bytes.Buffer), done: make(chan error, 1), logPath: logPath}
 	cmd.Stderr = l.stderr
 	cmd.ExtraFiles = files
 	err = cmd.Start()
@@ -135,7 +129,7 @@ func start(bin, logPath string, supervised, ready bool, input *os.File) (*logger
 		return nil, fmt.Errorf("start dockerlogger: %w", err)
 	}
 	go func() { l.done <- cmd.Wait() }()
-	go l.sample()
+	l.samp = measure.Sample(cmd.Process.Pid, "", 20*time.Millisecond)
 	if ready {
 		got := make(chan error, 1)
 		go func() {
@@ -157,37 +151,6 @@ func start(bin, logPath string, supervised, ready bool, input *os.File) (*logger
 	return l, nil
 }
 
-func (l *logger) sample() {
-	defer close(l.sampDone)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		pid := l.cmd.Process.Pid
-		pids := append([]int{pid}, measure.Children(pid)...)
-		g := measure.GroupPss(pids)
-		l.mu.Lock()
-		l.group = max(l.group, g)
-		l.mu.Unlock()
-		for _, p := range pids {
-			if m, err := measure.Mem(p); err == nil {
-				l.mu.Lock()
-				if p == pid && len(pids) > 1 {
-					l.rootAnon = max(l.rootAnon, m.Anon)
-				}
-				pk := l.peak[p]
-				pk.Peak(m)
-				l.peak[p] = pk
-				l.mu.Unlock()
-			}
-		}
-		select {
-		case <-l.stopSamp:
-			return
-		case <-tick.C:
-		}
-	}
-}
-
 func (l *logger) wait(limit time.Duration) error {
 	var err error
 	select {
@@ -197,8 +160,7 @@ func (l *logger) wait(limit time.Duration) error {
 		<-l.done
 		err = fmt.Errorf("killed after %v", limit)
 	}
-	close(l.stopSamp)
-	<-l.sampDone
+	l.peaks = l.samp.Stop()
 	if err != nil {
 		return fmt.Errorf("dockerlogger: %v: %s", err, lastLine(l.stderr.String()))
 	}
@@ -209,10 +171,7 @@ func (l *logger) wait(limit time.Duration) error {
 // peak RSS of the logger process and of its children, and the sum of their
 // peak RssAnon.
 func (l *logger) rss() (group, self, kids, anon int64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	group = l.group
-	for pid, m := range l.peak {
+	for pid, m := range l.peaks.Procs {
 		if pid == l.cmd.Process.Pid {
 			self = m.HWM
 		} else {
@@ -220,8 +179,7 @@ func (l *logger) rss() (group, self, kids, anon int64) {
 		}
 		anon += m.Anon
 	}
-	group = max(group, measure.PeakOnce(l.cmd.Process.Pid, l.peak, l.rootAnon))
-	return
+	return l.peaks.Group, self, kids, anon
 }
 
 type tput struct {
