@@ -13,12 +13,10 @@ package test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -28,23 +26,7 @@ main_queue(queue.type="LinkedList" queue.size="1000000" queue.discardMark="10000
   queue.filename="mainq" queue.saveOnShutdown="on" queue.maxDiskSpace="1g"
   queue.timeoutShutdown="10000" queue.timeoutEnqueue="10000")
 module(load="imrelp")
-template(name="json" type="list" option.jsonf="on") {
-  property(outname="facility" name="syslogfacility-text" format="jsonf")
-  property(outname="severity" name="syslogseverity-text" format="jsonf")
-  property(outname="hostname" name="hostname" format="jsonf")
-  property(outname="programname" name="programname" format="jsonf")
-  property(outname="appname" name="app-name" format="jsonf")
-  property(outname="procid" name="procid" format="jsonf")
-  property(outname="msgid" name="msgid" format="jsonf")
-  property(outname="syslogtag" name="syslogtag" format="jsonf")
-  property(outname="msg" name="msg" format="jsonf")
-  property(outname="input" name="inputname" format="jsonf")
-  property(outname="raw" name="rawmsg" format="jsonf")
-}
-ruleset(name="all") {
-  action(type="omfile" file="{{dir}}/out.json" template="json" flushOnTXEnd="on" asyncWriting="off")
-}
-input(type="imrelp" address="127.0.0.1" port="{{port}}" ruleset="all")
+` + rsyslogJSONOutput + `input(type="imrelp" address="127.0.0.1" port="{{port}}" ruleset="all")
 `
 
 // relpd is one private rsyslogd with imrelp; it can be stopped and
@@ -83,54 +65,12 @@ func newRelpd(t *testing.T) *relpd {
 
 func (r *relpd) address() string { return fmt.Sprintf("relp://127.0.0.1:%d", r.tcpPort) }
 
-func (r *relpd) running() bool {
-	if r.cmd == nil {
-		return false
-	}
-	select {
-	case <-r.done:
-		return false
-	default:
-		return true
-	}
-}
-
 // start starts rsyslogd and waits until imrelp accepts connections.
 func (r *relpd) start(t *testing.T) {
 	t.Helper()
-	if r.stderr == nil {
-		r.stderr = &syncBuffer{} // kept across restarts
-	}
-	r.done = make(chan struct{})
-	r.cmd = exec.Command("rsyslogd", "-n", "-f", r.conf, "-i", filepath.Join(r.dir, "rsyslogd.pid"))
-	r.cmd.Stdout, r.cmd.Stderr = r.stderr, r.stderr
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start rsyslogd: %v", err)
-	}
-	cmd, done := r.cmd, r.done
-	go func() { cmd.Wait(); close(done) }()
-	Eventually(t, 15*time.Second, "rsyslogd to listen on its RELP port", func() bool {
-		select {
-		case <-done:
-			t.Fatalf("rsyslogd exited: %v; output: %s", cmd.ProcessState, r.stderr.String())
-		default:
-		}
+	r.launch(t, r.conf, "rsyslogd to listen on its RELP port", func() bool {
 		return sinkCanDial("tcp", fmt.Sprintf("127.0.0.1:%d", r.tcpPort))
 	})
-}
-
-// stop sends SIGTERM, as a service manager does, and waits for the exit.
-func (r *relpd) stop() {
-	if !r.running() {
-		return
-	}
-	r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(30 * time.Second):
-		r.cmd.Process.Kill()
-		<-r.done
-	}
 }
 
 // relpByStream splits records into stdout's (severity info) and stderr's

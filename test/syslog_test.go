@@ -63,16 +63,9 @@ type syslogRecord struct {
 	Raw         string `json:"raw"`
 }
 
-// rsyslogConf is the configuration: every input feeds one ruleset whose
-// only action writes a JSON line per message. Control characters are kept
-// as they came (rsyslog escapes them to #ooo by default), so the file holds
-// exactly what the logger sent.
-const rsyslogConf = `global(workDirectory="{{dir}}/work" parser.escapeControlCharactersOnReceive="off")
-module(load="imudp")
-module(load="imtcp")
-module(load="imptcp")
-module(load="imuxsock" SysSock.Use="off")
-template(name="json" type="list" option.jsonf="on") {
+// rsyslogJSONOutput is the output of every test's rsyslogd: one ruleset,
+// "all", whose only action writes a JSON line per message to out.json.
+const rsyslogJSONOutput = `template(name="json" type="list" option.jsonf="on") {
   property(outname="facility" name="syslogfacility-text" format="jsonf")
   property(outname="severity" name="syslogseverity-text" format="jsonf")
   property(outname="hostname" name="hostname" format="jsonf")
@@ -88,7 +81,18 @@ template(name="json" type="list" option.jsonf="on") {
 ruleset(name="all") {
   action(type="omfile" file="{{dir}}/out.json" template="json" flushOnTXEnd="on" asyncWriting="off")
 }
-input(type="imudp" address="127.0.0.1" port="{{udp}}" ruleset="all")
+`
+
+// rsyslogConf is the configuration: every input feeds one ruleset whose
+// only action writes a JSON line per message. Control characters are kept
+// as they came (rsyslog escapes them to #ooo by default), so the file holds
+// exactly what the logger sent.
+const rsyslogConf = `global(workDirectory="{{dir}}/work" parser.escapeControlCharactersOnReceive="off")
+module(load="imudp")
+module(load="imtcp")
+module(load="imptcp")
+module(load="imuxsock" SysSock.Use="off")
+` + rsyslogJSONOutput + `input(type="imudp" address="127.0.0.1" port="{{udp}}" ruleset="all")
 input(type="imtcp" address="127.0.0.1" port="{{tcp}}" ruleset="all")
 input(type="imptcp" path="{{dir}}/stream.sock" unlink="on" ruleset="all")
 input(type="imuxsock" socket="{{dir}}/dgram.sock" ruleset="all" ratelimit.interval="0")
@@ -144,33 +148,66 @@ func (r *rsyslog) start(t *testing.T) {
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r.stderr = &syncBuffer{}
+	r.launch(t, confPath, "rsyslogd to listen on every input", func() bool {
+		return sinkCanDial("tcp", fmt.Sprintf("127.0.0.1:%d", r.tcpPort)) &&
+			(r.tlsPort == 0 || sinkCanDial("tcp", fmt.Sprintf("127.0.0.1:%d", r.tlsPort))) &&
+			sinkCanDial("unix", r.stream) && sinkCanDial("unixgram", r.dgram) && sinkUDPBound(r.udpPort)
+	})
+}
+
+// launch starts rsyslogd on the configuration at confPath and waits until
+// listening holds; stop, which also runs at the test's end, ends it. It
+// may be launched again after a stop: its output is kept across runs.
+func (r *rsyslog) launch(t *testing.T, confPath, what string, listening func() bool) {
+	t.Helper()
+	if r.stderr == nil {
+		r.stderr = &syncBuffer{}
+	}
 	r.done = make(chan struct{})
 	r.cmd = exec.Command("rsyslogd", "-n", "-f", confPath, "-i", filepath.Join(r.dir, "rsyslogd.pid"))
 	r.cmd.Stdout, r.cmd.Stderr = r.stderr, r.stderr
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("start rsyslogd: %v", err)
 	}
-	go func() { r.cmd.Wait(); close(r.done) }()
-	t.Cleanup(func() {
-		r.cmd.Process.Signal(syscall.SIGTERM)
+	cmd, done := r.cmd, r.done
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(r.stop)
+	Eventually(t, 15*time.Second, what, func() bool {
 		select {
-		case <-r.done:
-		case <-time.After(10 * time.Second):
-			r.cmd.Process.Kill()
-			<-r.done
-		}
-	})
-	Eventually(t, 15*time.Second, "rsyslogd to listen on every input", func() bool {
-		select {
-		case <-r.done:
-			t.Fatalf("rsyslogd exited: %v; output: %s", r.cmd.ProcessState, r.stderr.String())
+		case <-done:
+			t.Fatalf("rsyslogd exited: %v; output: %s", cmd.ProcessState, r.stderr.String())
 		default:
 		}
-		return sinkCanDial("tcp", fmt.Sprintf("127.0.0.1:%d", r.tcpPort)) &&
-			(r.tlsPort == 0 || sinkCanDial("tcp", fmt.Sprintf("127.0.0.1:%d", r.tlsPort))) &&
-			sinkCanDial("unix", r.stream) && sinkCanDial("unixgram", r.dgram) && sinkUDPBound(r.udpPort)
+		return listening()
 	})
+}
+
+// running reports whether rsyslogd was launched and has not exited.
+func (r *rsyslog) running() bool {
+	if r.cmd == nil {
+		return false
+	}
+	select {
+	case <-r.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop sends SIGTERM, as a service manager does, and waits for the exit
+// (rsyslogd saves its queue first), killing it after 30 s.
+func (r *rsyslog) stop() {
+	if !r.running() {
+		return
+	}
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		r.cmd.Process.Kill()
+		<-r.done
+	}
 }
 
 // sinkCanDial reports whether something accepts a connection at addr.

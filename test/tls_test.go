@@ -22,11 +22,9 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -160,29 +158,7 @@ func startRsyslogX509(t *testing.T, clientCA, serverCert, serverKey string) *rsy
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r.stderr = &syncBuffer{}
-	r.done = make(chan struct{})
-	r.cmd = exec.Command("rsyslogd", "-n", "-f", confPath, "-i", filepath.Join(dir, "rsyslogd.pid"))
-	r.cmd.Stdout, r.cmd.Stderr = r.stderr, r.stderr
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start rsyslogd: %v", err)
-	}
-	go func() { r.cmd.Wait(); close(r.done) }()
-	t.Cleanup(func() {
-		r.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-r.done:
-		case <-time.After(10 * time.Second):
-			r.cmd.Process.Kill()
-			<-r.done
-		}
-	})
-	Eventually(t, 15*time.Second, "rsyslogd to listen with TLS", func() bool {
-		select {
-		case <-r.done:
-			t.Fatalf("rsyslogd exited: %v; output: %s", r.cmd.ProcessState, r.stderr.String())
-		default:
-		}
+	r.launch(t, confPath, "rsyslogd to listen with TLS", func() bool {
 		return sinkCanDial("tcp", fmt.Sprintf("127.0.0.1:%d", r.tlsPort))
 	})
 	return r
