@@ -40,6 +40,10 @@ type Flusher interface {
 // as replayed without its having been delivered, beyond one line.
 const handedAhead = 16 << 10
 
+// initialLine is the room for an unfinished line the buffer starts with;
+// it grows to line-max for lines that need it.
+const initialLine = 64 << 10
+
 // readSize is how much one read asks for: large reads are what make the
 // logger cheap per line (Docker's copier asks for 2 KiB).
 const readSize = 256 << 10
@@ -92,6 +96,18 @@ type Committer interface {
 	Commit(n int) error
 }
 
+// Windowed is a source that returns at most Window bytes it has not been
+// told to forget (Committer): a peeking pipe reader can return only what the
+// pipe holds, and the pipe holds only so much. A line that reaches the
+// window without a newline is cut into partial messages there, whatever
+// line-max says, or the reader would wait for a newline that cannot come
+// while the writer waits for room in the pipe.
+type Windowed interface {
+	// Window returns the bytes the source can hold uncommitted, or 0 for
+	// no limit. It may change between calls (a pipe can be resized).
+	Window() int
+}
+
 // ErrStopped is returned by a source whose reading was stopped for a
 // handover to another worker. Copy delivers every whole line it has and
 // returns it; the unfinished rest stays in a Committer's pipe for the next
@@ -123,9 +139,19 @@ func (r *Reader) Copy(src io.Reader) error {
 	}
 	r.flusher, _ = r.Sink.(Flusher)
 	committer, _ := src.(Committer)
-	buf := make([]byte, lineMax+readSize)
+	windowed, _ := src.(Windowed)
+	// The buffer grows as lines need it, up to the longest message plus
+	// one read: a large line-max costs memory only when lines use it.
+	buf := make([]byte, min(lineMax, initialLine)+readSize)
 	n := 0
 	for {
+		window := 0
+		if windowed != nil {
+			window = windowed.Window()
+		}
+		if need := n + readSize; len(buf) < need {
+			buf = append(buf[:n], make([]byte, max(need, min(2*len(buf), lineMax+readSize))-n)...)
+		}
 		m, err := src.Read(buf[n:])
 		ts := now().UTC()
 		n += m
@@ -147,6 +173,10 @@ func (r *Reader) Copy(src io.Reader) error {
 		for n-p > lineMax { // no newline yet and already too long
 			r.emit(buf[p:p+lineMax], ts, false, p+lineMax)
 			p += lineMax
+		}
+		if window > 0 && n-p >= window { // the source can give no more
+			r.emit(buf[p:n], ts, false, n)
+			p = n
 		}
 		if err != nil {
 			stopped := isHandover(err)

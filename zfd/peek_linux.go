@@ -294,3 +294,27 @@ func (c *Console) teeFrom(r int, n int) int {
 	}
 	return int(m)
 }
+
+// Window is how many bytes Read may return before they must be committed
+// (reader.Windowed): half of what the smaller of the two pipes can hold,
+// less a page. A pipe holds its capacity only when writes fill whole
+// pages; a writer whose writes do not fit the last page starts a new one,
+// and two neighbouring pages then hold more than a page between them, so
+// half is what a full pipe always holds. Read each time: whoever holds
+// the write end may resize the pipe.
+func (p *Peek) Window() int {
+	page := os.Getpagesize()
+	in, err := unix.FcntlInt(uintptr(p.in), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		return page / 2
+	}
+	if priv, err := unix.FcntlInt(uintptr(p.privW), unix.F_GETPIPE_SZ, 0); err == nil && priv < in {
+		// The private pipe must take all that is pending: grow it if
+		// the input grew, else live with what it holds.
+		if got, err := unix.FcntlInt(uintptr(p.privW), unix.F_SETPIPE_SZ, in); err == nil {
+			priv = got
+		}
+		in = min(in, priv)
+	}
+	return max(1, (in-page)/2)
+}
