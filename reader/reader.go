@@ -199,6 +199,10 @@ func (r *Reader) Copy(src io.Reader) error {
 				}
 				return nil
 			}
+			var pe *os.PathError // "read stdout: ..." already
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
 			return fmt.Errorf("read %s: %w", r.Source, err)
 		}
 		if m > 0 || p > 0 {

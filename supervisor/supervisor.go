@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -112,6 +113,11 @@ type Supervisor struct {
 
 	mu      sync.Mutex
 	relayed bool // the ready byte has gone to the platform
+
+	// stopping: SIGTERM or SIGINT asked the logger to stop, so a worker
+	// may end before the container closes its output; every new worker
+	// is told so too.
+	stopping bool
 }
 
 // New returns a supervisor for c.
@@ -128,6 +134,8 @@ type exit struct {
 	code     int
 	crashed  bool
 	describe string
+	signal   os.Signal // what ended the worker, if a signal did
+	relayed  bool      // that signal was one the supervisor passed on
 }
 
 // Run supervises until a worker ends normally, and returns the exit code
@@ -147,6 +155,15 @@ func (s *Supervisor) run() int {
 		case ex.code == ExitHandover && upgraded:
 			c.Count.Upgrades.Add(1)
 			continue
+		case ex.relayed:
+			// Ended by a signal we passed on: not its failure.
+			c.Errors.Printf("worker %s, a signal passed on by the supervisor; restarting", ex.describe)
+			continue
+		case !ex.crashed && ex.code != ExitHandover && !s.stopping && s.inputsOpen():
+			// The container can still write: its output must stay
+			// read, so a worker that ends now has failed.
+			ex.crashed = true
+			ex.describe += " while the container's output is still open"
 		case !ex.crashed && ex.code != ExitHandover:
 			return ex.code
 		}
@@ -161,30 +178,74 @@ func (s *Supervisor) run() int {
 // upgraded says SIGHUP asked it to hand over.
 func (s *Supervisor) runWorker() (ex exit, upgraded bool) {
 	c := &s.c
-	cmd, readyR, err := s.start()
+	cmd, statusR, err := s.start()
 	if err != nil {
 		return exit{code: ExitFailure, crashed: true, describe: fmt.Sprintf("could not start: %v", err)}, false
 	}
-	if readyR != nil {
-		go s.relayReady(readyR)
-	}
+	hello := make(chan struct{})
+	go s.readStatus(statusR, hello)
 	done := make(chan exit, 1)
 	go func() { done <- wait(cmd) }()
+	// Signals wait until the worker says its handlers are in place: one
+	// that came earlier would end it. Each kind is passed on once: the
+	// kernel merges a pending signal of one kind, and so does this.
+	var pending []os.Signal
+	sent := map[os.Signal]bool{}
+	pass := func(sig os.Signal) {
+		if hello != nil {
+			if !slices.Contains(pending, sig) {
+				pending = append(pending, sig)
+			}
+			return
+		}
+		sent[sig] = true
+		cmd.Process.Signal(sig)
+	}
+	if s.stopping {
+		pass(syscall.SIGTERM)
+	}
 	for {
 		select {
 		case ex := <-done:
+			if ex.signal != nil && sent[ex.signal] {
+				ex.crashed, ex.relayed = false, true
+			}
 			return ex, upgraded
+		case <-hello:
+			hello = nil
+			for _, sig := range pending {
+				pass(sig)
+			}
+			pending = nil
 		case sig := <-c.Signals:
-			if sig == syscall.SIGHUP {
+			switch sig {
+			case syscall.SIGHUP:
 				// Live upgrade: the worker stops reading at a line
 				// boundary, delivers what it holds and exits with
 				// ExitHandover; the next one starts from the file.
+				// Another SIGHUP meanwhile asks for the same.
+				if upgraded {
+					continue
+				}
 				upgraded = true
 				sig = syscall.SIGUSR2
+			case syscall.SIGTERM, syscall.SIGINT:
+				s.stopping = true
 			}
-			cmd.Process.Signal(sig)
+			pass(sig)
 		}
 	}
+}
+
+// inputsOpen reports whether the container may still write to an input the
+// supervisor holds: a writer is left on it.
+func (s *Supervisor) inputsOpen() bool {
+	for _, f := range s.c.Inputs {
+		if f != nil && zfd.CanHangUp(f) && !zfd.HungUp(f) {
+			return true
+		}
+	}
+	return false
 }
 
 // afterCrash counts a crash, applies the policy when the worker keeps
@@ -193,7 +254,9 @@ func (s *Supervisor) afterCrash(failures *[]time.Time, backoff *time.Duration, s
 	c := &s.c
 	now := time.Now()
 	if now.Sub(start) >= c.Healthy {
+		// A worker that ran well for a while ends the run of failures.
 		*backoff = c.FirstBackoff
+		*failures = (*failures)[:0]
 	}
 	c.Count.Restarts.Add(1)
 	*failures = append(*failures, now)
@@ -229,6 +292,7 @@ func (s *Supervisor) afterCrash(failures *[]time.Time, backoff *time.Duration, s
 			// SIGTERM with no worker: the next one starts at once and
 			// reads on to EOF.
 			if sig == syscall.SIGTERM || sig == syscall.SIGINT {
+				s.stopping = true
 				return 0, false
 			}
 		}
@@ -249,41 +313,43 @@ func (s *Supervisor) start() (*exec.Cmd, *os.File, error) {
 	if len(c.Consoles) > 0 {
 		files = append(files, c.Consoles...)
 	}
-	var readyR, readyW *os.File
-	s.mu.Lock()
-	relayed := s.relayed
-	s.mu.Unlock()
-	if !relayed && c.Ready != nil {
-		var err error
-		readyR, readyW, err = os.Pipe()
-		if err != nil {
-			return nil, nil, fmt.Errorf("ready pipe: %w", err)
-		}
-		files[workerReadyFD-3] = readyW
+	// Every worker gets a private ready pipe: it says hello on it once it
+	// can take signals, then that it is ready (relayed to the platform
+	// once).
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("ready pipe: %w", err)
 	}
+	files[workerReadyFD-3] = readyW
 	if s.ledger != nil {
 		files[workerLedgerFD-3] = s.ledger.File()
 	}
 	cmd.ExtraFiles = files
-	err := cmd.Start()
-	if readyW != nil {
-		readyW.Close()
-	}
+	err = cmd.Start()
+	readyW.Close()
 	if err != nil {
-		if readyR != nil {
-			readyR.Close()
-		}
+		readyR.Close()
 		return nil, nil, err
 	}
 	return cmd, readyR, nil
 }
 
-// relayReady passes the worker's ready byte on to the platform, once.
-func (s *Supervisor) relayReady(r *os.File) {
+// readStatus reads a worker's private ready pipe: hello (closes hello),
+// then the ready byte, which goes on to the platform once.
+func (s *Supervisor) readStatus(r *os.File, hello chan<- struct{}) {
 	defer r.Close()
 	var b [1]byte
 	if n, _ := r.Read(b[:]); n != 1 {
-		return // the worker died before it was ready; the next one will say
+		return // the worker died before it could take signals
+	}
+	if b[0] == zfd.HelloByte {
+		close(hello)
+		if n, _ := r.Read(b[:]); n != 1 {
+			return // the worker died before it was ready; the next one will say
+		}
+	}
+	if s.c.Ready == nil {
+		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -303,7 +369,8 @@ func wait(cmd *exec.Cmd) exit {
 		return exit{code: ExitFailure, crashed: true, describe: fmt.Sprintf("could not be waited for: %v", err)}
 	}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return exit{code: 128 + int(ws.Signal()), crashed: true, describe: fmt.Sprintf("killed by signal %d (%v)", int(ws.Signal()), ws.Signal())}
+		return exit{code: 128 + int(ws.Signal()), crashed: true, signal: ws.Signal(),
+			describe: fmt.Sprintf("killed by signal %d (%v)", int(ws.Signal()), ws.Signal())}
 	}
 	code := ps.ExitCode()
 	switch code {

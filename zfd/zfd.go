@@ -76,14 +76,54 @@ func input(name string, fd int, path string) (Input, error) {
 				return f, nil
 			}}, nil
 	}
-	if !Valid(fd) {
-		return Input{}, fmt.Errorf("%s: fd %d is not open (init passes stdout on fd 3 and stderr on fd 4)", name, fd)
+	if err := CheckInput(name, fd); err != nil {
+		return Input{}, err
 	}
 	// No child of ours may hold the write side's reader open.
 	unix.CloseOnExec(fd)
 	growPipe(fd)
 	f := os.NewFile(uintptr(fd), name)
 	return Input{Name: name, Open: func() (*os.File, error) { return f, nil }, Close: func() { f.Close() }}, nil
+}
+
+// CheckInput refuses an inherited input descriptor that the logger could
+// not read: not open, open for writing only, or a directory.
+func CheckInput(name string, fd int) error {
+	if !Valid(fd) {
+		return fmt.Errorf("%s: fd %d is not open (init passes stdout on fd 3 and stderr on fd 4)", name, fd)
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return fmt.Errorf("%s: fd %d: %w", name, fd, err)
+	}
+	if fl&unix.O_ACCMODE == unix.O_WRONLY {
+		return fmt.Errorf("%s: fd %d is open for writing only: the logger reads it", name, fd)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("%s: fd %d: %w", name, fd, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return fmt.Errorf("%s: fd %d is a directory, not the container's output", name, fd)
+	}
+	return nil
+}
+
+// CheckInputs checks, as Inputs would, the inherited descriptors s names,
+// without taking them.
+func CheckInputs(s Spec) error {
+	s = platformDefaults(s)
+	if s.Stdout == "" {
+		if err := CheckInput("stdout", StdoutFD); err != nil {
+			return err
+		}
+	}
+	if !s.TTY && s.Stderr == "" {
+		if err := CheckInput("stderr", StderrFD); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Console descriptors: where loginit --tee passes its original stdout and
@@ -131,6 +171,23 @@ func OpenReady() *ReadyPipe {
 	}
 	unix.CloseOnExec(ReadyFD)
 	return &ReadyPipe{f: os.NewFile(ReadyFD, "ready")}
+}
+
+// HelloByte is what a worker writes on its private ready pipe, before the
+// ready byte, once its signal handlers are in place: from then on the
+// supervisor may pass signals on to it.
+const HelloByte = 'H'
+
+// Hello writes HelloByte and keeps the pipe open for Signal. Only a
+// worker says hello: the platform's ready pipe takes the ready byte alone.
+func (r *ReadyPipe) Hello() error {
+	if r == nil || r.f == nil {
+		return nil
+	}
+	if _, err := r.f.Write([]byte{HelloByte}); err != nil {
+		return fmt.Errorf("say hello: %w", err)
+	}
+	return nil
 }
 
 // Signal writes one byte and closes the pipe, which satisfies both
@@ -181,6 +238,18 @@ func OpenFIFOWriter(path string) *os.File {
 		return nil
 	}
 	return os.NewFile(uintptr(fd), path)
+}
+
+// CanHangUp reports whether f is a pipe, FIFO or socket: an input whose
+// writers can come and go. A regular file or a device read to its end is
+// done for good.
+func CanHangUp(f *os.File) bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	t := st.Mode & unix.S_IFMT
+	return t == unix.S_IFIFO || t == unix.S_IFSOCK
 }
 
 // HungUp reports whether f is a pipe or FIFO whose writers are all gone

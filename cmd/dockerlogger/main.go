@@ -14,11 +14,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/joyent/dockerlogger/config"
 	"github.com/joyent/dockerlogger/diag"
 	"github.com/joyent/dockerlogger/drivers"
+	"github.com/joyent/dockerlogger/earlysignal"
 	"github.com/joyent/dockerlogger/supervisor"
 	"github.com/joyent/dockerlogger/worker"
 	"github.com/joyent/dockerlogger/zfd"
@@ -82,6 +82,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dockerlogger: %s\n", msg)
 		return code
 	}
+	if len(args) == 0 || !runsLogger(args) {
+		// Only a running logger handles signals: the commands end on
+		// SIGINT and SIGTERM as any command does.
+		signal.Reset(earlysignal.Handled...)
+	}
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, usage)
 		return exitConfig
@@ -125,6 +130,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail(exitConfig, fmt.Errorf("unknown flag %s (see dockerlogger --help)", args[0]))
 	}
 	return runLogger(args, stderr, fail)
+}
+
+// runsLogger says whether args run the logger rather than a command.
+func runsLogger(args []string) bool {
+	switch args[0] {
+	case "-h", "--help", "help", "version", "--version", "--list-drivers", "--validate", "ctxdump":
+		return false
+	}
+	return !strings.HasPrefix(args[0], "-") || config.IsContainerdArgs(args, os.Getenv)
 }
 
 // load parses and validates the configuration for args.
@@ -179,14 +193,20 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	// Take fd 5 before anything can start a child: containerd waits for
 	// EOF on it, and so does every process that inherits it.
 	ready := zfd.OpenReady()
+	if isWorker {
+		// Handlers are in place (package earlysignal): the supervisor
+		// may pass signals on from now.
+		ready.Hello()
+	}
 	c, err := load(args)
 	if err != nil {
 		return fail(exitConfig, err)
 	}
+	if err := zfd.CheckInputs(zfd.Spec{Stdout: c.Stdout, Stderr: c.Stderr, TTY: c.TTY}); err != nil {
+		return fail(exitConfig, err)
+	}
 	releaseStartupPages()
-	signal.Ignore(syscall.SIGPIPE)
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGHUP)
+	sigs := earlysignal.C() // taken since the first package initialisers
 
 	count := new(diag.Counters)
 	count.Set("version", version)
@@ -307,8 +327,8 @@ func heldInputs(c *config.Config) ([]*os.File, error) {
 			fs = append(fs, nil)
 			continue
 		}
-		if !zfd.Valid(sp.fd) {
-			return nil, fmt.Errorf("%s: fd %d is not open (init passes stdout on fd 3 and stderr on fd 4)", sp.name, sp.fd)
+		if err := zfd.CheckInput(sp.name, sp.fd); err != nil {
+			return nil, err
 		}
 		fs = append(fs, os.NewFile(uintptr(sp.fd), sp.name))
 	}

@@ -1,0 +1,209 @@
+package test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestWorkerFailureKeepsPipes: a worker that cannot go on (here the
+// spool is locked by someone else, which no check before reading can
+// know) must not take the container's output with it. The supervisor
+// holds the pipes, restarts, and applies on-failure: with ignore it drains
+// and counts. The application never gets EPIPE (SIGPIPE), and every line
+// it wrote is counted.
+func TestWorkerFailureKeepsPipes(t *testing.T) {
+	dir := t.TempDir()
+	spoolDir := filepath.Join(dir, "spool")
+	if err := os.Mkdir(spoolDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(spoolDir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	opts := map[string]string{"mode": "spool", "spool-dir": spoolDir, "on-failure": "ignore", "max-failures": "2"}
+	l := StartLoggerNoWait(t, Env("locked", opts), "none")
+	const n = 200
+	for i := range n {
+		if _, err := fmt.Fprintf(l.Stdout, "line %d\n", i); err != nil {
+			t.Fatalf("write %d: %v (the logger closed the container's output); stderr: %s", i, err, l.Errors())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if code := l.Wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1 (lines were thrown away); stderr: %s", code, l.Errors())
+	}
+	if !strings.Contains(l.Errors(), "while the container's output is still open") {
+		t.Errorf("stderr does not say why the worker counts as failed: %s", l.Errors())
+	}
+	st := l.Stats(t)
+	if st["lines_dropped"] != fmt.Sprint(n) || st["lines_dropped_logger_failed"] != fmt.Sprint(n) {
+		t.Fatalf("lines_dropped=%s (logger-failed %s), want %d; stderr: %s", st["lines_dropped"], st["lines_dropped_logger_failed"], n, l.Errors())
+	}
+}
+
+// TestSignalsAtTheWorstMoment: SIGHUP (live upgrade) followed at once by
+// another SIGHUP and a SIGUSR1, over and over, and SIGUSR1 to a supervisor
+// that has just started: no process dies of a signal, no failure is
+// counted, and every line arrives in order.
+func TestSignalsAtTheWorstMoment(t *testing.T) {
+	// The Go runtime takes signals before any package is initialised;
+	// from then on the logger must handle them. Signals come from 3 to
+	// 10 ms after the exec: before the initialisers of every package
+	// linked in have run and the configuration is read, after the
+	// runtime's own start.
+	self, _ := os.Readlink("/proc/self/exe")
+	for i := range 8 {
+		l := StartLoggerNoWait(t, Env("early", map[string]string{}), "none")
+		for exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", l.Cmd.Process.Pid)); exe == self || exe == ""; exe, _ = os.Readlink(fmt.Sprintf("/proc/%d/exe", l.Cmd.Process.Pid)) {
+			runtime.Gosched() // until the exec
+		}
+		time.Sleep(time.Duration(3+i) * time.Millisecond)
+		l.Cmd.Process.Signal(syscall.SIGUSR1)
+		l.Cmd.Process.Signal(syscall.SIGHUP)
+		l.Cmd.Process.Signal(syscall.SIGUSR1)
+		if err := l.WaitReady(10 * time.Second); err != nil {
+			t.Fatalf("start %d: %v; stderr: %s", i, err, l.Errors())
+		}
+		if code := l.Wait(t, 10*time.Second); code != 0 {
+			t.Fatalf("start %d: exit %d after early signals; stderr: %s", i, code, l.Errors())
+		}
+	}
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.log")
+	opts := map[string]string{"on-failure": "kill-init", "max-failures": "2", "mode": "non-blocking", "buffer-full": "block", "max-buffer-size": "16m"}
+	// kill-init's target: a process that stands for the container's init.
+	initProc, err := os.StartProcess("/bin/sleep", []string{"sleep", "120"}, &os.ProcAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer initProc.Kill()
+	l := StartLogger(t, Env("storm", opts, "DOCKERLOG_LOGPATH="+path, fmt.Sprintf("DOCKERLOG_INIT_PID=%d", initProc.Pid)), "json-file")
+	lines := Lines("storm", 20000)
+	wrote := make(chan error, 1)
+	go func() {
+		for i := 0; i < len(lines); i += 100 {
+			var b strings.Builder
+			for _, s := range lines[i : i+100] {
+				b.WriteString(s + "\n")
+			}
+			if _, err := l.Stdout.WriteString(b.String()); err != nil {
+				wrote <- err
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		wrote <- nil
+	}()
+	for range 40 {
+		l.Cmd.Process.Signal(syscall.SIGHUP)
+		l.Cmd.Process.Signal(syscall.SIGHUP)
+		l.Cmd.Process.Signal(syscall.SIGUSR1)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("write: %v; stderr: %s", err, l.Errors())
+	}
+	if code := l.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+	}
+	if err := initProc.Signal(syscall.Signal(0)); errors.Is(err, os.ErrProcessDone) {
+		t.Fatalf("kill-init killed the container's init; stderr: %s", l.Errors())
+	}
+	for _, bad := range []string{"killed by signal", "restarting", "on-failure"} {
+		if strings.Contains(l.Errors(), bad) {
+			t.Fatalf("stderr has %q: %s", bad, l.Errors())
+		}
+	}
+	st := l.Stats(t)
+	if st["restarts"] != "0" {
+		t.Errorf("restarts=%s, want 0", st["restarts"])
+	}
+	got := jsonLines(t, path)["stdout"]
+	seen := map[string]bool{}
+	next := 0
+	for _, s := range got {
+		if seen[s] {
+			continue // a handover may deliver a line again
+		}
+		seen[s] = true
+		if next >= len(lines) || s != lines[next] {
+			t.Fatalf("line %q out of order, want %q", s, lines[min(next, len(lines)-1)])
+		}
+		next++
+	}
+	if next != len(lines) {
+		t.Fatalf("%d of %d lines delivered", next, len(lines))
+	}
+}
+
+// TestUnreadableInputs: an fd 3 or 4 the logger cannot read is refused at
+// start, exit 2, one line naming it, supervised or not.
+func TestUnreadableInputs(t *testing.T) {
+	dir := t.TempDir()
+	wo, err := os.OpenFile(filepath.Join(dir, "wo"), os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wo.Close()
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	devnull, _ := os.Open(os.DevNull)
+	defer devnull.Close()
+	for _, c := range []struct {
+		name    string
+		fd3     *os.File
+		want    string
+		extra   string
+		stream4 bool
+	}{
+		{"directory", d, "stdout: fd 3 is a directory", "", false},
+		{"write-only", wo, "stdout: fd 3 is open for writing only", "", false},
+		{"write-only-unsupervised", wo, "stdout: fd 3 is open for writing only", "DOCKERLOG_SUPERVISOR=off", false},
+		{"stderr-directory", devnull, "stderr: fd 4 is a directory", "", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fd3, fd4 := c.fd3, devnull
+			if c.stream4 {
+				fd4 = d
+			}
+			env := Env("badfd", map[string]string{})
+			if c.extra != "" {
+				env = append(env, c.extra)
+			}
+			cmd := execLogger(env, fd3, fd4)
+			out, _ := cmd.CombinedOutput()
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			if code := cmd.ProcessState.ExitCode(); code != 2 || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+				t.Fatalf("exit %d, output %q; want exit 2 and one line with %q", code, out, c.want)
+			}
+		})
+	}
+}
+
+// execLogger is the logger with fd3 and fd4 as its inputs and no ready pipe.
+func execLogger(env []string, fd3, fd4 *os.File) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(bin, "dockerlogger"), "none")
+	cmd.Env = env
+	cmd.ExtraFiles = []*os.File{fd3, fd4}
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
