@@ -75,6 +75,12 @@ func validate(c *config.Config) error {
 	// Docker's ValidateLogOpts knows mode only as blocking/non-blocking and
 	// max-buffer-size only with non-blocking: both are ours, so hand it
 	// only the driver's own options.
+	// Docker's validators range over a map: with two unknown options
+	// they name one or the other from one run to the next. Name the
+	// first, sorted, ourselves.
+	if err := checkNames(c.Driver, c.DriverOpts()); err != nil {
+		return err
+	}
 	validateOpts := logger.ValidateLogOpts
 	if c.Driver == syslogName && isRelpAddress(c.DriverOpts()[syslogAddressKey]) {
 		validateOpts = validateSyslogRelp // ours: Docker's rejects relp://
@@ -84,6 +90,9 @@ func validate(c *config.Config) error {
 	}
 	if c.Driver == "json-file" || c.Driver == "local" {
 		if err := validateFileOpts(c.Driver, c.DriverOpts()); err != nil {
+			return err
+		}
+		if err := checkLogPath(c.Driver, c.Options.LogPath, c.DriverOpts()); err != nil {
 			return err
 		}
 	}
