@@ -261,6 +261,19 @@ func Quote(v string) string {
 	return fmt.Sprintf("%s...(%d bytes in all)", strconv.Quote(v[:cut]), len(v))
 }
 
+// Cut returns s cut to its first max bytes (on a character boundary),
+// saying how long it was, or s itself if it is no longer than max.
+func Cut(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(%d bytes in all)", s[:cut], len(s))
+}
+
 // MaxLine is the longest error line Errors writes; the rest is cut.
 const MaxLine = 1024
 

@@ -21,6 +21,7 @@ import (
 	_ "github.com/docker/docker/daemon/logger/syslog"
 
 	"github.com/joyent/dockerlogger/config"
+	"github.com/joyent/dockerlogger/diag"
 )
 
 func init() {
@@ -65,8 +66,24 @@ var ErrUnknownDriver = errors.New("unknown log driver")
 // Its error never quotes a secret (config.Secrets).
 func Validate(c *config.Config) error {
 	// Errors quote values, and Docker's quote whole URLs: user:pass@ too.
-	return config.RedactError(validate(c), c.Secrets())
+	err := config.RedactError(validate(c), c.Secrets())
+	if err != nil && len(err.Error()) > maxError {
+		// Docker's validators quote whole values: one short line.
+		err = &cutError{msg: diag.Cut(err.Error(), maxError), err: err}
+	}
+	return err
 }
+
+// maxError bounds a validation error's length.
+const maxError = 600
+
+type cutError struct {
+	msg string
+	err error
+}
+
+func (e *cutError) Error() string { return e.msg }
+func (e *cutError) Unwrap() error { return e.err }
 
 func validate(c *config.Config) error {
 	if !Registered(c.Driver) {

@@ -79,7 +79,7 @@ func checkLogPath(driver, path string, opts map[string]string) error {
 			suffix += ".gz"
 		}
 		if why := config.CheckPathLen(path, len(suffix)); why != "" {
-			return bad("rotated file " + filepath.Base(path) + suffix + ": " + why)
+			return bad("with " + suffix + " added for its rotated files: " + why)
 		}
 	}
 	dir := filepath.Dir(path)

@@ -78,6 +78,9 @@ func renderTag(driver string, info *logger.Info) error {
 	}
 	b, err := executeTag(tag, safeInfo{info})
 	if err != nil {
+		if len(err.Error()) > 2*diag.MaxQuote { // text/template quotes the template
+			return fmt.Errorf("log-opt tag=%s: %s", diag.Quote(tag), diag.Cut(err.Error(), 2*diag.MaxQuote))
+		}
 		return fmt.Errorf("log-opt tag=%s: %w", diag.Quote(tag), err)
 	}
 	cfg := make(map[string]string, len(info.Config)+1)
