@@ -113,6 +113,9 @@ func validate(c *config.Config) error {
 			return err
 		}
 	}
+	if err := checkStatsPath(c.Options.StatsFile); err != nil {
+		return err
+	}
 	if err := validateValues(c.Driver, c.DriverOpts()); err != nil {
 		return err
 	}

@@ -220,6 +220,10 @@ func TestLogPathRefusedAtStart(t *testing.T) {
 			t.Errorf("%s %s: %v, want %q", c.driver, c.path, err, c.want)
 		}
 	}
+	c := cfg("syslog", map[string]string{"syslog-address": "udp://127.0.0.1:9", "stats-file": filepath.Join(linkDir, "s.prom")})
+	if err := Validate(c); err == nil || !strings.Contains(err.Error(), "stats-file=") || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("stats-file in a linked directory: %v", err)
+	}
 	// A long name that leaves room for its rotations is fine.
 	if err := Validate(cfg("json-file", map[string]string{"log-path": long})); err != nil {
 		t.Errorf("one file kept: %v", err)

@@ -110,3 +110,17 @@ func checkLogPath(driver, path string, opts map[string]string) error {
 	}
 	return nil
 }
+
+// checkStatsPath refuses a stats-file whose directory is a symbolic link:
+// the file is rewritten there (a temporary file renamed over it) relative
+// to the directory opened without following one (diag.WriteFile).
+func checkStatsPath(path string) error {
+	if path == "" {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	if st, err := os.Lstat(dir); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("log-opt stats-file=%s: its directory %s is a symbolic link: refusing to follow it", diag.Quote(path), diag.Quote(dir))
+	}
+	return nil
+}
