@@ -16,6 +16,7 @@
 package safedir
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -235,7 +236,7 @@ func (d *Dir) Create(name string, flag int, perm os.FileMode) (*os.File, error) 
 func (d *Dir) CreateTemp(prefix string, perm os.FileMode) (*os.File, string, error) {
 	var b [8]byte
 	for try := 0; ; try++ {
-		if _, err := unix.Getrandom(b[:], 0); err != nil {
+		if _, err := rand.Read(b[:]); err != nil {
 			return nil, "", pathError("create", d.Join(prefix), err)
 		}
 		name := fmt.Sprintf("%s%x", prefix, b)
