@@ -102,6 +102,9 @@ func validate(c *config.Config) error {
 	if c.Driver == syslogName && isRelpAddress(c.DriverOpts()[syslogAddressKey]) {
 		validateOpts = validateSyslogRelp // ours: Docker's rejects relp://
 	}
+	if err := firstSorted(c.Driver, c.DriverOpts(), validateOpts); err != nil {
+		return fmt.Errorf("%s: %s", c.Driver, strings.TrimPrefix(err.Error(), "logger: "))
+	}
 	if err := validateOpts(c.Driver, c.DriverOpts()); err != nil {
 		return fmt.Errorf("%s: %s", c.Driver, strings.TrimPrefix(err.Error(), "logger: "))
 	}

@@ -178,6 +178,20 @@ func TestUnknownOptionsDeterministic(t *testing.T) {
 	}
 }
 
+// TestBadValuesDeterministic (issue 9.14b): Docker's gelf validator
+// checks values while ranging over the options: with two bad values the
+// error names the first, sorted, every time.
+func TestBadValuesDeterministic(t *testing.T) {
+	opts := map[string]string{"gelf-address": "udp://127.0.0.1:9", "gelf-compression-level": "99",
+		"gelf-compression-type": "lzma", "gelf-tcp-max-reconnect": "1"}
+	for i := 0; i < 30; i++ {
+		err := Validate(cfg("gelf", opts))
+		if err == nil || !strings.Contains(err.Error(), "gelf-compression-level") {
+			t.Fatalf("run %d: %v", i, err)
+		}
+	}
+}
+
 // TestLogPathRefusedAtStart (issue 9.2, 9.9, 9.14a): what the file
 // drivers could never write safely is refused by Validate (so at
 // --validate and at start, exit 2) with one line naming it.

@@ -124,3 +124,42 @@ func checkStatsPath(path string) error {
 	}
 	return nil
 }
+
+// requiredOpts are the options a driver's validator needs before it
+// looks at any other.
+var requiredOpts = map[string][]string{"gelf": {"gelf-address"}, "awslogs": {"awslogs-group"}}
+
+// firstSorted returns the error of the first option, in sorted order,
+// that the validator refuses on its own (with the driver's required
+// options): some of Docker's validators check values while ranging over
+// the map, so with two bad values they name one or the other from one run
+// to the next.
+func firstSorted(driver string, opts map[string]string, validate func(string, map[string]string) error) error {
+	base := map[string]string{}
+	for _, k := range requiredOpts[driver] {
+		if v, ok := opts[k]; ok {
+			base[k] = v
+		}
+	}
+	if validate(driver, base) != nil {
+		return nil // the whole validation says what is missing
+	}
+	names := make([]string, 0, len(opts))
+	for k := range opts {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if _, ok := base[k]; ok {
+			continue
+		}
+		one := map[string]string{k: opts[k]}
+		for r, v := range base {
+			one[r] = v
+		}
+		if err := validate(driver, one); err != nil {
+			return err
+		}
+	}
+	return nil
+}
