@@ -126,8 +126,10 @@ func checkStatsPath(path string) error {
 }
 
 // requiredOpts are the options a driver's validator needs before it
-// looks at any other.
-var requiredOpts = map[string][]string{"gelf": {"gelf-address"}, "awslogs": {"awslogs-group"}}
+// looks at any other, for the drivers whose validator checks values while
+// ranging over the options (gelf's; the others check names only in their
+// loop, and values in a fixed order after it, some depending on others).
+var requiredOpts = map[string][]string{"gelf": {"gelf-address"}}
 
 // firstSorted returns the error of the first option, in sorted order,
 // that the validator refuses on its own (with the driver's required
@@ -135,8 +137,12 @@ var requiredOpts = map[string][]string{"gelf": {"gelf-address"}, "awslogs": {"aw
 // the map, so with two bad values they name one or the other from one run
 // to the next.
 func firstSorted(driver string, opts map[string]string, validate func(string, map[string]string) error) error {
+	required, ok := requiredOpts[driver]
+	if !ok {
+		return nil
+	}
 	base := map[string]string{}
-	for _, k := range requiredOpts[driver] {
+	for _, k := range required {
 		if v, ok := opts[k]; ok {
 			base[k] = v
 		}
