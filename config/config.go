@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/joyent/dockerlogger/diag"
 )
 
 // Env is the DOCKERLOG_* environment, as Triton's dockerinit sets it.
@@ -132,7 +134,7 @@ func fromEnv(driver string, env Env) (*Config, error) {
 	if env.CreateTime != "" {
 		t, err := time.Parse(time.RFC3339Nano, env.CreateTime)
 		if err != nil {
-			return nil, fmt.Errorf("DOCKERLOG_CREATETIME: not RFC 3339: %q", env.CreateTime)
+			return nil, fmt.Errorf("DOCKERLOG_CREATETIME: not RFC 3339: %s", diag.Quote(env.CreateTime))
 		}
 		ct.Created = t
 	}
@@ -176,13 +178,13 @@ func fromContainerd(args []string, env Env, getenv func(string) string) (*Config
 		k, v := args[i], args[i+1]
 		if k == "driver" {
 			if driver != "" {
-				return nil, fmt.Errorf("binary:// query: option %q given twice", k)
+				return nil, fmt.Errorf("binary:// query: option %s given twice", diag.Quote(k))
 			}
 			driver = v
 			continue
 		}
 		if _, dup := opts[k]; dup {
-			return nil, fmt.Errorf("binary:// query: option %q given twice", k)
+			return nil, fmt.Errorf("binary:// query: option %s given twice", diag.Quote(k))
 		}
 		opts[k] = v
 	}
@@ -232,7 +234,7 @@ func ParseOpts(s string) (map[string]string, error) {
 	for _, k := range keys {
 		v, ok := raw[k].(string)
 		if !ok {
-			return nil, fmt.Errorf("DOCKERLOG_CONFIG: option %q: value must be a string, got %s", k, jsonType(raw[k]))
+			return nil, fmt.Errorf("DOCKERLOG_CONFIG: option %s: value must be a string, got %s", diag.Quote(k), jsonType(raw[k]))
 		}
 		opts[k] = v
 	}

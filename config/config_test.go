@@ -188,7 +188,7 @@ func TestTritonLogPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Options.LogPath != "/var/log/containers/a_b-local.log" {
+	if c.Options.LogPath != "/var/log/containers/a%2Fb-local.log" {
 		t.Errorf("default local log path %q", c.Options.LogPath)
 	}
 }
@@ -417,7 +417,7 @@ func TestParseOptionsValues(t *testing.T) {
 			t.Errorf("drop-marker %s parsed as %v", v, o.DropMarker)
 		}
 	}
-	if o := parse(t, map[string]string{"log-path": "rel/x.log"}); o.LogPath != "rel/x.log" {
+	if o := parse(t, map[string]string{"log-path": "/abs/x.log"}); o.LogPath != "/abs/x.log" {
 		t.Errorf("log-path %q", o.LogPath)
 	}
 	if o := parse(t, map[string]string{"close-timeout": "1500ms"}); o.CloseTimeout != 1500*time.Millisecond {
@@ -460,6 +460,12 @@ func TestParseOptionsBad(t *testing.T) {
 		{map[string]string{"close-timeout": "-1s"}, "close-timeout"},
 		{map[string]string{"stats-file": "stats.prom"}, "stats-file"},
 		{map[string]string{"log-path": ""}, "log-path"},
+		{map[string]string{"log-path": "rel/x.log"}, "log-path"},
+		{map[string]string{"log-path": "x.log"}, "log-path"},
+		{map[string]string{"log-path": "/var/log/" + strings.Repeat("n", 256)}, "log-path"},
+		{map[string]string{"log-path": strings.Repeat("/d", 2048)}, "log-path"},
+		{map[string]string{"mode": "spool", "spool-dir": "/s/" + strings.Repeat("n", 256)}, "spool-dir"},
+		{map[string]string{"stats-file": "/" + strings.Repeat("s", 300)}, "stats-file"},
 	} {
 		_, err := config.ParseOptions(c.opts, "json-file", "cid")
 		if err == nil {
@@ -469,7 +475,7 @@ func TestParseOptionsBad(t *testing.T) {
 		if !strings.Contains(err.Error(), c.name) {
 			t.Errorf("%v: error %q does not name %s", c.opts, err, c.name)
 		}
-		if v, ok := c.opts[c.name]; ok && v != "" && !strings.Contains(err.Error(), v) {
+		if v, ok := c.opts[c.name]; ok && v != "" && len(v) <= 200 && !strings.Contains(err.Error(), v) {
 			t.Errorf("%v: error %q does not show the value %q", c.opts, err, v)
 		}
 	}
@@ -510,5 +516,109 @@ func TestRedacted(t *testing.T) {
 func TestSorted(t *testing.T) {
 	if g := config.Sorted(map[string]string{"b": "", "a": "", "c": ""}); !reflect.DeepEqual(g, []string{"a", "b", "c"}) {
 		t.Errorf("Sorted = %v", g)
+	}
+}
+
+// TestPathOptionsOneRule (issue 9.14d): every path option must be
+// absolute, whichever it is; and an id that would make a default path the
+// kernel refuses (issue 9.11) is an error naming the option, one line, at
+// parse time, with the value quoted at most about 200 bytes long.
+func TestPathOptionsOneRule(t *testing.T) {
+	for _, c := range []struct {
+		opts   map[string]string
+		driver string
+	}{
+		{map[string]string{"log-path": "c.log"}, "json-file"},
+		{map[string]string{"log-path": "./c.log"}, "local"},
+		{map[string]string{"mode": "spool", "spool-dir": "spool"}, "syslog"},
+		{map[string]string{"stats-file": "s.prom"}, "syslog"},
+		{map[string]string{"log-path": "c.log"}, "syslog"}, // given, so checked
+	} {
+		_, err := config.ParseOptions(c.opts, c.driver, "cid")
+		if err == nil || !strings.Contains(err.Error(), "must be an absolute path") {
+			t.Errorf("%s %v: %v", c.driver, c.opts, err)
+		}
+	}
+	for _, n := range []int{1, 11, 12, 64, 245} {
+		id := strings.Repeat("a", n)
+		if _, err := config.ParseOptions(map[string]string{}, "json-file", id); err != nil {
+			t.Errorf("id of %d: %v", n, err)
+		}
+		if _, err := config.ParseOptions(map[string]string{"mode": "spool"}, "local", id); err != nil {
+			t.Errorf("id of %d, spool: %v", n, err)
+		}
+	}
+	for _, n := range []int{250, 300, 5000} {
+		id := strings.Repeat("b", n)
+		for _, c := range []struct {
+			opts   map[string]string
+			driver string
+			name   string
+		}{
+			{map[string]string{}, "json-file", "log-path"},
+			{map[string]string{}, "local", "log-path"},
+			{map[string]string{"mode": "spool", "log-path": "/x.log"}, "json-file", "spool-dir"},
+		} {
+			if c.name == "spool-dir" && n <= 255 {
+				continue // the spool directory is named by the id alone
+			}
+			_, err := config.ParseOptions(c.opts, c.driver, id)
+			if err == nil {
+				t.Errorf("id of %d, %s: accepted", n, c.name)
+				continue
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, "log-opt "+c.name+"=") || !strings.Contains(msg, "(default)") ||
+				!strings.Contains(msg, "NAME_MAX 255") || len(msg) > 700 || strings.Contains(msg, "\n") {
+				t.Errorf("id of %d, %s: %d bytes: %q", n, c.name, len(msg), msg)
+			}
+		}
+		// Drivers that write no file do not care.
+		if _, err := config.ParseOptions(map[string]string{}, "syslog", id); err != nil {
+			t.Errorf("syslog, id of %d: %v", n, err)
+		}
+	}
+}
+
+// TestSafeName (issue 9.11): control characters, "/" and "%" in an id are
+// written %XX in the file names derived from it; nothing else changes.
+func TestSafeName(t *testing.T) {
+	for id, want := range map[string]string{
+		"abc":           "abc",
+		"a/b":           "a%2Fb",
+		"a\nb":          "a%0Ab",
+		"x\x00\x1b\x7f": "x%00%1B%7F",
+		"100%":          "100%25",
+		"":              "_",
+		".":             "_.",
+		"..":            "_..",
+		"ü-é_ok.1":      "ü-é_ok.1",
+		"a%0Ab" + "\t":  "a%250Ab%09",
+	} {
+		if got := config.SafeName(id); got != want {
+			t.Errorf("SafeName(%q) = %q, want %q", id, got, want)
+		}
+	}
+	o, err := config.ParseOptions(map[string]string{}, "json-file", "web\n1")
+	if err != nil || o.LogPath != "/var/log/containers/web%0A1-json.log" {
+		t.Errorf("log-path %q, %v", o.LogPath, err)
+	}
+}
+
+// TestErrorShowsValueUsed (issue 9.14c): an error about an option left
+// at its default shows the default, marked so, never "".
+func TestErrorShowsValueUsed(t *testing.T) {
+	_, err := config.ParseOptions(map[string]string{"mode": "non-blocking", "max-buffer-size": "4k"}, "json-file", "cid")
+	if err == nil || !strings.Contains(err.Error(), `log-opt line-max="16k" (default)`) {
+		t.Errorf("%v", err)
+	}
+	_, err = config.ParseOptions(map[string]string{"mode": "non-blocking", "max-buffer-size": "4k", "line-max": "8k"}, "json-file", "cid")
+	if err == nil || !strings.Contains(err.Error(), `log-opt line-max="8k": `) {
+		t.Errorf("%v", err)
+	}
+	long := strings.Repeat("z", 10000)
+	_, err = config.ParseOptions(map[string]string{"mode": long}, "json-file", "cid")
+	if err == nil || len(err.Error()) > 400 || !strings.Contains(err.Error(), "10000 bytes") {
+		t.Errorf("%d bytes: %.300s", len(err.Error()), err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	units "github.com/docker/go-units"
+
+	"github.com/joyent/dockerlogger/diag"
 )
 
 // Mode is the delivery mode: the reliable/unreliable knob.
@@ -119,8 +121,22 @@ func ParseOptions(opts map[string]string, driver, id string) (Options, error) {
 	}
 	var o Options
 	var err error
+	// used holds the value each option was parsed from, default or not:
+	// an error shows the value that was actually used.
+	used := map[string]string{}
+	get = func(get func(string, string) string) func(string, string) string {
+		return func(name, def string) string {
+			v := get(name, def)
+			used[name] = v
+			return v
+		}
+	}(get)
 	bad := func(name, why string) error {
-		return fmt.Errorf("log-opt %s=%q: %s", name, opts[name], why)
+		v, given := opts[name]
+		if !given {
+			return fmt.Errorf("log-opt %s=%s (default): %s", name, diag.Quote(used[name]), why)
+		}
+		return fmt.Errorf("log-opt %s=%s: %s", name, diag.Quote(v), why)
 	}
 	oneOf := func(name, def string, values ...string) (string, error) {
 		v := get(name, def)
@@ -138,6 +154,24 @@ func ParseOptions(opts map[string]string, driver, id string) (Options, error) {
 			return 0, bad(name, "not a positive size (e.g. 1m, 512k)")
 		}
 		return n, nil
+	}
+	// Every path option is absolute: the logger's working directory is
+	// whatever its init gave it (containerd runs it in the task's bundle
+	// directory, removed with the task). And it must be one the kernel
+	// takes: a name of up to NAME_MAX bytes in each component, PATH_MAX
+	// in all, checked here rather than retried until close-timeout.
+	path := func(name, def, inside string) (string, error) {
+		v := get(name, def)
+		if v == "" {
+			return v, bad(name, "must not be empty")
+		}
+		if !filepath.IsAbs(v) {
+			return v, bad(name, "must be an absolute path (the logger's working directory is not the container's)")
+		}
+		if why := checkPath(filepath.Join(v, inside), 0); why != "" {
+			return v, bad(name, why)
+		}
+		return v, nil
 	}
 
 	m, err := oneOf("mode", "blocking", "blocking", "non-blocking", "spool")
@@ -162,9 +196,12 @@ func ParseOptions(opts map[string]string, driver, id string) (Options, error) {
 			return o, bad(name, "only with mode=spool")
 		}
 	}
-	o.SpoolDir = get("spool-dir", filepath.Join("/var/spool/dockerlogger", safeName(id)))
-	if !filepath.IsAbs(o.SpoolDir) {
-		return o, bad("spool-dir", "must be an absolute path")
+	o.SpoolDir = get("spool-dir", filepath.Join("/var/spool/dockerlogger", SafeName(id)))
+	if _, set := opts["spool-dir"]; set || o.Mode == Spool {
+		// Room for the spool's own file names inside it.
+		if _, err := path("spool-dir", o.SpoolDir, spoolFileName); err != nil {
+			return o, err
+		}
 	}
 	if o.SpoolMaxSize, err = size("spool-max-size", "256m"); err != nil {
 		return o, err
@@ -201,26 +238,74 @@ func ParseOptions(opts map[string]string, driver, id string) (Options, error) {
 	if o.KillGrace, err = time.ParseDuration(get("kill-grace", "10s")); err != nil || o.KillGrace <= 0 {
 		return o, bad("kill-grace", "not a positive duration (e.g. 10s)")
 	}
-	o.StatsFile = get("stats-file", "")
-	if o.StatsFile != "" && !filepath.IsAbs(o.StatsFile) {
-		return o, bad("stats-file", "must be an absolute path")
+	if opts["stats-file"] != "" { // "" is the default: none
+		if o.StatsFile, err = path("stats-file", "", ""); err != nil {
+			return o, err
+		}
 	}
 	suffix := "-json.log"
 	if driver == "local" {
 		suffix = "-local.log"
 	}
-	o.LogPath = get("log-path", filepath.Join("/var/log/containers", safeName(id)+suffix))
-	if o.LogPath == "" {
-		return o, bad("log-path", "must not be empty")
+	o.LogPath = get("log-path", filepath.Join("/var/log/containers", SafeName(id)+suffix))
+	if _, set := opts["log-path"]; set || driver == "json-file" || driver == "local" {
+		if o.LogPath, err = path("log-path", o.LogPath, ""); err != nil {
+			return o, err
+		}
 	}
 	return o, nil
 }
 
-// safeName keeps a container id usable as one path element whatever the
-// platform put in it.
-func safeName(id string) string {
-	r := strings.NewReplacer("/", "_", "\x00", "_")
-	id = r.Replace(id)
+// Limits of Linux (and illumos: MAXNAMELEN 256 and MAXPATHLEN 1024 there
+// count the NUL; Linux's PATH_MAX 4096 too).
+const (
+	NameMax = 255
+	PathMax = 4095
+	// spoolFileName is as long as the longest name the spool gives a file
+	// of its directory (a segment).
+	spoolFileName = "0000000000000000.seg"
+)
+
+// checkPath says why the kernel would refuse p, or "": a component
+// longer than NameMax bytes (extra bytes more for the last, for names
+// derived from it), or more than PathMax bytes in all.
+func checkPath(p string, extra int) string {
+	parts := strings.Split(p, "/")
+	for i, c := range parts {
+		n := len(c)
+		if i == len(parts)-1 {
+			n += extra
+		}
+		if n > NameMax {
+			return fmt.Sprintf("component %s is %d bytes long, more than NAME_MAX %d", diag.Quote(c), n, NameMax)
+		}
+	}
+	if len(p)+extra > PathMax {
+		return fmt.Sprintf("%d bytes long, more than PATH_MAX %d", len(p)+extra, PathMax)
+	}
+	return ""
+}
+
+// CheckPathLen says why the kernel would refuse p with up to extra more
+// bytes added to its last component, or "" (see checkPath).
+func CheckPathLen(p string, extra int) string { return checkPath(p, extra) }
+
+// SafeName makes a container id one file name, whatever the platform put
+// in it: "/", "%" and the control characters (bytes 0x00-0x1f and 0x7f)
+// are written %XX (two upper-case hex digits, as in a URL), so that no id
+// puts a newline or an escape sequence in a file name and two ids never
+// share one; "" "." and ".." get a "_" in front. Every other byte is kept.
+func SafeName(id string) string {
+	var b strings.Builder
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if c < 0x20 || c == 0x7f || c == '/' || c == '%' {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	id = b.String()
 	if id == "" || id == "." || id == ".." {
 		return "_" + id
 	}

@@ -2,14 +2,13 @@
 // to, their one-line key=value and Prometheus renderings, and the
 // rate-limited error lines the logger writes to its own stderr.
 //
-// It must never import any other package of dockerlogger: every stage
-// imports it, so it sits below them all.
+// It must never import any other package of dockerlogger but safedir (a
+// leaf): every stage imports it, so it sits below them all.
 package diag
 
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -17,6 +16,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
+
+	"github.com/joyent/dockerlogger/safedir"
 )
 
 // Stream counts what was read from one input.
@@ -132,14 +134,23 @@ type KV struct {
 // names them, then per-stream and per-reason keys.
 func (c *Counters) Snapshot() []KV {
 	i := func(v int64) string { return fmt.Sprint(v) }
+	// The order of the loads keeps every snapshot consistent, with
+	// delivered + dropped <= read: a line is read before it is delivered
+	// or dropped, so read is loaded last; a line that moves from
+	// delivered to dropped (a driver that gave up on it) leaves
+	// delivered first, so dropped is loaded before delivered.
+	dropped, droppedBytes := c.Dropped.Load(), c.DroppedBytes.Load()
+	delivered, deliveredBytes := max(c.Delivered.Load(), 0), max(c.DeliveredBytes.Load(), 0)
+	read := c.Stdout.Lines.Load() + c.Stderr.Lines.Load()
+	readBytes := c.Stdout.Bytes.Load() + c.Stderr.Bytes.Load()
 	kv := []KV{
-		{"lines_read", i(c.Stdout.Lines.Load() + c.Stderr.Lines.Load())},
-		{"lines_delivered", i(c.Delivered.Load())},
-		{"lines_dropped", i(c.Dropped.Load())},
-		{"bytes_read", i(c.Stdout.Bytes.Load() + c.Stderr.Bytes.Load())},
-		{"bytes_dropped", i(c.DroppedBytes.Load())},
+		{"lines_read", i(read)},
+		{"lines_delivered", i(delivered)},
+		{"lines_dropped", i(dropped)},
+		{"bytes_read", i(readBytes)},
+		{"bytes_dropped", i(droppedBytes)},
 		{"restarts", i(c.Restarts.Load())},
-		{"bytes_delivered", i(c.DeliveredBytes.Load())},
+		{"bytes_delivered", i(deliveredBytes)},
 		{"retries", i(c.Retries.Load())},
 		{"driver_errors", i(c.DriverErrors.Load())},
 		{"buffer_bytes", i(c.BufferBytes.Load())},
@@ -205,25 +216,66 @@ func (c *Counters) Prometheus() string {
 	return b.String()
 }
 
-// WriteFile replaces path atomically with the Prometheus rendering.
+// WriteFile replaces path atomically with the Prometheus rendering: a
+// temporary file created in path's directory, renamed over path, both
+// relative to the directory opened without following a link (package
+// safedir). A link at path is replaced, never written through.
 func (c *Counters) WriteFile(path string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".stats-*")
+	dir, err := safedir.Open(filepath.Dir(path))
 	if err != nil {
-		return fmt.Errorf("write stats %s: %w", path, err)
+		return fmt.Errorf("write stats %s: %w", Quote(path), err)
+	}
+	defer dir.Close()
+	tmp, name, err := dir.CreateTemp(".stats-", 0o600)
+	if err != nil {
+		return fmt.Errorf("write stats %s: %w", Quote(path), err)
 	}
 	_, err = io.WriteString(tmp, c.Prometheus())
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), path)
+		err = dir.Rename(name, filepath.Base(path))
 	}
 	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write stats %s: %w", path, err)
+		dir.Remove(name)
+		return fmt.Errorf("write stats %s: %w", Quote(path), err)
 	}
 	return nil
 }
+
+// MaxQuote is the most of a value an error line quotes.
+const MaxQuote = 200
+
+// Quote returns v quoted (Go syntax, control characters escaped), cut to
+// its first MaxQuote bytes (on a character boundary) with how much was
+// left out: an error line must stay one readable line whatever the value.
+func Quote(v string) string {
+	if len(v) <= MaxQuote {
+		return strconv.Quote(v)
+	}
+	cut := MaxQuote
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(%d bytes in all)", strconv.Quote(v[:cut]), len(v))
+}
+
+// Cut returns s cut to its first max bytes (on a character boundary),
+// saying how long it was, or s itself if it is no longer than max.
+func Cut(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(%d bytes in all)", s[:cut], len(s))
+}
+
+// MaxLine is the longest error line Errors writes; the rest is cut.
+const MaxLine = 1024
 
 // Errors writes the logger's own error lines, one per error, at most
 // Burst lines at once and then one per Interval; what it holds back is
@@ -267,6 +319,7 @@ func (e *Errors) Printf(format string, args ...any) {
 	for _, v := range e.secrets {
 		msg = strings.ReplaceAll(msg, v, "REDACTED")
 	}
+	msg = capLine(msg)
 	now := time.Now()
 	if e.last.IsZero() {
 		e.last = now
@@ -292,3 +345,31 @@ func (e *Errors) Printf(format string, args ...any) {
 	}
 	fmt.Fprintf(e.W, "dockerlogger: %s\n", msg)
 }
+
+// capLine cuts msg to MaxLine bytes (on a character boundary), saying how
+// much was cut, and escapes the control characters it still holds (a
+// value quoted with %s, a path with a newline in it).
+func capLine(msg string) string {
+	n := len(msg)
+	if n > MaxLine {
+		cut := MaxLine
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = fmt.Sprintf("%s... (%d bytes cut)", msg[:cut], n-cut)
+	}
+	if strings.IndexFunc(msg, isControl) < 0 {
+		return msg
+	}
+	var b strings.Builder
+	for _, r := range msg {
+		if isControl(r) {
+			fmt.Fprintf(&b, "\\x%02x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }

@@ -21,6 +21,7 @@ import (
 	_ "github.com/docker/docker/daemon/logger/syslog"
 
 	"github.com/joyent/dockerlogger/config"
+	"github.com/joyent/dockerlogger/diag"
 )
 
 func init() {
@@ -65,8 +66,24 @@ var ErrUnknownDriver = errors.New("unknown log driver")
 // Its error never quotes a secret (config.Secrets).
 func Validate(c *config.Config) error {
 	// Errors quote values, and Docker's quote whole URLs: user:pass@ too.
-	return config.RedactError(validate(c), c.Secrets())
+	err := config.RedactError(validate(c), c.Secrets())
+	if err != nil && len(err.Error()) > maxError {
+		// Docker's validators quote whole values: one short line.
+		err = &cutError{msg: diag.Cut(err.Error(), maxError), err: err}
+	}
+	return err
 }
+
+// maxError bounds a validation error's length.
+const maxError = 600
+
+type cutError struct {
+	msg string
+	err error
+}
+
+func (e *cutError) Error() string { return e.msg }
+func (e *cutError) Unwrap() error { return e.err }
 
 func validate(c *config.Config) error {
 	if !Registered(c.Driver) {
@@ -75,9 +92,18 @@ func validate(c *config.Config) error {
 	// Docker's ValidateLogOpts knows mode only as blocking/non-blocking and
 	// max-buffer-size only with non-blocking: both are ours, so hand it
 	// only the driver's own options.
+	// Docker's validators range over a map: with two unknown options
+	// they name one or the other from one run to the next. Name the
+	// first, sorted, ourselves.
+	if err := checkNames(c.Driver, c.DriverOpts()); err != nil {
+		return err
+	}
 	validateOpts := logger.ValidateLogOpts
 	if c.Driver == syslogName && isRelpAddress(c.DriverOpts()[syslogAddressKey]) {
 		validateOpts = validateSyslogRelp // ours: Docker's rejects relp://
+	}
+	if err := firstSorted(c.Driver, c.DriverOpts(), validateOpts); err != nil {
+		return fmt.Errorf("%s: %s", c.Driver, strings.TrimPrefix(err.Error(), "logger: "))
 	}
 	if err := validateOpts(c.Driver, c.DriverOpts()); err != nil {
 		return fmt.Errorf("%s: %s", c.Driver, strings.TrimPrefix(err.Error(), "logger: "))
@@ -86,6 +112,12 @@ func validate(c *config.Config) error {
 		if err := validateFileOpts(c.Driver, c.DriverOpts()); err != nil {
 			return err
 		}
+		if err := checkLogPath(c.Driver, c.Options.LogPath, c.DriverOpts()); err != nil {
+			return err
+		}
+	}
+	if err := checkStatsPath(c.Options.StatsFile); err != nil {
+		return err
 	}
 	if err := validateValues(c.Driver, c.DriverOpts()); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/docker/docker/daemon/logger"
 
+	"github.com/joyent/dockerlogger/diag"
 	"github.com/joyent/dockerlogger/filelog"
 )
 
@@ -28,7 +29,8 @@ func init() {
 // the logger's own stderr; they happen at most once per rotation.
 func reportRotation(info logger.Info) func(error) {
 	return func(err error) {
-		fmt.Fprintf(os.Stderr, "dockerlogger: %s: %s\n", info.LogPath, strings.ReplaceAll(err.Error(), "\n", " "))
+		msg := strings.ReplaceAll(fmt.Sprintf("%s: %s", info.LogPath, err), "\n", `\n`)
+		fmt.Fprintf(os.Stderr, "dockerlogger: %s\n", diag.Cut(msg, diag.MaxLine))
 	}
 }
 

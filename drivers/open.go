@@ -8,6 +8,8 @@ import (
 	"github.com/docker/docker/daemon/logger"
 
 	"github.com/joyent/dockerlogger/config"
+	"github.com/joyent/dockerlogger/diag"
+	"github.com/joyent/dockerlogger/filelog"
 )
 
 // ErrNotOpen is returned by Log when the driver could not be created before
@@ -27,6 +29,10 @@ type Driver struct {
 	stopped sync.Once
 	done    chan struct{} // closed when the creating goroutine ends
 	l       logger.Logger
+	// count, when set, is told what a buffering driver wrote or lost;
+	// accounted says l reports it (set before up is closed).
+	count     *diag.Counters
+	accounted bool
 	// logMu hands the driver one message at a time: stdout and stderr
 	// are read concurrently, and some of Docker's drivers (splunk's raw
 	// format) share a buffer across Log calls.
@@ -50,15 +56,24 @@ var (
 // passed to report, and the driver is retried in the background until it
 // is up or Close is called.
 func Open(c *config.Config, report func(error)) (*Driver, error) {
+	return OpenCounting(c, nil, report)
+}
+
+// OpenCounting is Open for a worker that counts: a driver that buffers
+// what it takes (json-file and local) then counts a line as delivered
+// only once it is written, and as dropped when it cannot be (see
+// fileAccounting).
+func OpenCounting(c *config.Config, count *diag.Counters, report func(error)) (*Driver, error) {
 	create, err := Creator(c.Driver)
 	if err != nil {
 		return nil, err
 	}
 	info := Info(c)
-	if err := fixShortIDs(c.Driver, &info); err != nil {
+	// The tag as --validate rendered it (Validate calls the same).
+	if err := renderTag(c.Driver, &info); err != nil {
 		return nil, err
 	}
-	d := &Driver{name: c.Driver, create: create, info: info, report: report,
+	d := &Driver{name: c.Driver, create: create, info: info, report: report, count: count,
 		up: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	failed := make(chan struct{})
 	go d.run(failed)
@@ -78,9 +93,30 @@ func (d *Driver) try() bool {
 		d.report(err)
 		return false
 	}
+	if a, ok := l.(interface{ SetAccounting(filelog.Accounting) }); ok && d.count != nil {
+		a.SetAccounting(fileAccounting{d.count})
+		d.accounted = true
+	}
 	d.l = l
 	close(d.up)
 	return true
+}
+
+// fileAccounting counts what a driver that buffers (package filelog)
+// really wrote. The delivery modes count a line as delivered when the
+// driver takes it; Driver.log takes it back from delivered at once for
+// such a driver, and it counts as delivered only here, once the write(2)
+// that holds it succeeded, or as dropped when the driver gives up on it
+// (a full disk at exit).
+type fileAccounting struct{ c *diag.Counters }
+
+func (a fileAccounting) Written(lines, bytes int64) {
+	a.c.Delivered.Add(lines)
+	a.c.DeliveredBytes.Add(bytes)
+}
+
+func (a fileAccounting) Lost(lines, bytes int64, reason string) {
+	a.c.Drop(reason, lines, bytes)
 }
 
 // run creates the driver, retrying with backoff until it is up or Close
@@ -134,9 +170,18 @@ func (d *Driver) Log(msg *logger.Message) error {
 }
 
 func (d *Driver) log(msg *logger.Message) error {
+	n := int64(len(msg.Line)) // msg is the driver's once Log is called
 	d.logMu.Lock()
 	defer d.logMu.Unlock()
-	return d.l.Log(msg)
+	err := d.l.Log(msg)
+	if err == nil && d.accounted {
+		// Taken into the driver's buffer, not yet written: the mode
+		// counts it as delivered when this returns; fileAccounting
+		// counts it when it is written.
+		d.count.Delivered.Add(-1)
+		d.count.DeliveredBytes.Add(-n)
+	}
+	return err
 }
 
 // Flush flushes a driver that buffers.

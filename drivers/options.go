@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	units "github.com/docker/go-units"
+
+	"github.com/joyent/dockerlogger/diag"
 )
 
 // Options every Docker driver that tags or decorates messages shares.
@@ -103,7 +105,9 @@ var driverOptions = map[string][]Option{
 // validateFileOpts checks the values Docker's json-file and local drivers
 // only check when they are created, so that --validate catches them.
 func validateFileOpts(driver string, opts map[string]string) error {
-	bad := func(k, why string) error { return fmt.Errorf("%s: log-opt %s=%q: %s", driver, k, opts[k], why) }
+	bad := func(k, why string) error {
+		return fmt.Errorf("%s: log-opt %s=%s: %s", driver, k, diag.Quote(opts[k]), why)
+	}
 	// Docker's json-file wants both positive; local allows 0.
 	maxFiles, minSize, minFiles := 1, int64(1), 1
 	if driver == "local" {

@@ -10,16 +10,32 @@ import (
 
 	"github.com/docker/docker/daemon/logger"
 	"github.com/docker/docker/daemon/logger/templates"
+
+	"github.com/joyent/dockerlogger/diag"
 )
 
 // Docker's Info.ID and Info.ImageID slice the ids to 12 characters, and
 // journald's driver slices ContainerID too: with a shorter id (containerd
-// lets a container be called "web") they fail or panic. dockerlogger takes
-// ids of any length, so for a short id it renders the tag itself, with .ID
-// the whole id, and hands the driver the result.
+// lets a container be called "web"; an image id is often empty there)
+// they fail or panic. dockerlogger takes ids of any length, so it renders
+// the tag itself, with .ID the whole id when it is shorter than 12
+// characters, and hands the driver the result as a literal template. It
+// does so for every id and every driver that has a tag, at --validate
+// and at start alike (renderTag): the run never renders a tag the
+// validation did not.
 
-// tagDrivers use Docker's default tag {{.ID}} when none is given.
-var tagDrivers = map[string]bool{"syslog": true, "fluentd": true, "gelf": true, "journald": true, "splunk": true}
+// tagDefault is the template each driver uses when its tag is unset or
+// empty (Docker's loggerutils.ParseLogTag defaults); drivers missing here
+// have no tag.
+var tagDefault = map[string]string{
+	"syslog":    "{{.ID}}",
+	"fluentd":   "{{.ID}}",
+	"gelf":      "{{.ID}}",
+	"journald":  "{{.ID}}",
+	"splunk":    "{{.ID}}",
+	"awslogs":   "{{.FullID}}",
+	"json-file": "",
+}
 
 // safeInfo is what a tag template sees: Docker's Info, with the ids whole
 // when they are shorter than 12 characters.
@@ -35,37 +51,56 @@ func short(id string) string {
 	return id
 }
 
-// fixShortIDs prepares info for a driver when an id is shorter than 12
-// characters. It returns an error for a tag template that does not parse.
-func fixShortIDs(driver string, info *logger.Info) error {
-	if len(info.ContainerID) >= 12 && (info.ContainerImageID == "" || len(info.ContainerImageID) >= 12) {
-		return nil
-	}
-	return renderTag(driver, info)
-}
-
 // renderTag replaces the tag option by its rendering, where the driver
-// uses a tag.
+// uses a tag, so that the driver never renders one itself; and pads a
+// short id for journald. It returns an error for a tag template that does
+// not parse or render.
 func renderTag(driver string, info *logger.Info) error {
-	tag, set := info.Config["tag"]
-	if !set && !tagDrivers[driver] {
+	if driver == "journald" && len(info.ContainerID) < 12 {
+		// journald's driver takes CONTAINER_ID as ContainerID[:12]: pad
+		// the id so it cannot panic. Its fields then carry the padding;
+		// the tag is rendered from the id as given.
+		defer func(id string) { info.ContainerID = id + strings.Repeat("_", 12-len(id)) }(info.ContainerID)
+	}
+	def, hasTag := tagDefault[driver]
+	if !hasTag {
 		return nil
 	}
-	if !set || tag == "" {
-		tag = "{{.ID}}"
+	tag, set := info.Config["tag"]
+	if driver == "splunk" && set && tag == "" {
+		return nil // splunk: an empty tag means no tag
+	}
+	if tag == "" {
+		tag = def
+	}
+	if tag == "" {
+		return nil // json-file: no tag
 	}
 	b, err := executeTag(tag, safeInfo{info})
 	if err != nil {
-		return fmt.Errorf("log-opt tag=%q: %w", tag, err)
+		if len(err.Error()) > 2*diag.MaxQuote { // text/template quotes the template
+			return fmt.Errorf("log-opt tag=%s: %s", diag.Quote(tag), diag.Cut(err.Error(), 2*diag.MaxQuote))
+		}
+		return fmt.Errorf("log-opt tag=%s: %w", diag.Quote(tag), err)
 	}
-	// The driver parses the tag as a template again: keep it literal.
-	info.Config["tag"] = strings.ReplaceAll(b, "{{", `{{"{{"}}`)
-	if driver == "journald" && len(info.ContainerID) < 12 {
-		// journald's driver takes CONTAINER_ID as ContainerID[:12]: pad
-		// the id so it cannot panic. Its fields then carry the padding.
-		info.ContainerID += strings.Repeat("_", 12-len(info.ContainerID))
+	cfg := make(map[string]string, len(info.Config)+1)
+	for k, v := range info.Config {
+		cfg[k] = v
 	}
+	cfg["tag"] = literalTag(b)
+	info.Config = cfg
 	return nil
+}
+
+// literalTag returns a template that renders s: the driver parses the tag
+// as a template again. An empty s must stay empty, not become the
+// driver's default {{.ID}}, which is what Docker's drivers do with a tag
+// option that is empty (and would slice a short id).
+func literalTag(s string) string {
+	if s == "" {
+		return `{{""}}`
+	}
+	return strings.ReplaceAll(s, "{{", `{{"{{"}}`)
 }
 
 // A tag goes with every message: a template that renders more than

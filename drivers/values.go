@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+
+	"github.com/joyent/dockerlogger/diag"
 )
 
 // validateValues checks option values that Docker's validators let
@@ -12,7 +14,7 @@ import (
 // would mean a driver retried forever after --validate said ok.
 func validateValues(driver string, opts map[string]string) error {
 	bad := func(k, why string) error {
-		return fmt.Errorf("%s: log-opt %s=%q: %s", driver, k, opts[k], why)
+		return fmt.Errorf("%s: log-opt %s=%s: %s", driver, k, diag.Quote(opts[k]), why)
 	}
 	isBool := func(k string) error {
 		if v, ok := opts[k]; ok {

@@ -22,10 +22,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/joyent/dockerlogger/safedir"
 )
 
 // FlushSize is the buffered size past which Write flushes on its own.
@@ -49,13 +52,30 @@ type Options struct {
 	complete func(*os.File, int64) (int64, error)
 }
 
+// Accounting is told what became of the messages a File took: a File
+// buffers, so a message it took is not yet in the file.
+type Accounting interface {
+	// Written: the write(2) that holds the last byte of these messages
+	// succeeded. bytes counts their lines, not the encoding.
+	Written(lines, bytes int64)
+	// Lost: given up on (the file could not be written when it was
+	// closed); reason is "disk-full" (ENOSPC, EDQUOT) or "write-failed".
+	Lost(lines, bytes int64, reason string)
+}
+
 // ErrClosed is returned by a write after Close.
 var ErrClosed = errors.New("cannot write because the output file was closed")
 
 // File is a rotating log file written through a buffer. It is safe for
-// concurrent use.
+// concurrent use. Every file it creates, renames, removes or compresses is
+// named relative to its directory, opened once without following a link
+// (package safedir), and is never a link: whoever can write the log
+// directory (the container, under a bind mount) must not make the logger
+// write, truncate, rename over or compress another file.
 type File struct {
-	o Options
+	o    Options
+	dir  *safedir.Dir
+	base string // the file's name in dir
 
 	mu      sync.Mutex
 	f       *os.File
@@ -64,47 +84,81 @@ type File struct {
 	lastTS  time.Time
 	closed  bool
 	zipping chan struct{} // closed when the last compression ended; nil if none ran
+
+	// The messages in buf, oldest first: their encoded size and line
+	// bytes. The first has its first done bytes written already.
+	msgs []pending
+	head int
+	done int
+	acct Accounting
 }
 
-// noFollow keeps every open of a log file from following a symbolic link:
-// whoever can write the log directory (the container, under a bind mount)
-// must not make the logger write, truncate or compress another file.
-const noFollow = syscall.O_NOFOLLOW
+type pending struct {
+	enc  int
+	line int64
+}
 
-// linkError says plainly that path is a link, where open(2) says ELOOP.
+// linkError says plainly that path is a link, or has other links.
 func linkError(path string, err error) error {
-	if errors.Is(err, syscall.ELOOP) {
-		return fmt.Errorf("log file %s is a symbolic link: refusing to follow it (remove it, or point log-path at the real file): %w", path, err)
+	switch {
+	case errors.Is(err, safedir.ErrLink) || errors.Is(err, syscall.ELOOP):
+		return fmt.Errorf("log file %s is a symbolic link: refusing to follow it (remove it, or point log-path at the real file)", path)
+	case errors.Is(err, safedir.ErrHardLink):
+		return fmt.Errorf("log file %s has other hard links: refusing to write it (remove it, or point log-path at another file)", path)
+	case errors.Is(err, safedir.ErrNotRegular):
+		return fmt.Errorf("log file %s is not a regular file (a FIFO, a device, a directory): refusing it", path)
 	}
 	return err
 }
 
-// Open opens (appending to) or creates the current log file, as Docker does.
+// Open opens (appending to) or creates the current log file, as Docker
+// does. Its directory must exist and not be a symbolic link.
 func Open(o Options) (*File, error) {
-	f, err := os.OpenFile(o.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|noFollow, Perm)
+	dir, err := safedir.Open(filepath.Dir(o.Path))
 	if err != nil {
+		if errors.Is(err, safedir.ErrLink) {
+			return nil, fmt.Errorf("log directory %s is a symbolic link: refusing to follow it (point log-path at the real directory)", filepath.Dir(o.Path))
+		}
+		return nil, fmt.Errorf("log file %s: %w", o.Path, err)
+	}
+	base := filepath.Base(o.Path)
+	// Read and write: a torn last record is looked for and cut.
+	f, err := dir.OpenFile(base, os.O_RDWR|os.O_APPEND|os.O_CREATE, Perm)
+	if err != nil {
+		dir.Close()
 		return nil, linkError(o.Path, err) // names the file already
 	}
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		f.Close()
+		dir.Close()
 		return nil, fmt.Errorf("open log file %s: %w", o.Path, err)
 	}
 	size, torn, err := trimTorn(o.Path, f, size, o.complete)
 	if err != nil {
 		f.Close()
+		dir.Close()
 		return nil, err
 	}
 	if torn > 0 && o.OnError != nil {
 		o.OnError(fmt.Errorf("log file %s ended in a torn record (%d bytes, from a logger killed while writing): cut it; its line is written again", o.Path, torn))
 	}
-	return &File{o: o, f: f, size: size, buf: make([]byte, 0, FlushSize+4096)}, nil
+	return &File{o: o, dir: dir, base: base, f: f, size: size, buf: make([]byte, 0, FlushSize+4096)}, nil
+}
+
+// SetAccounting makes f report what it wrote and lost to a. Call it
+// before the first message.
+func (f *File) SetAccounting(a Accounting) {
+	f.mu.Lock()
+	f.acct = a
+	f.mu.Unlock()
 }
 
 // append adds one message to the buffer under f.mu: encode appends the
-// encoded message to its argument and returns it. A rotation due before
-// this message is done first, exactly when Docker's LogFile would do it.
-func (f *File) append(ts time.Time, encode func([]byte) []byte) error {
+// encoded message to its argument and returns it; line is the size of
+// the message's line. A rotation due before this message is done first,
+// exactly when Docker's LogFile would do it.
+func (f *File) append(ts time.Time, line int64, encode func([]byte) []byte) error {
 	if f.closed {
 		return ErrClosed
 	}
@@ -125,8 +179,12 @@ func (f *File) append(ts time.Time, encode func([]byte) []byte) error {
 	}
 	n := len(f.buf)
 	f.buf = encode(f.buf)
+	if len(f.buf) == n {
+		return nil // nothing encoded: the format says why
+	}
 	f.size += int64(len(f.buf) - n)
 	f.lastTS = ts
+	f.msgs = append(f.msgs, pending{enc: len(f.buf) - n, line: line})
 	if len(f.buf) >= FlushSize {
 		// The message is taken either way; a failure is retried by the
 		// next Write or Flush.
@@ -149,13 +207,68 @@ func (f *File) flush() error {
 	n, err := f.f.Write(f.buf)
 	// Keep what was not written, for the next try.
 	f.buf = f.buf[:copy(f.buf, f.buf[n:])]
+	f.wrote(n)
 	if err != nil {
 		return fmt.Errorf("error writing log entry: %w", err)
 	}
 	return nil
 }
 
+// wrote accounts for n more bytes of the buffer written.
+func (f *File) wrote(n int) {
+	f.done += n
+	var lines, bytes int64
+	for f.head < len(f.msgs) && f.msgs[f.head].enc <= f.done {
+		m := f.msgs[f.head]
+		f.done -= m.enc
+		lines++
+		bytes += m.line
+		f.head++
+	}
+	if f.head == len(f.msgs) {
+		f.msgs, f.head = f.msgs[:0], 0
+	}
+	if lines > 0 && f.acct != nil {
+		f.acct.Written(lines, bytes)
+	}
+}
+
+// giveUp drops what is still buffered after a write failed with err: the
+// start of a message already written is cut from the file, so that the
+// file ends with whole records, and the messages are reported lost.
+func (f *File) giveUp(err error) {
+	if len(f.buf) == 0 {
+		return
+	}
+	if f.done > 0 {
+		onDisk := f.size - int64(len(f.buf))
+		if terr := f.f.Truncate(onDisk - int64(f.done)); terr == nil {
+			f.size -= int64(f.done)
+		}
+	}
+	var lines, bytes int64
+	for _, m := range f.msgs[f.head:] {
+		lines++
+		bytes += m.line
+	}
+	f.size -= int64(len(f.buf))
+	f.buf, f.msgs, f.head, f.done = f.buf[:0], f.msgs[:0], 0, 0
+	if lines > 0 && f.acct != nil {
+		f.acct.Lost(lines, bytes, LostReason(err))
+	}
+}
+
+// LostReason names why messages that could not be written were dropped:
+// "disk-full" for ENOSPC and EDQUOT, "write-failed" for anything else.
+func LostReason(err error) string {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return "disk-full"
+	}
+	return "write-failed"
+}
+
 // Close flushes, closes the file and waits for a running compression.
+// What cannot be written then is dropped, and reported lost.
 func (f *File) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -164,10 +277,14 @@ func (f *File) Close() error {
 	}
 	f.closed = true
 	ferr := f.flush()
+	if ferr != nil {
+		f.giveUp(ferr)
+	}
 	cerr := f.f.Close()
 	if f.zipping != nil {
 		<-f.zipping
 	}
+	f.dir.Close()
 	if ferr != nil {
 		return ferr
 	}
@@ -187,29 +304,31 @@ func (f *File) report(err error) {
 // for the previous compression, shift name.N-1 … name.1 up by one (the
 // oldest is removed), move the current file to name.1 (or remove it when
 // only one file is kept), start afresh, and compress name.1 in the
-// background.
+// background. Every name is in f.dir; a link found at one is removed or
+// renamed as a name, never followed.
 func (f *File) rotate() error {
 	if f.zipping != nil {
 		<-f.zipping
 		f.zipping = nil
 	}
-	name := f.o.Path
+	name := f.base
 	if err := f.f.Close(); err != nil && !errors.Is(err, fs.ErrClosed) {
 		return fmt.Errorf("error closing file: %w", err)
 	}
-	if err := shift(name, f.o.MaxFiles, f.o.Compress); err != nil {
+	if err := shift(f.dir, name, f.o.MaxFiles, f.o.Compress); err != nil {
 		// Docker logs this and truncates the current file anyway.
 		f.report(fmt.Errorf("error rotating log file, log data may have been lost: %w", err))
 	} else if f.o.MaxFiles < 2 {
-		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := f.dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			f.report(fmt.Errorf("error unlinking current log file: %w", err))
 		}
-	} else if err := os.Rename(name, name+".1"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	} else if err := f.dir.Rename(name, name+".1"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		f.report(fmt.Errorf("error renaming current log file: %w", err))
 	}
-	nf, err := os.OpenFile(name, os.O_WRONLY|os.O_TRUNC|os.O_CREATE|noFollow, Perm)
+	// A new file, never one found at the name (Docker truncates).
+	nf, err := f.dir.Create(name, os.O_WRONLY|os.O_APPEND, Perm)
 	if err != nil {
-		return linkError(name, err)
+		return linkError(f.o.Path, err)
 	}
 	f.f = nf
 	f.size = 0
@@ -220,13 +339,13 @@ func (f *File) rotate() error {
 	f.zipping = done
 	go func(ts time.Time) {
 		defer close(done)
-		f.report(compressFile(name+".1", ts))
+		f.report(compressFile(f.dir, name+".1", ts))
 	}(f.lastTS)
 	return nil
 }
 
 // shift makes room for a new name.1.
-func shift(name string, maxFiles int, compress bool) error {
+func shift(dir *safedir.Dir, name string, maxFiles int, compress bool) error {
 	if maxFiles < 2 {
 		return nil
 	}
@@ -235,12 +354,12 @@ func shift(name string, maxFiles int, compress bool) error {
 		ext = ".gz"
 	}
 	last := name + "." + strconv.Itoa(maxFiles-1) + ext
-	if err := os.Remove(last); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := dir.Remove(last); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("error removing oldest log file: %w", err)
 	}
 	for i := maxFiles - 1; i > 1; i-- {
 		from := name + "." + strconv.Itoa(i-1) + ext
-		if err := os.Rename(from, name+"."+strconv.Itoa(i)+ext); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := dir.Rename(from, name+"."+strconv.Itoa(i)+ext); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
@@ -253,44 +372,52 @@ type gzipMeta struct {
 	LastTime time.Time `json:"lastTime,omitempty"`
 }
 
-// compressFile replaces name with name.gz, as Docker does: the plain file
-// is removed only once the compressed one is complete.
-func compressFile(name string, lastTS time.Time) (err error) {
-	in, err := os.OpenFile(name, os.O_RDONLY|noFollow, 0)
+// compressFile replaces name with name.gz in dir, as Docker does: the
+// plain file is removed only once the compressed one is complete. name
+// must be a regular file with no other link (or it is left alone, with an
+// error), and name.gz is a new file, whatever was at that name before.
+func compressFile(dir *safedir.Dir, name string, lastTS time.Time) (err error) {
+	in, err := dir.OpenFile(name, os.O_RDONLY, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
-		return fmt.Errorf("failed to open log file: %w", err)
+		return fmt.Errorf("failed to open log file: %w", linkError(dir.Join(name), err))
+	}
+	if st, serr := in.Stat(); serr == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Nlink > 1 {
+			in.Close()
+			return fmt.Errorf("failed to open log file: %w", linkError(dir.Join(name), safedir.ErrHardLink))
+		}
 	}
 	defer func() {
 		in.Close()
 		if err == nil {
-			if rerr := os.Remove(name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			if rerr := dir.Remove(name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 				err = fmt.Errorf("failed to remove source log file: %w", rerr)
 			}
 		}
 	}()
-	out, err := os.OpenFile(name+".gz", os.O_CREATE|os.O_TRUNC|os.O_RDWR|noFollow, Perm)
+	out, err := dir.Create(name+".gz", os.O_RDWR, Perm)
 	if err != nil {
-		return fmt.Errorf("failed to open or create gzip log file: %w", linkError(name+".gz", err))
+		return fmt.Errorf("failed to open or create gzip log file: %w", linkError(dir.Join(name+".gz"), err))
 	}
 	defer func() {
 		if cerr := out.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("error compressing log file %s: %w", name, cerr)
+			err = fmt.Errorf("error compressing log file %s: %w", dir.Join(name), cerr)
 		}
 		if err != nil {
-			os.Remove(name + ".gz")
+			dir.Remove(name + ".gz")
 		}
 	}()
 	zw := gzip.NewWriter(out)
 	zw.Header.Extra, _ = json.Marshal(gzipMeta{LastTime: lastTS})
 	if _, err := io.Copy(zw, in); err != nil {
 		zw.Close()
-		return fmt.Errorf("error compressing log file %s: %w", name, err)
+		return fmt.Errorf("error compressing log file %s: %w", dir.Join(name), err)
 	}
 	if err := zw.Close(); err != nil {
-		return fmt.Errorf("error compressing log file %s: %w", name, err)
+		return fmt.Errorf("error compressing log file %s: %w", dir.Join(name), err)
 	}
 	return nil
 }

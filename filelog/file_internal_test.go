@@ -31,7 +31,7 @@ func TestFailedWriteKeepsBufferAndRefuses(t *testing.T) {
 	var refused error
 	for i := 0; i < 200 && refused == nil; i++ {
 		f.mu.Lock()
-		refused = f.append(time.Time{}, enc)
+		refused = f.append(time.Time{}, 999, enc)
 		f.mu.Unlock()
 		if refused == nil {
 			accepted++

@@ -47,13 +47,17 @@ func (j *JSON) Log(msg *logger.Message) error {
 		j.lastTS = msg.Timestamp
 		j.lastFmt = msg.Timestamp.AppendFormat(j.lastFmt[:0], time.RFC3339Nano)
 	}
-	err := j.file.append(msg.Timestamp, func(b []byte) []byte {
+	err := j.file.append(msg.Timestamp, int64(len(msg.Line)), func(b []byte) []byte {
 		return appendJSON(b, msg.Line, last, msg.Source, j.attrs, j.lastFmt)
 	})
 	j.file.mu.Unlock()
 	logger.PutMessage(msg)
 	return err
 }
+
+// SetAccounting makes the logger report what it wrote and lost (see
+// Accounting). Call it before the first message.
+func (j *JSON) SetAccounting(a Accounting) { j.file.SetAccounting(a) }
 
 // Flush writes what is buffered.
 func (j *JSON) Flush() error { return j.file.Flush() }

@@ -44,7 +44,7 @@ func (l *Local) Log(msg *logger.Message) error {
 		e.PartialLogMetadata = &l.partial
 	}
 	l.err = nil
-	err := l.file.append(msg.Timestamp, l.encode)
+	err := l.file.append(msg.Timestamp, int64(len(msg.Line)), l.encode)
 	if err == nil {
 		err = l.err
 	}
@@ -77,6 +77,10 @@ func grow(b []byte, n int) []byte {
 	}
 	return b[:len(b)+n]
 }
+
+// SetAccounting makes the logger report what it wrote and lost (see
+// Accounting). Call it before the first message.
+func (l *Local) SetAccounting(a Accounting) { l.file.SetAccounting(a) }
 
 // Flush writes what is buffered.
 func (l *Local) Flush() error { return l.file.Flush() }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
 )
 
 // A logger killed in the middle of a write(2) can leave a torn record at
@@ -86,12 +85,7 @@ func trimTorn(path string, f *os.File, size int64, complete func(*os.File, int64
 	if complete == nil || size == 0 {
 		return size, 0, nil
 	}
-	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return 0, 0, fmt.Errorf("check log file %s: %w", path, err)
-	}
-	defer r.Close()
-	keep, err := complete(r, size)
+	keep, err := complete(f, size) // f is open for reading too
 	if err != nil {
 		return 0, 0, fmt.Errorf("check log file %s: %w", path, err)
 	}

@@ -16,6 +16,7 @@
 package safedir
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -34,6 +35,10 @@ type Dir struct {
 
 // ErrLink is returned for a directory or file that is a symbolic link.
 var ErrLink = errors.New("is a symbolic link: refusing to follow it")
+
+// ErrHardLink is returned when a file opened for writing has more than
+// one name: it may be another file's hard link.
+var ErrHardLink = errors.New("has other hard links: refusing to write it")
 
 // ErrNotRegular is returned for a file that is not a regular file (a FIFO,
 // a device, a directory).
@@ -152,6 +157,10 @@ func (d *Dir) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error
 	}
 	// O_NONBLOCK so that opening a FIFO returns at once (to be refused
 	// below) instead of waiting for a reader or writer.
+	// O_TRUNC only once the file is known to be a regular file of its
+	// own: truncating is writing.
+	trunc := flag&os.O_TRUNC != 0
+	flag &^= os.O_TRUNC
 	var fd int
 	var err error
 	for {
@@ -181,12 +190,61 @@ func (d *Dir) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error
 		unix.Close(fd)
 		return nil, pathError("open", d.Join(name), ErrNotRegular)
 	}
+	// A hard link is another name of someone else's file: writing it
+	// writes theirs. Reading one is harmless.
+	if flag&(os.O_WRONLY|os.O_RDWR) != 0 && st.Nlink > 1 {
+		unix.Close(fd)
+		return nil, pathError("open", d.Join(name), ErrHardLink)
+	}
+	if trunc {
+		if err := unix.Ftruncate(fd, 0); err != nil {
+			unix.Close(fd)
+			return nil, pathError("truncate", d.Join(name), err)
+		}
+	}
 	// Regular files never block: clear O_NONBLOCK all the same, so that
 	// the descriptor is what the caller asked for.
 	if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil {
 		unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
 	}
 	return os.NewFile(uintptr(fd), d.Join(name)), nil
+}
+
+// Create creates the regular file name in d, which must not exist, for
+// writing (os.O_WRONLY or os.O_RDWR in flag, with O_APPEND if wanted). A
+// name that exists (a file left over, a link someone planted) is removed
+// first and the creation tried again, a few times: the logger never opens
+// what it did not create itself.
+func (d *Dir) Create(name string, flag int, perm os.FileMode) (*os.File, error) {
+	var err error
+	for try := 0; try < 3; try++ {
+		var f *os.File
+		f, err = d.OpenFile(name, flag|os.O_CREATE|os.O_EXCL, perm)
+		if err == nil || !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+		if rerr := d.Remove(name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			return nil, rerr
+		}
+	}
+	return nil, err
+}
+
+// CreateTemp creates a new file in d named prefix followed by a random
+// string, for writing, as os.CreateTemp does (mode perm). It returns the
+// file and its name in d.
+func (d *Dir) CreateTemp(prefix string, perm os.FileMode) (*os.File, string, error) {
+	var b [8]byte
+	for try := 0; ; try++ {
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, "", pathError("create", d.Join(prefix), err)
+		}
+		name := fmt.Sprintf("%s%x", prefix, b)
+		f, err := d.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+		if err == nil || !errors.Is(err, fs.ErrExist) || try == 100 {
+			return f, name, err
+		}
+	}
 }
 
 func isFIFO(at int, name string) bool {

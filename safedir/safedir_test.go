@@ -116,3 +116,67 @@ func contains(ss []string, s string) bool {
 	}
 	return false
 }
+
+func TestOpenFileRefusesHardLinksForWriting(t *testing.T) {
+	tmp := t.TempDir()
+	victim := filepath.Join(tmp, "victim")
+	os.WriteFile(victim, []byte("keep"), 0o600)
+	if err := os.Link(victim, filepath.Join(tmp, "planted")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, flag := range []int{os.O_WRONLY | os.O_TRUNC, os.O_RDWR | os.O_APPEND | os.O_CREATE} {
+		if f, err := d.OpenFile("planted", flag, 0o600); !errors.Is(err, ErrHardLink) {
+			if f != nil {
+				f.Close()
+			}
+			t.Errorf("flag %#x: %v, want ErrHardLink", flag, err)
+		}
+	}
+	if f, err := d.OpenFile("planted", os.O_RDONLY, 0); err != nil {
+		t.Errorf("reading a hard link: %v", err)
+	} else {
+		f.Close()
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("victim now %q", b)
+	}
+}
+
+func TestCreateReplacesWhatIsThere(t *testing.T) {
+	tmp := t.TempDir()
+	victim := filepath.Join(tmp, "victim")
+	os.WriteFile(victim, []byte("keep"), 0o600)
+	sub := filepath.Join(tmp, "d")
+	os.Mkdir(sub, 0o700)
+	os.Symlink(victim, filepath.Join(sub, "a"))
+	os.Link(victim, filepath.Join(sub, "b"))
+	d, err := Open(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, name := range []string{"a", "b", "c"} {
+		f, err := d.Create(name, os.O_WRONLY|os.O_TRUNC, 0o640)
+		if err != nil {
+			t.Fatalf("Create(%s): %v", name, err)
+		}
+		f.WriteString("new")
+		f.Close()
+		if st, err := os.Lstat(filepath.Join(sub, name)); err != nil || !st.Mode().IsRegular() {
+			t.Errorf("%s: %v %v", name, st, err)
+		}
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("victim now %q", b)
+	}
+	f, name, err := d.CreateTemp(".stats-", 0o600)
+	if err != nil || !strings.HasPrefix(name, ".stats-") {
+		t.Fatalf("CreateTemp: %q %v", name, err)
+	}
+	f.Close()
+}

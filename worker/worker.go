@@ -100,7 +100,7 @@ func (w *Worker) Run() error {
 		closeInputs()
 		return err
 	}
-	r.drv, err = drivers.Open(c, func(err error) {
+	r.drv, err = drivers.OpenCounting(c, w.Count, func(err error) {
 		w.Errors.Printf("%s driver not up: %v (retrying)", c.Driver, err)
 	})
 	if err != nil {
