@@ -11,6 +11,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -84,6 +85,10 @@ type Config struct {
 	Failures                 int
 	Window                   time.Duration
 	Grace                    time.Duration // SIGTERM to SIGKILL for kill-init
+	// NeverBlock: the mode promises the application never blocks
+	// (non-blocking, spool), so while no worker runs the supervisor keeps
+	// room in the pipes by dropping, counted, the oldest bytes.
+	NeverBlock bool
 }
 
 // Defaults fills in the documented defaults.
@@ -278,6 +283,21 @@ func (s *Supervisor) afterCrash(failures *[]time.Time, backoff *time.Duration, s
 	}
 	t := time.NewTimer(*backoff)
 	defer t.Stop()
+	if c.NeverBlock {
+		// No worker reads while we wait: keep room in the pipes, or
+		// the application would block in a mode that promises it never
+		// does.
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for i, f := range c.Inputs {
+			if f != nil && zfd.CanHangUp(f) {
+				wg.Add(1)
+				go func() { defer wg.Done(); s.relieve([]string{"stdout", "stderr"}[i], f, stop) }()
+			}
+		}
+		defer wg.Wait()
+		defer close(stop)
+	}
 	for {
 		select {
 		case <-t.C:
@@ -410,6 +430,47 @@ func (s *Supervisor) killInit() {
 	syscall.Kill(pid, syscall.SIGKILL)
 	if !waitGone(pid, c.Grace) {
 		c.Errors.Printf("kill-init: pid %d survives SIGKILL (PID 1 of a namespace ignores signals it has no handler for, from inside it)", pid)
+	}
+}
+
+// relieveEvery is how often a pipe is looked at while no worker runs.
+const relieveEvery = 5 * time.Millisecond
+
+// relieve keeps an input pipe from filling while no worker reads it (in a
+// mode that never blocks the application): whenever it holds more than a
+// quarter of what it can surely hold (see zfd.Peek.Window), the oldest
+// bytes go, down to an eighth, counted as dropped for the next worker to
+// report (the ledger's carried drops). A line cut there reaches the next
+// worker without its start; its bytes are counted dropped.
+func (s *Supervisor) relieve(name string, f *os.File, stop <-chan struct{}) {
+	buf := make([]byte, 64<<10)
+	t := time.NewTicker(relieveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		held, limit := zfd.Held(f)
+		if held <= limit/4 {
+			continue
+		}
+		for left := held - limit/8; left > 0; {
+			n, err := f.Read(buf[:min(left, len(buf))])
+			lines := int64(bytes.Count(buf[:n], []byte{'\n'}))
+			if l := s.ledger; l != nil {
+				// The next worker reports them, with its own counts.
+				l.Slot(5).Add(lines)
+				l.Slot(6).Add(int64(n) - lines)
+			} else {
+				s.c.Count.Drop("logger-down", lines, int64(n)-lines)
+			}
+			left -= n
+			if err != nil || n == 0 {
+				break
+			}
+		}
 	}
 }
 

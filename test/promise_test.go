@@ -207,3 +207,64 @@ func execLogger(env []string, fd3, fd4 *os.File) *exec.Cmd {
 	cmd.WaitDelay = 5 * time.Second
 	return cmd
 }
+
+// TestNoWorkerNeverBlocks: in spool (and non-blocking) mode the
+// application never blocks, even while no worker can run (the spool is
+// locked by someone else and the supervisor is backing off for seconds):
+// the supervisor keeps room in the pipes by dropping the oldest bytes,
+// counted, and the worker that finally runs reports them. Every line
+// written is delivered or counted dropped.
+func TestNoWorkerNeverBlocks(t *testing.T) {
+	dir := t.TempDir()
+	spoolDir := filepath.Join(dir, "spool")
+	if err := os.Mkdir(spoolDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(spoolDir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	opts := map[string]string{"mode": "spool", "spool-dir": spoolDir, "max-failures": "100"}
+	l := StartLoggerNoWait(t, Env("relieve", opts), "none")
+	// Past the first failures, the backoff is seconds long.
+	Eventually(t, 10*time.Second, "three failed workers", func() bool {
+		return strings.Count(l.Errors(), "still open; restarting") >= 3
+	})
+	const n = 100000 // 10 MB of lines: ten times what the pipe holds
+	wrote := make(chan error, 1)
+	go func() {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "%099d\n", i)
+			if b.Len() >= 64<<10 || i == n-1 {
+				if _, err := l.Stdout.WriteString(b.String()); err != nil {
+					wrote <- err
+					return
+				}
+				b.Reset()
+			}
+		}
+		wrote <- nil
+	}()
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatalf("write: %v; stderr: %s", err, l.Errors())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the application is blocked while no worker runs; stderr: %s", l.Errors())
+	}
+	unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	if code := l.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+	}
+	st := l.Stats(t)
+	delivered, dropped := statInt(t, st, "lines_delivered"), statInt(t, st, "lines_dropped")
+	if delivered+dropped != n || dropped == 0 {
+		t.Fatalf("delivered %d + dropped %d != written %d (or nothing dropped); stats %v", delivered, dropped, n, st)
+	}
+}

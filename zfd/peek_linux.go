@@ -318,3 +318,19 @@ func (p *Peek) Window() int {
 	}
 	return max(1, (in-page)/2)
 }
+
+// Held returns how many bytes the pipe f holds now and how many it surely
+// can hold: half its capacity less a page, as zfd.Peek.Window explains
+// (0, 0 when f is not a pipe).
+func Held(f *os.File) (held, limit int) {
+	fd := uintptr(f.Fd())
+	n, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD
+	if err != nil {
+		return 0, 0
+	}
+	size, err := unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		return 0, 0
+	}
+	return n, max(1, (size-os.Getpagesize())/2)
+}

@@ -302,7 +302,8 @@ func supervise(args []string, c *config.Config, ready *zfd.ReadyPipe, count *dia
 		Exe: exe, Args: args, Env: env, Inputs: ins, Consoles: consoles, Ready: ready,
 		Policy: supervisor.Policy(c.Options.OnFailure), InitPID: c.InitPID,
 		Failures: c.Options.MaxFailures, Grace: c.Options.KillGrace,
-		Errors: errs, Count: count, Stats: printStats, Signals: sigs, Stderr: stderr,
+		NeverBlock: c.Options.Mode != config.Blocking,
+		Errors:     errs, Count: count, Stats: printStats, Signals: sigs, Stderr: stderr,
 	})
 	code := s.Run()
 	if count.Dropped.Load() > 0 {
