@@ -1,0 +1,90 @@
+// Package dockerlogger_test checks the layering that each package's doc
+// comment promises ("It must never import ..."): data flows one way,
+// inputs → reader → mode → driver, and the supervisor sits outside it.
+package dockerlogger_test
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/joyent/dockerlogger/"
+
+// mustNot lists, per package (relative to the module), what its doc
+// comment says it must never import, directly or through another package.
+// "*" stands for every package of the module but internal/ helpers.
+var mustNot = map[string][]string{
+	"supervisor":  {"drivers", "reader", "mode", "ring", "spool", "filelog", "worker"},
+	"config":      {"drivers", "reader", "mode", "supervisor", "worker"},
+	"zfd":         {"drivers", "reader", "mode", "supervisor", "worker"},
+	"filelog":     {"reader", "mode", "supervisor", "drivers", "worker"},
+	"earlysignal": {"*"},
+	"safedir":     {"*"},
+	"worker":      {"supervisor", "cmd/dockerlogger"},
+	"ring":        {"drivers", "reader", "mode", "worker", "supervisor"},
+	"reader":      {"drivers", "mode", "supervisor", "worker"},
+	"spool":       {"drivers", "reader", "mode", "worker", "supervisor"},
+	"diag":        {"config", "drivers", "reader", "mode", "ring", "spool", "filelog", "supervisor", "worker", "zfd"},
+	"drivers":     {"reader", "mode", "supervisor", "worker"},
+	"relp":        {"reader", "mode", "worker", "github.com/docker/docker"},
+	"mode":        {"worker", "supervisor"},
+	"faults":      {"*"},
+	"soak":        {"*"},
+
+	"internal/sink/cloudwatch":   {"*"},
+	"internal/sink/hec":          {"*"},
+	"internal/sink/cloudlogging": {"*"},
+	"internal/sink/forward":      {"*"},
+	"internal/measure":           {"*"},
+	"bench/cmd/dockercopier":     {"drivers"},
+}
+
+func TestLayers(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	seen := map[string]bool{}
+	for {
+		var p struct {
+			ImportPath string
+			Deps       []string
+		}
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		rel := strings.TrimPrefix(p.ImportPath, module)
+		rules, ok := mustNot[rel]
+		if !ok {
+			continue
+		}
+		seen[rel] = true
+		for _, dep := range p.Deps {
+			for _, bad := range rules {
+				switch {
+				case bad == "*":
+					if strings.HasPrefix(dep, module) && !strings.HasPrefix(dep, module+"internal/") {
+						t.Errorf("%s imports %s: it must never import another package of this module", rel, dep)
+					}
+				case strings.Contains(bad, "."):
+					if dep == bad || strings.HasPrefix(dep, bad+"/") {
+						t.Errorf("%s imports %s, which its doc comment rules out", rel, dep)
+					}
+				case dep == module+bad:
+					t.Errorf("%s imports %s, which its doc comment rules out", rel, dep)
+				}
+			}
+		}
+	}
+	for rel := range mustNot {
+		if !seen[rel] && rel != "soak" {
+			t.Errorf("package %s is in the layering table but not in the module", rel)
+		}
+	}
+}
