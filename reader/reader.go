@@ -58,7 +58,7 @@ type Reader struct {
 	Now func() time.Time
 	// Handed, if set, always holds at least how many bytes at the front of
 	// the source were handed to the sink and not yet committed: a worker
-	// that dies leaves this number for the next one (see zfd.Ledger). It
+	// that dies leaves this number for the next one (see protocol.Ledger). It
 	// never falls short. It can exceed the truth by the margin (below,
 	// at most handedAhead bytes of lines), or by one batch when killed
 	// between consuming and resetting it.
@@ -104,7 +104,9 @@ type Committer interface {
 // while the writer waits for room in the pipe.
 type Windowed interface {
 	// Window returns the bytes the source can hold uncommitted, or 0 for
-	// no limit. It may change between calls (a pipe can be resized).
+	// no limit. It may change between calls (a pipe can be resized): a
+	// source whose window shrank below what it holds returns from Read
+	// with nothing new, so that the reader asks again.
 	Window() int
 }
 
@@ -145,10 +147,6 @@ func (r *Reader) Copy(src io.Reader) error {
 	buf := make([]byte, min(lineMax, initialLine)+readSize)
 	n := 0
 	for {
-		window := 0
-		if windowed != nil {
-			window = windowed.Window()
-		}
 		if need := n + readSize; len(buf) < need {
 			buf = append(buf[:n], make([]byte, max(need, min(2*len(buf), lineMax+readSize))-n)...)
 		}
@@ -174,9 +172,13 @@ func (r *Reader) Copy(src io.Reader) error {
 			r.emit(buf[p:p+lineMax], ts, false, p+lineMax)
 			p += lineMax
 		}
-		if window > 0 && n-p >= window { // the source can give no more
-			r.emit(buf[p:n], ts, false, n)
-			p = n
+		// Asked after the read: the source may have returned nothing new
+		// because it can hold no more.
+		if windowed != nil {
+			if w := windowed.Window(); w > 0 && n-p >= w && n > p { // the source can give no more
+				r.emit(buf[p:n], ts, false, n)
+				p = n
+			}
 		}
 		if err != nil {
 			stopped := isHandover(err)

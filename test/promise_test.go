@@ -6,7 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,18 +61,35 @@ func TestWorkerFailureKeepsPipes(t *testing.T) {
 // that has just started: no process dies of a signal, no failure is
 // counted, and every line arrives in order.
 func TestSignalsAtTheWorstMoment(t *testing.T) {
-	// The Go runtime takes signals before any package is initialised;
-	// from then on the logger must handle them. Signals come from 3 to
-	// 10 ms after the exec: before the initialisers of every package
-	// linked in have run and the configuration is read, after the
-	// runtime's own start.
-	self, _ := os.Readlink("/proc/self/exe")
+	// Handlers must be in place before any other code runs: the package
+	// that installs them is initialised before every package of this
+	// module and of its dependencies but the few that os/signal itself
+	// needs (the runtime's order, GODEBUG=inittrace=1).
+	cmd := exec.Command(filepath.Join(bin, "dockerlogger"), "version")
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("dockerlogger version: %v: %s", err, out)
+	}
+	var order []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "init" {
+			order = append(order, f[1])
+		}
+	}
+	early := slices.Index(order, "github.com/joyent/dockerlogger/earlysignal")
+	if early < 0 || early > 30 {
+		t.Fatalf("signal handlers installed by the %dth package initialised (-1: none), want among the first 30: %v", early+1, order[:min(len(order), 40)])
+	}
+	for _, p := range order[:early] {
+		if strings.HasPrefix(p, "github.com/joyent/") || strings.Contains(p, "docker") || strings.Contains(p, "google.golang.org/grpc/") && !strings.HasSuffix(p, "/backoff") {
+			t.Errorf("%s is initialised before the signal handlers are in place", p)
+		}
+	}
+	// And at run: signals from the first moment to ready end nothing.
 	for i := range 8 {
 		l := StartLoggerNoWait(t, Env("early", map[string]string{}), "none")
-		for exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", l.Cmd.Process.Pid)); exe == self || exe == ""; exe, _ = os.Readlink(fmt.Sprintf("/proc/%d/exe", l.Cmd.Process.Pid)) {
-			runtime.Gosched() // until the exec
-		}
-		time.Sleep(time.Duration(3+i) * time.Millisecond)
+		time.Sleep(time.Duration(20+5*i) * time.Millisecond)
 		l.Cmd.Process.Signal(syscall.SIGUSR1)
 		l.Cmd.Process.Signal(syscall.SIGHUP)
 		l.Cmd.Process.Signal(syscall.SIGUSR1)

@@ -121,6 +121,11 @@ func (p *Peek) Read(b []byte) (int, error) {
 			return 0, err
 		}
 		if n == p.pending {
+			if p.pending > 0 && p.pending >= p.Window() {
+				// The pipe holds all it can (or was made smaller than
+				// what it holds): the reader must cut the line now.
+				return 0, nil
+			}
 			// Only an unfinished line sits in the pipe: wait for the
 			// next write (the edge-triggered input), or the writers to
 			// go. Kernels 5.5 to 5.14 may not report a write into a
