@@ -23,6 +23,7 @@ var mustNot = map[string][]string{
 	"filelog":     {"reader", "mode", "supervisor", "drivers", "worker"},
 	"earlysignal": {"*"},
 	"safedir":     {"*"},
+	"protocol":    {"*"},
 	"worker":      {"supervisor", "cmd/dockerlogger"},
 	"ring":        {"drivers", "reader", "mode", "worker", "supervisor"},
 	"reader":      {"drivers", "mode", "supervisor", "worker"},

@@ -37,7 +37,7 @@ type AsyncConfig struct {
 	DropMarker bool
 	// HeldLines and HeldBytes, if set, always hold what the ring has
 	// taken and not yet delivered or dropped: kept where the next worker
-	// can read them (zfd.Ledger), so that a worker that dies does not
+	// can read them (protocol.Ledger), so that a worker that dies does not
 	// lose its ring uncounted. Non-blocking mode only.
 	HeldLines, HeldBytes *atomic.Int64
 }

@@ -1,4 +1,4 @@
-package zfd
+package protocol
 
 import (
 	"fmt"
@@ -9,21 +9,31 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Ledger is a page of memory the supervisor shares with each worker, in
-// which the worker keeps, per stream, how many bytes at the front of the
-// pipe it has handed to its driver and not yet consumed. When a worker
-// dies the next one reads those numbers: those bytes are delivered again
-// (at least once) and counted as replayed, never lost.
+// Ledger is a page of memory the supervisor shares with each worker: what
+// a worker that dies leaves for the next to count. Like Vector's disk
+// buffer ledger it is one typed record; every field is read and written
+// atomically by whichever process holds it.
 type Ledger struct {
-	f   *os.File
-	mem []byte
+	f *os.File
+	p *ledgerPage
 }
 
-// Slots: 0 stdout, 1 stderr (bytes handed, not consumed), 2 lines
-// replayed by all workers so far, 3 and 4 lines and bytes held in a
-// non-blocking worker's ring, 5 and 6 lines and bytes dropped by all
-// workers so far.
-const ledgerSlots = 7
+// ledgerPage is the layout of the shared page. Workers of other versions
+// map it too (live upgrade): fields are only ever added at the end.
+type ledgerPage struct {
+	// handed, per stream (0 stdout, 1 stderr): bytes at the front of the
+	// pipe the worker has handed to its driver and not yet consumed.
+	// Those are delivered again by the next worker, counted as replayed.
+	handed [2]atomic.Int64
+	// replayed: lines delivered again by all workers so far.
+	replayed atomic.Int64
+	// ringLines, ringBytes: what a non-blocking worker holds in its ring,
+	// lost if it dies.
+	ringLines, ringBytes atomic.Int64
+	// droppedLines, droppedBytes: dropped by all workers so far, and by
+	// the supervisor while no worker ran.
+	droppedLines, droppedBytes atomic.Int64
+}
 
 // NewLedger creates a ledger in an anonymous memory file.
 func NewLedger() (*Ledger, error) {
@@ -40,7 +50,8 @@ func NewLedger() (*Ledger, error) {
 
 // OpenLedger maps the ledger passed as fd.
 func OpenLedger(fd int) (*Ledger, error) {
-	if !Valid(fd) {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil || fl&unix.FD_CLOEXEC != 0 {
 		return nil, fmt.Errorf("ledger: fd %d is not open", fd)
 	}
 	unix.CloseOnExec(fd)
@@ -48,22 +59,57 @@ func OpenLedger(fd int) (*Ledger, error) {
 }
 
 func mapLedger(f *os.File) (*Ledger, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Size < int64(unsafe.Sizeof(ledgerPage{})) {
+		f.Close()
+		return nil, fmt.Errorf("ledger: not a ledger")
+	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("map ledger: %w", err)
 	}
-	return &Ledger{f: f, mem: mem}, nil
+	return &Ledger{f: f, p: (*ledgerPage)(unsafe.Pointer(&mem[0]))}, nil
 }
 
-// Slot returns counter i: 0 stdout, 1 stderr, 2 replayed lines, 3 and 4
-// the lines and bytes in a ring.
-func (l *Ledger) Slot(i int) *atomic.Int64 {
-	if l == nil || i < 0 || i >= ledgerSlots {
+// Handed is the count of bytes handed and not consumed of stream (0
+// stdout, 1 stderr).
+func (l *Ledger) Handed(stream int) *atomic.Int64 {
+	if l == nil || stream < 0 || stream > 1 {
 		return nil
 	}
-	return (*atomic.Int64)(unsafe.Pointer(&l.mem[8*i]))
+	return &l.p.handed[stream]
+}
+
+// Replayed is the count of lines delivered again, by all workers.
+func (l *Ledger) Replayed() *atomic.Int64 {
+	if l == nil {
+		return nil
+	}
+	return &l.p.replayed
+}
+
+// RingHeld is what a non-blocking worker holds in its ring.
+func (l *Ledger) RingHeld() (lines, bytes *atomic.Int64) {
+	if l == nil {
+		return nil, nil
+	}
+	return &l.p.ringLines, &l.p.ringBytes
+}
+
+// CarriedDrops is what all workers (and the supervisor between them) have
+// dropped so far.
+func (l *Ledger) CarriedDrops() (lines, bytes *atomic.Int64) {
+	if l == nil {
+		return nil, nil
+	}
+	return &l.p.droppedLines, &l.p.droppedBytes
 }
 
 // File is the memory file, to pass to a worker.
-func (l *Ledger) File() *os.File { return l.f }
+func (l *Ledger) File() *os.File {
+	if l == nil {
+		return nil
+	}
+	return l.f
+}

@@ -17,37 +17,21 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/joyent/dockerlogger/diag"
+	"github.com/joyent/dockerlogger/protocol"
 	"github.com/joyent/dockerlogger/zfd"
 )
 
-// Environment the supervisor sets for its worker.
+// The worker's exit codes, as the supervisor reads them.
 const (
-	RoleEnv     = "DOCKERLOG_ROLE"     // "worker" in a worker
-	RestartsEnv = "DOCKERLOG_RESTARTS" // restarts so far, for the worker's counters
-	UpgradesEnv = "DOCKERLOG_UPGRADES" // live upgrades so far, likewise
-)
-
-// Exit codes shared with the worker.
-const (
-	ExitOK       = 0
-	ExitFailure  = 1 // the worker ran and stopped before delivering everything
-	ExitHandover = 3 // the worker stopped reading on request; start the next
-	// ExitDriverFailed: the worker gave up on a driver that kept failing
-	// (failure-timeout); a failure like a crash.
-	ExitDriverFailed = 4
-)
-
-// Descriptors of a worker: inputs on 3 and 4 as for any logger, its private
-// ready pipe on 5, the ledger on 6.
-const (
-	workerReadyFD  = 5
-	workerLedgerFD = 6
+	ExitOK           = protocol.ExitOK
+	ExitFailure      = protocol.ExitFailure
+	ExitHandover     = protocol.ExitHandover
+	ExitDriverFailed = protocol.ExitDriverFailed
 )
 
 // Policy is what on-failure asks for.
@@ -63,7 +47,7 @@ const (
 type Config struct {
 	Exe    string     // the binary to run as the worker, re-read at every start
 	Args   []string   // the worker's arguments
-	Env    []string   // the worker's environment, without RoleEnv
+	Env    []string   // the logger's environment (protocol.WorkerEnv adds the worker's)
 	Inputs []*os.File // stdout, then stderr (nil when absent); held for life
 	// Consoles, if set, are passed to every worker as fds 7 and 8 for
 	// loginit --tee.
@@ -114,7 +98,7 @@ func (c *Config) Defaults() {
 // Supervisor runs workers until the inputs end.
 type Supervisor struct {
 	c      Config
-	ledger *zfd.Ledger
+	ledger *protocol.Ledger
 
 	mu      sync.Mutex
 	relayed bool // the ready byte has gone to the platform
@@ -129,7 +113,7 @@ type Supervisor struct {
 func New(c Config) *Supervisor {
 	c.Defaults()
 	s := &Supervisor{c: c}
-	if l, err := zfd.NewLedger(); err == nil {
+	if l, err := protocol.NewLedger(); err == nil {
 		s.ledger = l
 	}
 	return s
@@ -324,9 +308,7 @@ func (s *Supervisor) afterCrash(failures *[]time.Time, backoff *time.Duration, s
 func (s *Supervisor) start() (*exec.Cmd, *os.File, error) {
 	c := &s.c
 	cmd := exec.Command(c.Exe, c.Args...)
-	cmd.Env = append(append([]string(nil), c.Env...), RoleEnv+"=worker",
-		RestartsEnv+"="+strconv.FormatInt(c.Count.Restarts.Load(), 10),
-		UpgradesEnv+"="+strconv.FormatInt(c.Count.Upgrades.Load(), 10))
+	cmd.Env = protocol.WorkerEnv(c.Env, c.Count.Restarts.Load(), c.Count.Upgrades.Load())
 	cmd.Stderr = c.Stderr
 	files := make([]*os.File, 4, 6) // fds 3, 4, 5, 6 (7, 8)
 	copy(files, c.Inputs)
@@ -340,9 +322,9 @@ func (s *Supervisor) start() (*exec.Cmd, *os.File, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("ready pipe: %w", err)
 	}
-	files[workerReadyFD-3] = readyW
+	files[protocol.StatusFD-3] = readyW
 	if s.ledger != nil {
-		files[workerLedgerFD-3] = s.ledger.File()
+		files[protocol.LedgerFD-3] = s.ledger.File()
 	}
 	cmd.ExtraFiles = files
 	err = cmd.Start()
@@ -362,7 +344,7 @@ func (s *Supervisor) readStatus(r *os.File, hello chan<- struct{}) {
 	if n, _ := r.Read(b[:]); n != 1 {
 		return // the worker died before it could take signals
 	}
-	if b[0] == zfd.HelloByte {
+	if b[0] == protocol.HelloByte {
 		close(hello)
 		if n, _ := r.Read(b[:]); n != 1 {
 			return // the worker died before it was ready; the next one will say
@@ -459,10 +441,10 @@ func (s *Supervisor) relieve(name string, f *os.File, stop <-chan struct{}) {
 		for left := held - limit/8; left > 0; {
 			n, err := f.Read(buf[:min(left, len(buf))])
 			lines := int64(bytes.Count(buf[:n], []byte{'\n'}))
-			if l := s.ledger; l != nil {
+			if cl, cb := s.ledger.CarriedDrops(); cl != nil {
 				// The next worker reports them, with its own counts.
-				l.Slot(5).Add(lines)
-				l.Slot(6).Add(int64(n) - lines)
+				cl.Add(lines)
+				cb.Add(int64(n) - lines)
 			} else {
 				s.c.Count.Drop("logger-down", lines, int64(n)-lines)
 			}

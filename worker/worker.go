@@ -21,6 +21,7 @@ import (
 	"github.com/joyent/dockerlogger/diag"
 	"github.com/joyent/dockerlogger/drivers"
 	"github.com/joyent/dockerlogger/mode"
+	"github.com/joyent/dockerlogger/protocol"
 	"github.com/joyent/dockerlogger/reader"
 	"github.com/joyent/dockerlogger/zfd"
 )
@@ -42,7 +43,7 @@ type Worker struct {
 	// line boundary for a handover. Ledger, if set, is shared with the
 	// supervisor and counts what a dead worker left half-delivered.
 	Peek   bool
-	Ledger *zfd.Ledger
+	Ledger *protocol.Ledger
 }
 
 // ErrDriverFailed is returned when the driver has failed without a break
@@ -116,7 +117,7 @@ func (w *Worker) Run() error {
 			BufferFull: o.BufferFull, SpoolDir: o.SpoolDir, SpoolMaxSize: o.SpoolMaxSize, SpoolSync: o.SpoolSync,
 			Driver: r.drv, Count: w.Count, Errors: w.Errors, DropMarker: o.DropMarker}
 		if o.Mode == config.NonBlocking {
-			ac.HeldLines, ac.HeldBytes = w.Ledger.Slot(3), w.Ledger.Slot(4)
+			ac.HeldLines, ac.HeldBytes = w.Ledger.RingHeld()
 			w.countDeadRing(ac.HeldLines, ac.HeldBytes)
 		}
 		r.async, err = mode.NewAsync(ac)
@@ -235,9 +236,9 @@ func (r *run) peek(f *os.File, i int, rd *reader.Reader, console *zfd.Console) *
 		p.Stop()
 	}
 	r.mu.Unlock()
-	if slot := r.Ledger.Slot(i); slot != nil {
+	if handed := r.Ledger.Handed(i); handed != nil {
 		// Replays are counted in the ledger, across workers.
-		rd.Replay, rd.Handed, rd.Replayed = slot.Load(), slot, r.Ledger.Slot(2)
+		rd.Replay, rd.Handed, rd.Replayed = handed.Load(), handed, r.Ledger.Replayed()
 	}
 	return p
 }
@@ -468,7 +469,7 @@ func (r *run) hungUp() bool {
 }
 
 func (w *Worker) writeStats() {
-	if slot := w.Ledger.Slot(2); slot != nil {
+	if slot := w.Ledger.Replayed(); slot != nil {
 		w.Count.Replayed.Store(slot.Load())
 	}
 	if p := w.Config.Options.StatsFile; p != "" {

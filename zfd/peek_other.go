@@ -5,7 +5,6 @@ package zfd
 import (
 	"errors"
 	"os"
-	"sync/atomic"
 )
 
 // Peek needs tee(2) and splice(2), which only Linux has; elsewhere inputs
@@ -22,21 +21,6 @@ func (*Peek) Read([]byte) (int, error) { return 0, ErrStopped }
 func (*Peek) Commit(int) error         { return nil }
 func (*Peek) Stop()                    {}
 func (*Peek) Close() error             { return nil }
-
-// Ledger needs memfd, which only Linux has.
-type Ledger struct{}
-
-// NewLedger always fails here.
-func NewLedger() (*Ledger, error) { return nil, errors.New("ledger: no memfd on this platform") }
-
-// OpenLedger always fails here.
-func OpenLedger(int) (*Ledger, error) { return nil, errors.New("ledger: no memfd on this platform") }
-
-// Slot returns nil.
-func (*Ledger) Slot(int) *atomic.Int64 { return nil }
-
-// File returns nil.
-func (*Ledger) File() *os.File { return nil }
 
 // TeeTo does nothing here.
 func (*Peek) TeeTo(*Console) {}

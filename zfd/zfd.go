@@ -173,18 +173,14 @@ func OpenReady() *ReadyPipe {
 	return &ReadyPipe{f: os.NewFile(ReadyFD, "ready")}
 }
 
-// HelloByte is what a worker writes on its private ready pipe, before the
-// ready byte, once its signal handlers are in place: from then on the
-// supervisor may pass signals on to it.
-const HelloByte = 'H'
-
-// Hello writes HelloByte and keeps the pipe open for Signal. Only a
-// worker says hello: the platform's ready pipe takes the ready byte alone.
-func (r *ReadyPipe) Hello() error {
+// Say writes b and keeps the pipe open for Signal: a worker says hello
+// (protocol.HelloByte) on its private ready pipe. The platform's ready
+// pipe takes the ready byte alone.
+func (r *ReadyPipe) Say(b byte) error {
 	if r == nil || r.f == nil {
 		return nil
 	}
-	if _, err := r.f.Write([]byte{HelloByte}); err != nil {
+	if _, err := r.f.Write([]byte{b}); err != nil {
 		return fmt.Errorf("say hello: %w", err)
 	}
 	return nil

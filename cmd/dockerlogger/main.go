@@ -19,6 +19,7 @@ import (
 	"github.com/joyent/dockerlogger/diag"
 	"github.com/joyent/dockerlogger/drivers"
 	"github.com/joyent/dockerlogger/earlysignal"
+	"github.com/joyent/dockerlogger/protocol"
 	"github.com/joyent/dockerlogger/supervisor"
 	"github.com/joyent/dockerlogger/worker"
 	"github.com/joyent/dockerlogger/zfd"
@@ -30,11 +31,11 @@ var (
 	commit  = "unknown"
 )
 
-// Exit codes.
+// Exit codes (see package protocol).
 const (
-	exitOK      = 0
-	exitFailure = 1 // the logger ran and could not deliver everything
-	exitConfig  = 2 // bad argv, environment or log-opts: nothing was read
+	exitOK      = protocol.ExitOK
+	exitFailure = protocol.ExitFailure
+	exitConfig  = protocol.ExitConfig
 )
 
 const usage = `usage:
@@ -188,7 +189,7 @@ func ctxdump(args []string, stderr io.Writer, fail func(int, error) int) int {
 var gaveUpBytes = regexp.MustCompile(`Failed to send a message to fluentd \((\d+) bytes\)`)
 
 func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
-	isWorker := os.Getenv(supervisor.RoleEnv) == "worker"
+	isWorker := protocol.IsWorker(os.Getenv)
 	privErr := dropPrivileges() // before any driver code runs
 	// Take fd 5 before anything can start a child: containerd waits for
 	// EOF on it, and so does every process that inherits it.
@@ -196,7 +197,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	if isWorker {
 		// Handlers are in place (package earlysignal): the supervisor
 		// may pass signals on from now.
-		ready.Hello()
+		ready.Say(protocol.HelloByte)
 	}
 	c, err := load(args)
 	if err != nil {
@@ -235,7 +236,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 		errs.Printf("no_new_privs: %v", privErr)
 	}
 
-	if !isWorker && os.Getenv("DOCKERLOG_SUPERVISOR") != "off" {
+	if protocol.Supervised(os.Getenv) {
 		return supervise(args, c, ready, count, errs, printStats, sigs, stderr, fail)
 	}
 	if stderr == io.Writer(os.Stderr) {
@@ -247,15 +248,11 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 		if err := dropCapabilities(files); err != nil {
 			errs.Printf("drop capabilities: %v", err)
 		}
-		n, _ := strconv.ParseInt(os.Getenv(supervisor.RestartsEnv), 10, 64)
-		count.Restarts.Store(n)
-		n, _ = strconv.ParseInt(os.Getenv(supervisor.UpgradesEnv), 10, 64)
-		count.Upgrades.Store(n)
-		w.Peek = true
-		if l, err := zfd.OpenLedger(6); err == nil {
-			w.Ledger = l
-			count.CarryDrops(l.Slot(5), l.Slot(6))
-		}
+		h := protocol.Take()
+		count.Restarts.Store(h.Restarts)
+		count.Upgrades.Store(h.Upgrades)
+		w.Peek, w.Ledger = true, h.Ledger
+		count.CarryDrops(h.Ledger.CarriedDrops())
 	}
 	err = w.Run()
 	if n := count.Reason("driver-gave-up") + count.Reason("close-timeout"); err == nil && n > 0 {
@@ -264,9 +261,9 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	printStats(count.Line())
 	switch {
 	case errors.Is(err, worker.ErrHandover):
-		return supervisor.ExitHandover
+		return protocol.ExitHandover
 	case errors.Is(err, worker.ErrDriverFailed):
-		return fail(supervisor.ExitDriverFailed, err)
+		return fail(protocol.ExitDriverFailed, err)
 	case err != nil:
 		return fail(exitFailure, err)
 	}
@@ -285,13 +282,6 @@ func supervise(args []string, c *config.Config, ready *zfd.ReadyPipe, count *dia
 	if err != nil {
 		return fail(exitConfig, err)
 	}
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, supervisor.RoleEnv+"=") && !strings.HasPrefix(kv, supervisor.RestartsEnv+"=") &&
-			!strings.HasPrefix(kv, supervisor.UpgradesEnv+"=") {
-			env = append(env, kv)
-		}
-	}
 	var consoles []*os.File
 	if c.Tee {
 		if consoles, err = zfd.Consoles(); err != nil {
@@ -299,7 +289,7 @@ func supervise(args []string, c *config.Config, ready *zfd.ReadyPipe, count *dia
 		}
 	}
 	s := supervisor.New(supervisor.Config{
-		Exe: exe, Args: args, Env: env, Inputs: ins, Consoles: consoles, Ready: ready,
+		Exe: exe, Args: args, Env: os.Environ(), Inputs: ins, Consoles: consoles, Ready: ready,
 		Policy: supervisor.Policy(c.Options.OnFailure), InitPID: c.InitPID,
 		Failures: c.Options.MaxFailures, Grace: c.Options.KillGrace,
 		NeverBlock: c.Options.Mode != config.Blocking,

@@ -1,0 +1,50 @@
+package protocol
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// TestLedgerLayout: an old supervisor shares its ledger with a newer
+// worker across a live upgrade, so the fields keep their offsets.
+func TestLedgerLayout(t *testing.T) {
+	var p ledgerPage
+	for name, c := range map[string]struct{ got, want uintptr }{
+		"handed[0]":    {unsafe.Offsetof(p.handed), 0},
+		"replayed":     {unsafe.Offsetof(p.replayed), 16},
+		"ringLines":    {unsafe.Offsetof(p.ringLines), 24},
+		"ringBytes":    {unsafe.Offsetof(p.ringBytes), 32},
+		"droppedLines": {unsafe.Offsetof(p.droppedLines), 40},
+		"droppedBytes": {unsafe.Offsetof(p.droppedBytes), 48},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s at offset %d, was %d", name, c.got, c.want)
+		}
+	}
+}
+
+// TestLedgerShared: what one mapping writes, another mapping of the same
+// memory file (the worker's, after exec) reads.
+func TestLedgerShared(t *testing.T) {
+	l, err := NewLedger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Handed(1).Store(7)
+	lines, _ := l.CarriedDrops()
+	lines.Add(3)
+	m, err := mapLedger(l.File())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Handed(1).Load() != 7 {
+		t.Fatal("handed not shared")
+	}
+	if dl, _ := m.CarriedDrops(); dl.Load() != 3 {
+		t.Fatal("drops not shared")
+	}
+	var none *Ledger
+	if none.Handed(0) != nil || none.Replayed() != nil {
+		t.Fatal("a nil ledger must give nil counters")
+	}
+}

@@ -1,0 +1,25 @@
+//go:build !linux
+
+package protocol
+
+import (
+	"errors"
+	"os"
+	"sync/atomic"
+)
+
+// Ledger needs memfd, which only Linux has; elsewhere there is none and
+// its accessors return nil.
+type Ledger struct{}
+
+// NewLedger always fails here.
+func NewLedger() (*Ledger, error) { return nil, errors.New("ledger: no memfd on this platform") }
+
+// OpenLedger always fails here.
+func OpenLedger(int) (*Ledger, error) { return nil, errors.New("ledger: no memfd on this platform") }
+
+func (*Ledger) Handed(int) *atomic.Int64                   { return nil }
+func (*Ledger) Replayed() *atomic.Int64                    { return nil }
+func (*Ledger) RingHeld() (lines, bytes *atomic.Int64)     { return nil, nil }
+func (*Ledger) CarriedDrops() (lines, bytes *atomic.Int64) { return nil, nil }
+func (*Ledger) File() *os.File                             { return nil }

@@ -1,0 +1,100 @@
+// Package protocol is the contract between the supervisor and the worker
+// it re-executes from the same binary (or, after a live upgrade, from a
+// newer one): the environment it sets, the descriptors it passes, the
+// bytes the worker says on its private ready pipe, the exit codes, and the
+// ledger they share. Both sides name these only through this package.
+//
+// Binaries of different versions meet across a live upgrade (an old
+// supervisor, a new worker): change nothing here but by adding.
+//
+// It must never import another package of this module.
+package protocol
+
+import (
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Environment of a worker, besides the logger's own DOCKERLOG_* variables.
+const (
+	RoleEnv     = "DOCKERLOG_ROLE"     // RoleWorker in a worker
+	RoleWorker  = "worker"             //
+	RestartsEnv = "DOCKERLOG_RESTARTS" // restarts so far, for the worker's counters
+	UpgradesEnv = "DOCKERLOG_UPGRADES" // live upgrades so far, likewise
+	// SupervisorEnv set to SupervisorOff runs the worker in the first
+	// process, without a supervisor.
+	SupervisorEnv = "DOCKERLOG_SUPERVISOR"
+	SupervisorOff = "off"
+)
+
+// Descriptors of a worker: the inputs on 3 and 4 as for any logger (and
+// loginit --tee's consoles on 7 and 8), and these.
+const (
+	// StatusFD is the worker's private ready pipe: HelloByte once its
+	// signal handlers are in place, then the ready byte, which the
+	// supervisor passes on to the platform once.
+	StatusFD = 5
+	// LedgerFD is the shared ledger (see Ledger).
+	LedgerFD = 6
+)
+
+// HelloByte is what a worker says on StatusFD before the ready byte, once
+// signals cannot end it: from then on the supervisor passes signals on.
+const HelloByte = 'H'
+
+// Exit codes of the logger, and of a worker to its supervisor.
+const (
+	ExitOK      = 0 // inputs at EOF, everything delivered, driver closed
+	ExitFailure = 1 // ran, and stopped before delivering everything
+	ExitConfig  = 2 // bad argv, environment or log-opts: nothing was read
+	// ExitHandover: a worker stopped reading on request (live upgrade) and
+	// delivered what it had; the supervisor starts the next one.
+	ExitHandover = 3
+	// ExitDriverFailed: a worker gave up on a driver that kept failing
+	// (failure-timeout); a failure like a crash.
+	ExitDriverFailed = 4
+)
+
+// IsWorker says whether the environment is a worker's.
+func IsWorker(getenv func(string) string) bool { return getenv(RoleEnv) == RoleWorker }
+
+// Supervised says whether a logger with this environment runs under a
+// supervisor of its own (every logger but a worker and one told not to).
+func Supervised(getenv func(string) string) bool {
+	return !IsWorker(getenv) && getenv(SupervisorEnv) != SupervisorOff
+}
+
+// WorkerEnv is env, less any of this protocol's variables, plus a
+// worker's.
+func WorkerEnv(env []string, restarts, upgrades int64) []string {
+	own := []string{RoleEnv, RestartsEnv, UpgradesEnv}
+	out := slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(own, k)
+	})
+	return append(out, RoleEnv+"="+RoleWorker,
+		RestartsEnv+"="+strconv.FormatInt(restarts, 10),
+		UpgradesEnv+"="+strconv.FormatInt(upgrades, 10))
+}
+
+// Handed is what the supervisor hands a worker.
+type Handed struct {
+	Restarts, Upgrades int64
+	// Ledger is nil where the platform has none (no memfd) or none was
+	// passed; its accessors then return nil.
+	Ledger *Ledger
+}
+
+// Take is the one call a worker makes to take what its supervisor handed
+// it: the counts in its environment and the ledger on LedgerFD.
+func Take() Handed {
+	var h Handed
+	h.Restarts, _ = strconv.ParseInt(os.Getenv(RestartsEnv), 10, 64)
+	h.Upgrades, _ = strconv.ParseInt(os.Getenv(UpgradesEnv), 10, 64)
+	if l, err := OpenLedger(LedgerFD); err == nil {
+		h.Ledger = l
+	}
+	return h
+}
