@@ -57,6 +57,16 @@ const (
 // mmapMin is the smallest ring kept outside the Go heap (see alloc).
 const mmapMin = 64 << 10
 
+// A ring that emptied after holding more than releaseMin bytes gives the
+// pages it wrote back to the system, but for the first releaseKeep bytes,
+// which records use when the consumer keeps up: after an outage the
+// logger goes back to its usual size instead of keeping max-buffer-size
+// resident until it exits. (A multiple of every page size.)
+const (
+	releaseMin  = 1 << 20
+	releaseKeep = 64 << 10
+)
+
 // tmpMax is the largest scratch buffer the ring keeps between drops: a
 // larger one (a record of a large line-max that wrapped) is let go.
 const tmpMax = 64 << 10
@@ -80,6 +90,10 @@ type Ring struct {
 	closed bool
 	hdr    [Overhead]byte
 	tmp    []byte // scratch for a dropped record that wraps (at most tmpMax kept)
+	// release gives pages of buf back to the system (nil: buf is Go
+	// heap); hi is how far into buf was written since the last release.
+	release func([]byte)
+	hi      int
 }
 
 // New returns a ring of size bytes (records and their headers).
@@ -91,7 +105,7 @@ func New(size int, policy Policy, drop func(rec []byte, why string)) *Ring {
 		drop = func([]byte, string) {}
 	}
 	r := &Ring{policy: policy, drop: drop}
-	r.buf = alloc(r, size)
+	r.buf, r.release = alloc(r, size)
 	r.cond = sync.NewCond(&r.mu)
 	return r
 }
@@ -146,6 +160,9 @@ func (r *Ring) write(off int, p []byte) int {
 	c := copy(r.buf[off:], p)
 	if c < len(p) {
 		copy(r.buf, p[c:])
+		r.hi = len(r.buf)
+	} else {
+		r.hi = max(r.hi, off+c)
 	}
 	return (off + len(p)) % len(r.buf)
 }
@@ -177,11 +194,16 @@ func (r *Ring) remove(n int) {
 	r.cond.Broadcast()
 }
 
-// pop removes the oldest record, appending it to dst.
+// pop removes the oldest record, appending it to dst; if that empties a
+// ring that held a backlog, its pages go back to the system.
 func (r *Ring) pop(dst []byte) []byte {
 	off, n := r.oldest()
 	dst = r.read(dst, off, n)
 	r.remove(n)
+	if r.n == 0 && r.release != nil && r.hi > releaseMin {
+		r.release(r.buf[releaseKeep:r.hi])
+		r.hi = releaseKeep
+	}
 	return dst
 }
 
