@@ -142,36 +142,54 @@ func streamIndex(source string) int {
 
 var streamName = [2]string{"stdout", "stderr"}
 
+// droppedKey names the per-stream drop counters (lines, bytes), made once
+// rather than on each drop.
+var droppedKey = [2][2]string{{"stdout_lines_dropped", "stdout_bytes_dropped"}, {"stderr_lines_dropped", "stderr_bytes_dropped"}}
+
 // Log queues msg (which it owns) and returns at once, unless the policy
 // is block and the queue is full. A message that is dropped is counted;
 // Log returns nil either way, as the reader has nothing to do about it.
 func (a *Async) Log(msg *logger.Message) error {
+	if a.ring != nil {
+		a.logRing(msg)
+		return nil
+	}
 	i := streamIndex(msg.Source)
 	rec := spool.Record{Stderr: i == 1, Time: msg.Timestamp.UnixNano(), Line: msg.Line}
 	if p := msg.PLogMetaData; p != nil {
 		rec.Partial, rec.Last, rec.Ordinal, rec.ID = true, p.Last, int32(p.Ordinal), p.ID
 	}
 	var err error
-	if a.ring != nil {
-		a.hold(1, int64(len(rec.Line)))
-		rec.Seq = a.seq[i].Add(1)
-		bp, _ := a.bufs.Get().(*[]byte)
-		if bp == nil {
-			bp = new([]byte)
-		}
-		*bp = spool.AppendRecord((*bp)[:0], &rec)
-		a.ring.Put(*bp)
-		a.bufs.Put(bp)
-		_, n := a.ring.Len()
-		a.cfg.Count.BufferBytes.Store(int64(n))
-	} else {
-		a.spooled.Add(1)
-		if err = a.spool.Append(&rec); err != nil {
-			a.lost(i, 0, 1, int64(len(rec.Line)), rec.Time, "spool-closed")
-		}
+	a.spooled.Add(1)
+	if err = a.spool.Append(&rec); err != nil {
+		a.lost(i, 0, 1, int64(len(rec.Line)), rec.Time, "spool-closed")
 	}
 	logger.PutMessage(msg)
 	return err
+}
+
+// logRing is Log in non-blocking mode. Its record stays on the stack
+// (the spool's Append would move it to the heap): a full ring takes
+// millions of short lines a second, and each allocation is collector
+// work.
+func (a *Async) logRing(msg *logger.Message) {
+	i := streamIndex(msg.Source)
+	rec := spool.Record{Stderr: i == 1, Time: msg.Timestamp.UnixNano(), Line: msg.Line}
+	if p := msg.PLogMetaData; p != nil {
+		rec.Partial, rec.Last, rec.Ordinal, rec.ID = true, p.Last, int32(p.Ordinal), p.ID
+	}
+	a.hold(1, int64(len(rec.Line)))
+	rec.Seq = a.seq[i].Add(1)
+	bp, _ := a.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = spool.AppendRecord((*bp)[:0], &rec)
+	a.ring.Put(*bp)
+	a.bufs.Put(bp)
+	_, n := a.ring.Len()
+	a.cfg.Count.BufferBytes.Store(int64(n))
+	logger.PutMessage(msg)
 }
 
 // Flush writes what the spool buffered (and fsyncs with spool-sync=always).
@@ -224,8 +242,8 @@ func (a *Async) lost(i int, seq uint64, lines, bytes, ts int64, why string) {
 		a.hold(-lines, -bytes)
 	}
 	a.cfg.Count.Drop(why, lines, bytes)
-	a.cfg.Count.Set(streamName[i]+"_lines_dropped", strconv.FormatInt(a.dropLines[i].Add(lines), 10))
-	a.cfg.Count.Set(streamName[i]+"_bytes_dropped", strconv.FormatInt(a.dropBytes[i].Add(bytes), 10))
+	a.cfg.Count.Set(droppedKey[i][0], strconv.FormatInt(a.dropLines[i].Add(lines), 10))
+	a.cfg.Count.Set(droppedKey[i][1], strconv.FormatInt(a.dropBytes[i].Add(bytes), 10))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	g := a.gaps[i]

@@ -383,3 +383,33 @@ func TestLogAfterDrain(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRingFullDropOldest is the non-blocking mode's hot path while
+// the sink is down: each message goes into a full ring and pushes the
+// oldest out (counted). Its allocations are what the collector must
+// keep up with per line.
+func BenchmarkRingFullDropOldest(b *testing.B) {
+	for _, size := range []int{100, 4 << 10} {
+		b.Run(strconv.Itoa(size), func(b *testing.B) {
+			c, e := newCounters()
+			d := &testDriver{gate: make(chan struct{})}
+			a, err := NewAsync(AsyncConfig{Mode: "non-blocking", MaxBufferSize: 1 << 20, Driver: d, Count: c, Errors: e, DropMarker: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			line := strings.Repeat("x", size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				a.Log(msg("stdout", line))
+			}
+			b.StopTimer()
+			close(d.gate)
+			d.setDown(true)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+			defer cancel()
+			a.Drain(ctx)
+		})
+	}
+}

@@ -54,8 +54,27 @@ const (
 	Closed   = "closed"      // Put after Close
 )
 
+// mmapMin is the smallest ring kept outside the Go heap (see alloc).
+const mmapMin = 64 << 10
+
+// A ring that emptied after holding more than releaseMin bytes gives the
+// pages it wrote back to the system, but for the first releaseKeep bytes,
+// which records use when the consumer keeps up: after an outage the
+// logger goes back to its usual size instead of keeping max-buffer-size
+// resident until it exits. (A multiple of every page size.)
+const (
+	releaseMin  = 1 << 20
+	releaseKeep = 64 << 10
+)
+
+// tmpMax is the largest scratch buffer the ring keeps between drops: a
+// larger one (a record of a large line-max that wrapped) is let go.
+const tmpMax = 64 << 10
+
 // Ring is a FIFO of records in a fixed-size byte buffer. Its methods are
-// safe for concurrent use by producers and one consumer.
+// safe for concurrent use by producers and one consumer. The buffer is
+// the ring's only memory of any size: records are copied in and out, a
+// dropped record is shown to Drop where it lies unless it wraps.
 type Ring struct {
 	policy Policy
 	// Drop is called, with the ring locked, for every record dropped and
@@ -70,7 +89,11 @@ type Ring struct {
 	n      int // records held
 	closed bool
 	hdr    [Overhead]byte
-	tmp    []byte // scratch for a dropped record that wraps
+	tmp    []byte // scratch for a dropped record that wraps (at most tmpMax kept)
+	// release gives pages of buf back to the system (nil: buf is Go
+	// heap); hi is how far into buf was written since the last release.
+	release func([]byte)
+	hi      int
 }
 
 // New returns a ring of size bytes (records and their headers).
@@ -81,7 +104,8 @@ func New(size int, policy Policy, drop func(rec []byte, why string)) *Ring {
 	if drop == nil {
 		drop = func([]byte, string) {}
 	}
-	r := &Ring{policy: policy, drop: drop, buf: make([]byte, size)}
+	r := &Ring{policy: policy, drop: drop}
+	r.buf, r.release = alloc(r, size)
 	r.cond = sync.NewCond(&r.mu)
 	return r
 }
@@ -136,6 +160,9 @@ func (r *Ring) write(off int, p []byte) int {
 	c := copy(r.buf[off:], p)
 	if c < len(p) {
 		copy(r.buf, p[c:])
+		r.hi = len(r.buf)
+	} else {
+		r.hi = max(r.hi, off+c)
 	}
 	return (off + len(p)) % len(r.buf)
 }
@@ -150,11 +177,14 @@ func (r *Ring) read(dst []byte, off, n int) []byte {
 	return append(dst, r.buf[:end-len(r.buf)]...)
 }
 
-// pop removes the oldest record, appending it to dst.
-func (r *Ring) pop(dst []byte) []byte {
+// oldest returns the offset and length of the oldest record's bytes.
+func (r *Ring) oldest() (off, n int) {
 	h := r.read(r.hdr[:0], r.head, Overhead)
-	n := int(binary.LittleEndian.Uint32(h))
-	dst = r.read(dst, (r.head+Overhead)%len(r.buf), n)
+	return (r.head + Overhead) % len(r.buf), int(binary.LittleEndian.Uint32(h))
+}
+
+// remove forgets the oldest record, of n bytes.
+func (r *Ring) remove(n int) {
 	r.head = (r.head + Overhead + n) % len(r.buf)
 	r.used -= Overhead + n
 	r.n--
@@ -162,12 +192,34 @@ func (r *Ring) pop(dst []byte) []byte {
 		r.head, r.used = 0, 0 // keep records contiguous when we can
 	}
 	r.cond.Broadcast()
+}
+
+// pop removes the oldest record, appending it to dst; if that empties a
+// ring that held a backlog, its pages go back to the system.
+func (r *Ring) pop(dst []byte) []byte {
+	off, n := r.oldest()
+	dst = r.read(dst, off, n)
+	r.remove(n)
+	if r.n == 0 && r.release != nil && r.hi > releaseMin {
+		r.release(r.buf[releaseKeep:r.hi])
+		r.hi = releaseKeep
+	}
 	return dst
 }
 
 func (r *Ring) dropOldest() {
-	r.tmp = r.pop(r.tmp[:0])
-	r.drop(r.tmp, Full)
+	off, n := r.oldest()
+	if off+n <= len(r.buf) {
+		// Shown where it lies: no copy, no scratch the size of the record.
+		r.drop(r.buf[off:off+n:off+n], Full)
+	} else {
+		r.tmp = r.read(r.tmp[:0], off, n)
+		r.drop(r.tmp, Full)
+		if cap(r.tmp) > tmpMax {
+			r.tmp = nil
+		}
+	}
+	r.remove(n)
 }
 
 // Get removes the oldest record and appends it to dst, waiting for one

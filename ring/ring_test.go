@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -261,4 +262,37 @@ func TestConcurrent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLargeRingOffHeap: a large ring's buffer is not Go heap (so the
+// collector's pacing does not let the heap grow by its size again), and
+// it works as any ring, across the wrap.
+func TestLargeRingOffHeap(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" {
+		t.Skip("the ring is on the heap here")
+	}
+	const size = 64 << 20
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := New(size, DropOldest, nil)
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 1<<20 {
+		t.Fatalf("the heap grew by %d bytes for a ring of %d", grew, size)
+	}
+	// It works as a ring, across the wrap.
+	rec := bytes.Repeat([]byte("x"), 1<<20)
+	for i := range 200 {
+		binary.LittleEndian.PutUint32(rec, uint32(i))
+		r.Put(rec)
+	}
+	n, used := r.Len()
+	if n != size/(len(rec)+Overhead) || used != n*(len(rec)+Overhead) {
+		t.Fatalf("holds %d records, %d bytes", n, used)
+	}
+	b, ok := r.TryGet(nil)
+	if !ok || binary.LittleEndian.Uint32(b) != uint32(200-n) {
+		t.Fatalf("oldest kept is %d, want %d", binary.LittleEndian.Uint32(b), 200-n)
+	}
+	runtime.KeepAlive(r)
 }

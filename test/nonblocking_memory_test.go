@@ -1,0 +1,227 @@
+package test
+
+// Issue 9, item 10: in mode=non-blocking the logger's memory is bounded by
+// max-buffer-size, whatever the lines look like.
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/joyent/dockerlogger/internal/measure"
+	"github.com/joyent/dockerlogger/internal/sink/forward"
+)
+
+// privateMem is the memory pid has of its own: Private_Clean plus
+// Private_Dirty of /proc/PID/smaps_rollup (the heap, stacks, anonymous
+// mappings, and the pages of the binary no other process maps). A process
+// that has gone has none.
+func privateMem(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	var sum int64
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || k != "Private_Clean" && k != "Private_Dirty" {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 2 && f[1] == "kB" {
+			n, _ := strconv.ParseInt(f[0], 10, 64)
+			sum += n << 10
+		}
+	}
+	return sum
+}
+
+// groupPrivate is the private memory of a supervisor and its children
+// now.
+func groupPrivate(root int) int64 {
+	sum := privateMem(root)
+	for _, c := range measure.Children(root) {
+		sum += privateMem(c)
+	}
+	return sum
+}
+
+// privateSampler follows the private memory of a supervisor and its
+// children (the worker) every period until stop.
+type privateSampler struct {
+	mu         sync.Mutex
+	peak       int64 // largest sum over the processes at one sample
+	peakByProc map[string]int64
+	stop, done chan struct{}
+}
+
+func samplePrivate(root int, period time.Duration) *privateSampler {
+	s := &privateSampler{peakByProc: map[string]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			sup := privateMem(root)
+			var work int64
+			for _, c := range measure.Children(root) {
+				work += privateMem(c)
+			}
+			s.mu.Lock()
+			s.peak = max(s.peak, sup+work)
+			s.peakByProc["supervisor"] = max(s.peakByProc["supervisor"], sup)
+			s.peakByProc["worker"] = max(s.peakByProc["worker"], work)
+			s.mu.Unlock()
+			select {
+			case <-s.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *privateSampler) Stop() (peak, sup, work int64) {
+	close(s.stop)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak, s.peakByProc["supervisor"], s.peakByProc["worker"]
+}
+
+// TestNonBlockingMemory: with a sink that is down, max-buffer-size=64m and
+// three times that written, the ring costs what max-buffer-size says and
+// little more, for short lines, lines of line-max, lines a little under a
+// larger line-max and lines longer than the whole ring (cut into partial
+// messages): the private memory of supervisor and worker together (each
+// sampled every 10 ms) never grows by more than max-buffer-size + 8 MiB
+// over what the idle logger had before the first line; and every message
+// not delivered is counted as dropped.
+//
+// The idle logger itself (two Go runtimes, the heap every driver package
+// leaves at init, the binary's pages that only the worker maps) is about
+// 11 MiB here; it is checked separately, against idleMax.
+func TestNonBlockingMemory(t *testing.T) {
+	const (
+		ringSize = 64 << 20
+		budget   = ringSize + 8<<20 // growth over the idle logger
+		idleMax  = 16 << 20         // the idle logger, supervisor and worker
+	)
+	// At least three times the ring is written, and more where lines are
+	// cheap to read: the collector's pacing shows only once enough garbage
+	// has been made, which takes fewer lines when they are short.
+	cases := []struct {
+		name    string
+		line    int    // bytes of a line, newline not included
+		lineMax string // line-max log-opt ("" for the default, 16k)
+		total   int    // at least this much is written
+	}{
+		{"100B", 99, "", 3 * ringSize},
+		{"4KiB", 4<<10 - 1, "", 16 * ringSize},
+		{"16KiB-at-line-max", 16 << 10, "", 16 * ringSize},
+		{"200KiB-line-max-256k", 200 << 10, "256k", 8 * ringSize},
+		{"longer-than-ring", 80 << 20, "", 8 * ringSize},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := forward.Reserve() // nobody listens: the sink is down
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := map[string]string{
+				"fluentd-address": s.URL(),
+				"fluentd-async":   "false",
+				"mode":            "non-blocking",
+				"max-buffer-size": "64m",
+				"close-timeout":   "1s",
+			}
+			lineMax := 16 << 10
+			if tc.lineMax != "" {
+				opts["line-max"] = tc.lineMax
+				n, _ := strconv.Atoi(strings.TrimSuffix(tc.lineMax, "k"))
+				lineMax = n << 10
+			}
+			l := StartLogger(t, Env("nbmem0123456789", opts), "fluentd")
+			idle := groupPrivate(l.Cmd.Process.Pid)
+			smp := samplePrivate(l.Cmd.Process.Pid, 10*time.Millisecond)
+
+			// Lines of tc.line bytes and a newline, written in chunks of
+			// at most 1 MiB until total is reached.
+			lines := (tc.total + tc.line) / (tc.line + 1)
+			perLine := max(1, (tc.line+lineMax-1)/lineMax) // messages a line makes
+			wantMsgs := int64(lines * perLine)
+			wantBytes := int64(lines) * int64(tc.line)
+			var chunk []byte
+			if tc.line < 1<<20 {
+				one := append(bytes.Repeat([]byte{'x'}, tc.line), '\n')
+				chunk = bytes.Repeat(one, max(1, (1<<20)/len(one)))
+			}
+			start := time.Now()
+			done := make(chan error, 1)
+			go func() {
+				if chunk != nil {
+					per := len(chunk) / (tc.line + 1)
+					for left := lines; left > 0; left -= per {
+						n := min(left, per)
+						if _, err := l.Stdout.Write(chunk[:n*(tc.line+1)]); err != nil {
+							done <- err
+							return
+						}
+					}
+					done <- nil
+					return
+				}
+				mb := bytes.Repeat([]byte{'y'}, 1<<20)
+				for i := 0; i < lines; i++ {
+					for left := tc.line; left > 0; left -= len(mb) {
+						if _, err := l.Stdout.Write(mb[:min(left, len(mb))]); err != nil {
+							done <- err
+							return
+						}
+					}
+					if _, err := l.Stdout.Write([]byte{'\n'}); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatalf("the application blocked writing to a non-blocking logger; stderr: %s", l.Errors())
+			}
+			wrote := time.Since(start)
+			code := l.Wait(t, 20*time.Second)
+			peak, sup, work := smp.Stop()
+			st := l.Stats(t)
+			read, delivered, dropped := statInt(t, st, "lines_read"), statInt(t, st, "lines_delivered"), statInt(t, st, "lines_dropped")
+			mib := func(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+			t.Logf("%d lines of %d bytes (%d messages) written in %v, exit %d; private memory: idle %s, peak %s (supervisor %s, worker %s), growth %s of at most %s; read %d delivered %d dropped %d",
+				lines, tc.line, wantMsgs, wrote.Round(time.Millisecond), code, mib(idle), mib(peak), mib(sup), mib(work),
+				mib(peak-idle), mib(budget), read, delivered, dropped)
+			if read != wantMsgs || dropped != wantMsgs-delivered || dropped == 0 {
+				t.Errorf("messages: read %d, delivered %d, dropped %d; want read %d and dropped = read - delivered > 0", read, delivered, dropped, wantMsgs)
+			}
+			if br, bd, bx := statInt(t, st, "bytes_read"), statInt(t, st, "bytes_delivered"), statInt(t, st, "bytes_dropped"); br != wantBytes || bx != wantBytes-bd {
+				t.Errorf("bytes: read %d, delivered %d, dropped %d; want read %d = delivered + dropped", br, bd, bx, wantBytes)
+			}
+			if peak-idle > budget {
+				t.Errorf("private memory grew by %s over the idle logger's %s (peak %s): more than max-buffer-size + 8 MiB = %s",
+					mib(peak-idle), mib(idle), mib(peak), mib(budget))
+			}
+			if idle > idleMax {
+				t.Errorf("the idle logger has %s of private memory, more than %s", mib(idle), mib(idleMax))
+			}
+		})
+	}
+}
