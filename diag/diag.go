@@ -60,7 +60,7 @@ func (c *Counters) CarryDrops(lines, bytes *atomic.Int64) {
 		return
 	}
 	if l, b := lines.Load(), bytes.Load(); l > 0 {
-		c.drop("earlier-workers", l, b)
+		c.drop(EarlierWorkers, l, b)
 	}
 	c.mu.Lock()
 	c.carryLines, c.carryBytes = lines, bytes

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/log"
@@ -79,7 +80,16 @@ type fluentdLogger struct {
 	extra         map[string]string
 	bridge        *fluentdBridge // tls:// only
 	queue         *asyncQueue    // fluentd-async=true only
+	gaveUp        atomic.Pointer[func(lines, bytes int64)]
 }
+
+var (
+	_ PendingLogger  = (*fluentdLogger)(nil)
+	_ GivingUpLogger = (*fluentdLogger)(nil)
+)
+
+// OnGiveUp sets what is told of a message fluent-logger-golang gave up on.
+func (f *fluentdLogger) OnGiveUp(gaveUp func(lines, bytes int64)) { f.gaveUp.Store(&gaveUp) }
 
 // asyncQueue follows the messages fluent-logger-golang holds in its async
 // queue: they were accepted (counted delivered) but not yet sent, so one
@@ -146,15 +156,17 @@ func newFluentd(info logger.Info) (logger.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
-	var queue *asyncQueue
+	fl := &fluentdLogger{}
 	if cfg.Async {
-		queue = &asyncQueue{}
+		queue := &asyncQueue{}
+		fl.queue = queue
 		cfg.AsyncResultCallback = func(_ []byte, err error) {
 			n := queue.pop()
 			if err != nil {
-				// The logger counts this phrase as a message dropped by
-				// the driver (lines_dropped_driver_gave_up).
-				log.G(context.TODO()).WithError(err).Errorf("Failed to send a message to fluentd (%d bytes)", n)
+				log.G(context.TODO()).WithError(err).Errorf("fluentd: gave up on a message (%d bytes)", n)
+				if g := fl.gaveUp.Load(); g != nil {
+					(*g)(1, int64(n))
+				}
 			}
 		}
 	}
@@ -165,15 +177,9 @@ func newFluentd(info logger.Info) (logger.Logger, error) {
 		}
 		return nil, err
 	}
-	return &fluentdLogger{
-		tag:           tag,
-		containerID:   info.ContainerID,
-		containerName: info.ContainerName,
-		writer:        w,
-		extra:         extra,
-		bridge:        bridge,
-		queue:         queue,
-	}, nil
+	fl.tag, fl.containerID, fl.containerName = tag, info.ContainerID, info.ContainerName
+	fl.writer, fl.extra, fl.bridge = w, extra, bridge
+	return fl, nil
 }
 
 // startFluentdBridge checks the TLS options, starts the TLS bridge for a

@@ -9,7 +9,6 @@ import (
 
 	"github.com/joyent/dockerlogger/config"
 	"github.com/joyent/dockerlogger/diag"
-	"github.com/joyent/dockerlogger/filelog"
 )
 
 // ErrNotOpen is returned by Log when the driver could not be created before
@@ -93,9 +92,17 @@ func (d *Driver) try() bool {
 		d.report(err)
 		return false
 	}
-	if a, ok := l.(interface{ SetAccounting(filelog.Accounting) }); ok && d.count != nil {
+	if a, ok := l.(AccountedLogger); ok && d.count != nil {
 		a.SetAccounting(fileAccounting{d.count})
 		d.accounted = true
+	}
+	if g, ok := l.(GivingUpLogger); ok && d.count != nil {
+		count := d.count
+		g.OnGiveUp(func(lines, bytes int64) {
+			count.Delivered.Add(-lines)
+			count.DeliveredBytes.Add(-bytes)
+			count.Drop(diag.DriverGaveUp, lines, bytes)
+		})
 	}
 	d.l = l
 	close(d.up)
@@ -188,7 +195,7 @@ func (d *Driver) log(msg *logger.Message) error {
 func (d *Driver) Flush() error {
 	select {
 	case <-d.up:
-		if f, ok := d.l.(interface{ Flush() error }); ok {
+		if f, ok := d.l.(Flusher); ok {
 			d.logMu.Lock()
 			defer d.logMu.Unlock()
 			return f.Flush()
@@ -207,7 +214,7 @@ func (d *Driver) Pending() (lines, bytes int64) {
 	default:
 		return 0, 0
 	}
-	if p, ok := d.l.(interface{ Pending() (int64, int64) }); ok {
+	if p, ok := d.l.(PendingLogger); ok {
 		return p.Pending()
 	}
 	return 0, 0
@@ -222,7 +229,7 @@ func (d *Driver) Resent() int64 {
 	default:
 		return 0
 	}
-	if r, ok := d.l.(interface{ Resent() int64 }); ok {
+	if r, ok := d.l.(ResendingLogger); ok {
 		return r.Resent()
 	}
 	return 0

@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/joyent/dockerlogger/diag"
 	"github.com/joyent/dockerlogger/safedir"
 )
 
@@ -262,9 +263,9 @@ func (f *File) giveUp(err error) {
 // "disk-full" for ENOSPC and EDQUOT, "write-failed" for anything else.
 func LostReason(err error) string {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return "disk-full"
+		return diag.DiskFull
 	}
-	return "write-failed"
+	return diag.WriteFailed
 }
 
 // Close flushes, closes the file and waits for a running compression.

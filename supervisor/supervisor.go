@@ -446,7 +446,7 @@ func (s *Supervisor) relieve(name string, f *os.File, stop <-chan struct{}) {
 				cl.Add(lines)
 				cb.Add(int64(n) - lines)
 			} else {
-				s.c.Count.Drop("logger-down", lines, int64(n)-lines)
+				s.c.Count.Drop(diag.LoggerDown, lines, int64(n)-lines)
 			}
 			left -= n
 			if err != nil || n == 0 {
@@ -481,7 +481,7 @@ func (s *Supervisor) drain() int {
 				}
 				st.Lines.Add(lines)
 				st.Bytes.Add(int64(n) - lines)
-				c.Count.Drop("logger-failed", lines, int64(n)-lines)
+				c.Count.Drop(diag.LoggerFailed, lines, int64(n)-lines)
 				if err != nil {
 					return
 				}

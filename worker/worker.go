@@ -144,7 +144,7 @@ func (w *Worker) countDeadRing(lines, bytes *atomic.Int64) {
 		return
 	}
 	if l, b := lines.Swap(0), bytes.Swap(0); l > 0 {
-		w.Count.Drop("worker-died", l, b)
+		w.Count.Drop(diag.WorkerDied, l, b)
 		w.Errors.Printf("%d lines (%d bytes) in the ring of a worker that died are lost", l, b)
 	}
 }
@@ -415,7 +415,7 @@ func (r *run) countUnsent() {
 	if n, b := r.drv.Pending(); n > 0 {
 		r.Count.Delivered.Add(-n)
 		r.Count.DeliveredBytes.Add(-b)
-		r.Count.Drop("close-timeout", n, b)
+		r.Count.Drop(diag.CloseTimeout, n, b)
 	}
 }
 

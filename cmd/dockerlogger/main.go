@@ -10,9 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 
 	"github.com/joyent/dockerlogger/config"
@@ -184,10 +182,6 @@ func ctxdump(args []string, stderr io.Writer, fail func(int, error) int) int {
 	return exitOK
 }
 
-// gaveUpBytes finds the size in a driver's "Failed to send a message to
-// fluentd (N bytes)".
-var gaveUpBytes = regexp.MustCompile(`Failed to send a message to fluentd \((\d+) bytes\)`)
-
 func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	isWorker := protocol.IsWorker(os.Getenv)
 	privErr := dropPrivileges() // before any driver code runs
@@ -221,13 +215,10 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	drivers.RouteDriverLogs(func(format string, args ...any) {
 		line := fmt.Sprintf(format, args...)
 		if strings.Contains(line, "Failed to send a message") {
-			var n int64 // our fluentd driver says how many bytes; splunk does not
-			if m := gaveUpBytes.FindStringSubmatch(line); m != nil {
-				n, _ = strconv.ParseInt(m[1], 10, 64)
-			}
+			// Docker's splunk says only this, and not how many bytes
+			// (our own drivers say it through drivers.GivingUpLogger).
 			count.Delivered.Add(-1)
-			count.DeliveredBytes.Add(-n)
-			count.Drop("driver-gave-up", 1, n)
+			count.Drop(diag.DriverGaveUp, 1, 0)
 		}
 		errs.Printf("%s", line)
 	})
@@ -255,7 +246,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 		count.CarryDrops(h.Ledger.CarriedDrops())
 	}
 	err = w.Run()
-	if n := count.Reason("driver-gave-up") + count.Reason("close-timeout"); err == nil && n > 0 {
+	if n := count.Reason(diag.DriverGaveUp) + count.Reason(diag.CloseTimeout); err == nil && n > 0 {
 		err = fmt.Errorf("%d lines could not be delivered", n)
 	}
 	printStats(count.Line())

@@ -1,0 +1,52 @@
+package drivers
+
+import "github.com/joyent/dockerlogger/filelog"
+
+// The optional methods a driver (a logger.Logger) may have beyond Docker's
+// interface, named as moby's daemon/logger names its own (SizedLogger,
+// LogReader) and asserted at compile time where they are implemented:
+// renaming one breaks the build instead of silently switching counting
+// off.
+
+// Flusher is a driver that buffers what it takes and writes it on Flush
+// (json-file and local; syslog over RELP waits for acknowledgements).
+type Flusher interface {
+	Flush() error
+}
+
+// PendingLogger is a driver that accepts messages and sends them later
+// (fluentd-async, RELP before acknowledgement): what it still holds is
+// lost if the logger must exit now.
+type PendingLogger interface {
+	Pending() (lines, bytes int64)
+}
+
+// ResendingLogger is a driver that sends again what a broken connection
+// left unacknowledged (RELP): those lines may arrive twice.
+type ResendingLogger interface {
+	Resent() int64
+}
+
+// AccountedLogger is a driver that says itself which lines it really
+// wrote (package filelog): it counts them, not the delivery mode.
+type AccountedLogger interface {
+	SetAccounting(filelog.Accounting)
+}
+
+// GivingUpLogger is a driver that may give up on a message it had accepted
+// (fluentd-async after fluentd-max-retries): it calls gaveUp for each, so
+// the line moves from delivered to dropped.
+type GivingUpLogger interface {
+	OnGiveUp(gaveUp func(lines, bytes int64))
+}
+
+var (
+	_ Flusher         = (*Driver)(nil)
+	_ PendingLogger   = (*Driver)(nil)
+	_ ResendingLogger = (*Driver)(nil)
+
+	_ Flusher         = (*filelog.JSON)(nil)
+	_ Flusher         = (*filelog.Local)(nil)
+	_ AccountedLogger = (*filelog.JSON)(nil)
+	_ AccountedLogger = (*filelog.Local)(nil)
+)
