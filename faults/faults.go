@@ -159,14 +159,14 @@ func faults() []fault {
 				done := bg(s.out, rate*4, rate)
 				for i := 0; i < 2; i++ {
 					time.Sleep(time.Second)
-					pid, err := s.l.worker(5 * time.Second)
+					pid, err := s.l.Worker(5 * time.Second)
 					if err != nil {
 						return err
 					}
 					syscall.Kill(pid, syscall.SIGKILL)
 					s.kills++
 					if err := waitFor(10*time.Second, "a new worker", func() bool {
-						p, err := s.l.worker(0)
+						p, err := s.l.Worker(0)
 						return err == nil && p != pid
 					}); err != nil {
 						return err
@@ -181,11 +181,11 @@ func faults() []fault {
 			run: func(e *env, s *session) error {
 				done := bg(s.out, rate*3, rate)
 				time.Sleep(time.Second)
-				pid, err := s.l.worker(5 * time.Second)
+				pid, err := s.l.Worker(5 * time.Second)
 				if err != nil {
 					return err
 				}
-				s.l.cmd.Process.Kill()
+				s.l.Cmd.Process.Kill()
 				werr := <-done
 				if werr != nil {
 					return werr
