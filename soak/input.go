@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // A numbered line starts with the header "seq=%09d len=%09d " — faults/'s
@@ -93,8 +94,9 @@ type writer struct {
 	written  int // items fully written
 	bytes    int64
 	writes   int
-	maxBlock time.Duration
-	slow     []slowWrite // writes over 10 ms, but the first
+	maxBlock time.Duration // longest write that found the pipe over half full
+	ownDelay time.Duration // longest write that found room: not the logger's
+	slow     []slowWrite   // writes over 10 ms, but the first
 	err      error
 	errAt    time.Duration
 }
@@ -145,7 +147,13 @@ func (w *writer) run() {
 // write makes one timed write(2). A write(2) of a pipe that blocks is one
 // call for the kernel; Go's poller may split it into several when the
 // pipe fills, so the whole call is timed: what the application waits.
+//
+// Only a write that found the pipe more than half full can have waited
+// for the logger: the time of one that found room is this process's own
+// (the scheduler on a loaded machine, the garbage collector), kept apart
+// in ownDelay and never held against the logger.
 func (w *writer) write(p []byte) error {
+	queued, size := w.pipeFill()
 	t0 := time.Now()
 	n, err := w.f.Write(p)
 	d := time.Since(t0)
@@ -153,9 +161,13 @@ func (w *writer) write(p []byte) error {
 	defer w.mu.Unlock()
 	w.bytes += int64(n)
 	if w.writes > 0 {
-		w.maxBlock = max(w.maxBlock, d)
-		if d > blockBound {
-			w.slow = append(w.slow, slowWrite{at: t0.Sub(w.start), d: d, n: len(p)})
+		if size > 0 && queued+len(p) <= size/2 {
+			w.ownDelay = max(w.ownDelay, d)
+		} else {
+			w.maxBlock = max(w.maxBlock, d)
+			if d > blockBound {
+				w.slow = append(w.slow, slowWrite{at: t0.Sub(w.start), d: d, n: len(p)})
+			}
 		}
 	}
 	w.writes++
@@ -170,3 +182,27 @@ func (w *writer) write(p []byte) error {
 
 // blockBound is the longest write(2) non-blocking and spool may cost.
 const blockBound = 10 * time.Millisecond
+
+// pipeFill returns the bytes in the pipe (FIONREAD) and its capacity
+// (F_GETPIPE_SZ), or 0, 0 when it cannot tell.
+func (w *writer) pipeFill() (queued, size int) {
+	rc, err := w.f.SyscallConn()
+	if err != nil {
+		return 0, 0
+	}
+	rc.Control(func(fd uintptr) {
+		var n int32
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n))); e != 0 {
+			return
+		}
+		sz, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, fGetPipeSz, 0)
+		if e != 0 {
+			return
+		}
+		queued, size = int(n), int(sz)
+	})
+	return queued, size
+}
+
+// fGetPipeSz is F_GETPIPE_SZ (Linux).
+const fGetPipeSz = 1032

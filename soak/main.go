@@ -9,8 +9,12 @@
 //     the spool, lines_spooled, and delivered by a second logger on the
 //     same spool-dir); duplicates are allowed and counted;
 //  2. lines of one stream arrive in order (repeats aside);
-//  3. in non-blocking and spool (but buffer-full=block) no write(2) of
-//     the application blocks more than 10 ms (the first aside);
+//  3. in non-blocking and spool no write(2) of the application blocks
+//     more than 10 ms (the first aside; with buffer-full=block only while
+//     the input is too small to fill the ring or spool). Only a write
+//     that found the pipe more than half full (FIONREAD, F_GETPIPE_SZ)
+//     can have waited for the logger: a slow write that found room was
+//     this process descheduled, reported apart as "own delay";
 //  4. no hang: the logger exits within close-timeout + 5 s of its inputs'
 //     close, and exits 0 unless it dropped or spooled lines;
 //  5. the spool's disk use (st_blocks, sampled every 25 ms) stays within
@@ -138,7 +142,7 @@ func main() {
 		}
 		p := newPlan(cs, *short, root)
 		replay := fmt.Sprintf("./bin/soak -bin %s -seed %d -cases 1%s", *bin, cs, flags)
-		r := &run{p: p, bin: *bin}
+		r := &run{p: p, bin: *bin, workers: map[int]bool{}}
 		if err := logproc.Validate(*bin, p.driver, r.opts()); err != nil {
 			skipped++
 			if *verbose {
@@ -158,8 +162,8 @@ func main() {
 		<-current
 		current <- nil
 		took := time.Since(t0)
-		res := fmt.Sprintf("%s; max write %v, exit %d after %.1fs, peak private %s, spool disk %s",
-			r.summary, r.maxBlock.Round(time.Millisecond), r.exitCode, r.exitAfter.Seconds(), mb(r.peakMem), mb(r.peakDisk))
+		res := fmt.Sprintf("%s; max write %v (own delay %v), exit %d after %.1fs, peak private %s, spool disk %s",
+			r.summary, r.maxBlock.Round(time.Millisecond), r.ownDelay.Round(time.Millisecond), r.exitCode, r.exitAfter.Seconds(), mb(r.peakMem), mb(r.peakDisk))
 		if len(r.fails) == 0 {
 			passed++
 			fmt.Printf("case %d seed=%d ok %.1fs: %s %s; %s\n", i, cs, took.Seconds(), p.mode, p, res)

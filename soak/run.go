@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -36,9 +37,11 @@ type run struct {
 	events     []string // what was done when, for the report
 	kills      int      // workers killed
 	supKilled  bool
-	stuck      bool  // the application was still blocked at the write limit
-	peakMem    int64 // private memory of supervisor and workers, summed at one sample
-	peakDisk   int64 // spool-dir's blocks
+	stuck      bool         // the application was still blocked at the write limit
+	peakMem    int64        // private memory of supervisor and workers, summed at one sample
+	startMem   int64        // the same at the first sample, before any input
+	workers    map[int]bool // every worker seen: one may outlive a killed supervisor
+	peakDisk   int64        // spool-dir's blocks
 	notes      []string
 	fails      []string
 	exitCode   int
@@ -48,6 +51,7 @@ type run struct {
 	writeLimit time.Duration
 	summary    string
 	maxBlock   time.Duration
+	ownDelay   time.Duration
 }
 
 func (r *run) event(f string, a ...any) {
@@ -135,6 +139,14 @@ func (r *run) cleanup() {
 			r.l.Kill()
 		}
 	}
+	r.mu.Lock()
+	for p := range r.workers {
+		// A worker orphaned by the supervisor's kill, if it is still ours.
+		if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p)); err == nil && measure.Alive(p) && strings.Contains(string(cmd), "dockerlogger") {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
+	r.mu.Unlock()
 	if r.srv != nil {
 		r.srv.Close()
 	}
@@ -173,7 +185,13 @@ func (r *run) sample(stop <-chan struct{}) {
 			disk = measure.DiskUsage(r.spool)
 		}
 		r.mu.Lock()
+		if r.startMem == 0 {
+			r.startMem = mem
+		}
 		r.peakMem, r.peakDisk = max(r.peakMem, mem), max(r.peakDisk, disk)
+		for p := range workers {
+			r.workers[p] = true
+		}
 		r.mu.Unlock()
 		select {
 		case <-stop:
@@ -204,7 +222,11 @@ func (r *run) execute() error {
 	files := [2]*os.File{r.l.Out, r.l.Err}
 	var wg sync.WaitGroup
 	for i := range r.w {
-		share := float64(len(streams[i])) / float64(max(1, len(r.p.out)+len(r.p.errs)))
+		var b int64
+		for _, it := range streams[i] {
+			b += int64(it.n) + 1
+		}
+		share := float64(b) / float64(max(1, r.p.bytes)) // both streams finish together
 		r.w[i] = &writer{f: files[i], items: streams[i], seed: r.p.seed, rate: max(int64(float64(r.p.rate)*share), 16<<10),
 			burst: r.p.burstP, rnd: splitmix(rnd()), start: r.start}
 		wg.Add(1)
