@@ -69,9 +69,13 @@ func readJSONFiles(dir, base string) ([]msg, error) {
 			files = append(files, file{name, n})
 		}
 	}
-	slices.SortFunc(files, func(a, b file) int { return cmp.Compare(b.n, a.n) }) // oldest first
+	// Oldest first; a rotated file both compressed and not (a worker
+	// killed while compressing) is read twice: duplicates, not losses.
+	slices.SortFunc(files, func(a, b file) int {
+		return cmp.Or(cmp.Compare(b.n, a.n), strings.Compare(b.name, a.name))
+	})
 	var ms []msg
-	var bad []string
+	var bad, broken []string
 	nbad := 0
 	for _, f := range files {
 		fh, err := os.Open(filepath.Join(dir, f.name))
@@ -82,7 +86,8 @@ func readJSONFiles(dir, base string) ([]msg, error) {
 		if strings.HasSuffix(f.name, ".gz") {
 			if rd, err = gzip.NewReader(fh); err != nil {
 				fh.Close()
-				return nil, fmt.Errorf("%s: %w", f.name, err)
+				broken = append(broken, fmt.Sprintf("%s: %v", f.name, err))
+				continue
 			}
 		}
 		br := bufio.NewReaderSize(rd, 1<<20)
@@ -108,11 +113,14 @@ func readJSONFiles(dir, base string) ([]msg, error) {
 				break
 			}
 			if err != nil {
-				fh.Close()
-				return ms, err
+				broken = append(broken, fmt.Sprintf("%s after %d records: %v", f.name, rec, err))
+				break
 			}
 		}
 		fh.Close()
+	}
+	if len(broken) > 0 {
+		return ms, fmt.Errorf("json-file: %s", strings.Join(broken, "; "))
 	}
 	if nbad > 0 {
 		return ms, fmt.Errorf("json-file: %d lines of the files are no record: %s", nbad, strings.Join(bad, "; "))

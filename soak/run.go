@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,7 +27,7 @@ type run struct {
 	logDir  string // json-file: the directory of json.log
 	spool   string // spool: spool-dir
 	srv     *forward.Server
-	sinkMu  sync.Mutex // one sink outage at a time
+	sinkMu  sync.Mutex // one outage (sink, disk) at a time
 	unmount func()
 	filler  string
 	l       *logproc.Logger
@@ -149,6 +150,14 @@ func (r *run) cleanup() {
 	r.mu.Unlock()
 	if r.srv != nil {
 		r.srv.Close()
+	}
+	if os.Getenv("SOAK_KEEP") != "" && len(r.fails) > 0 {
+		if r.unmount != nil { // a copy of the tmpfs, which goes
+			exec.Command("cp", "-a", r.logDir, r.logDir+".kept").Run()
+			r.unmount()
+		}
+		fmt.Printf("  kept: %s\n", r.dir)
+		return
 	}
 	if r.unmount != nil {
 		r.unmount()
@@ -404,10 +413,8 @@ func (r *run) inject(stop <-chan struct{}) {
 
 // outage is a sink down or stalled, or json-file's disk full, for f.d.
 func (r *run) outage(f fault, stop <-chan struct{}) {
-	if f.kind != diskFull {
-		r.sinkMu.Lock()
-		defer r.sinkMu.Unlock()
-	}
+	r.sinkMu.Lock()
+	defer r.sinkMu.Unlock()
 	switch f.kind {
 	case sinkDown:
 		r.srv.Stop()
