@@ -347,9 +347,17 @@ func (r *run) check() {
 			r.fail("counters: lines_read=%d but delivered+dropped+spooled=%d", rd, sum)
 		}
 	}
-	// A worker dies only when the soak kills it.
-	if rs := st["restarts"]; rs > int64(r.kills) {
-		r.fail("a worker died unprovoked: restarts=%d, workers killed %d (signals relayed: SIGHUP, SIGUSR1)", rs, r.kills)
+	// A worker dies only when the soak kills it: the supervisor says
+	// "worker ...; restarting" for each one that crashed.
+	var crashes []string
+	for _, l := range strings.Split(string(r.l.Stderr.Bytes()), "\n") {
+		if i := strings.Index(l, "worker "); i >= 0 && strings.HasSuffix(l, "; restarting") {
+			crashes = append(crashes, l[i:])
+		}
+	}
+	if len(crashes) > r.kills || st["restarts"] > int64(r.kills) {
+		r.fail("a worker died unprovoked: %d crashes (restarts=%d), %d workers killed by the soak: %s",
+			len(crashes), st["restarts"], r.kills, strings.Join(crashes, "; "))
 	}
 
 	// 3. The application never blocks in non-blocking and spool.

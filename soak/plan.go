@@ -230,21 +230,23 @@ func newPlan(seed uint64, short, root bool) *plan {
 	supKilled := false
 	for i := 0; i < nf; i++ {
 		if r.IntN(3) == 0 && i > 0 {
-			at += time.Duration(r.IntN(200)) * time.Millisecond
+			// Right after the fault before: within 10 ms half the time
+			// (a SIGHUP or SIGUSR1 while the new worker starts).
+			at += time.Duration(pick(r, r.IntN(10_000), r.IntN(200_000))) * time.Microsecond
 		} else {
 			at = time.Duration(r.Int64N(int64(writeFor)))
 		}
 		f := fault{at: at}
 		ks := []faultKind{workerKill, hup, hup, usr1Storm, supervisorKill}
 		if fluent {
-			ks = append(ks, sinkDown, sinkDown, sinkStall)
+			ks = append(ks, sinkDown, sinkDown, sinkDown, sinkStall)
 		} else if root {
 			ks = append(ks, diskFull)
 		}
 		f.kind = pick(r, ks...)
 		switch f.kind {
 		case sinkDown, sinkStall, diskFull:
-			f.d = time.Duration(100+r.IntN(3000)) * time.Millisecond
+			f.d = time.Duration(100+r.IntN(4000)) * time.Millisecond
 		case usr1Storm:
 			f.n, f.every = 5+r.IntN(100), time.Duration(r.IntN(3))*time.Millisecond
 		case supervisorKill:
