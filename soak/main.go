@@ -68,6 +68,7 @@
 //	soak -bin bin                      10 minutes of cases (make soak)
 //	soak -bin bin -duration 60s -short smaller cases (make soak-short)
 //	soak -bin bin -seed S -cases 1     replay one case
+//	soak -bin bin -match '^spool fluentd' -duration 5m   only such cases
 //
 // It must never import dockerlogger's own packages, only internal/ test
 // helpers (internal/logproc, internal/measure, internal/sink/forward):
@@ -80,6 +81,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -96,7 +98,13 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Minute, "time to spend starting cases")
 	short := flag.Bool("short", false, "smaller cases (fewer lines and faults, shorter writing)")
 	verbose := flag.Bool("v", false, "print every case's events")
+	match := flag.String("match", "", "regexp: run only the cases whose description (as printed: mode, driver, log-opts, input, faults) matches; the others are skipped")
 	flag.Parse()
+	only, err := regexp.Compile(*match)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "soak: -match: %v\n", err)
+		os.Exit(2)
+	}
 	if _, err := os.Stat(*bin + "/dockerlogger"); err != nil {
 		fmt.Fprintf(os.Stderr, "soak: no dockerlogger binary: %v\n", err)
 		os.Exit(2)
@@ -130,7 +138,7 @@ func main() {
 
 	start := time.Now()
 	next := splitmix(*seed)
-	passed, failed, skipped := 0, 0, 0
+	passed, failed, skipped, unmatched := 0, 0, 0, 0
 	var failures []string
 	for i := 0; ; i++ {
 		if *cases > 0 && i >= *cases || *cases == 0 && time.Since(start) >= *duration {
@@ -143,6 +151,10 @@ func main() {
 		p := newPlan(cs, *short, root)
 		replay := fmt.Sprintf("./bin/soak -bin %s -seed %d -cases 1%s", *bin, cs, flags)
 		r := &run{p: p, bin: *bin, workers: map[int]bool{}}
+		if !only.MatchString(p.mode + " " + p.String()) {
+			unmatched++
+			continue
+		}
 		if err := logproc.Validate(*bin, p.driver, r.opts()); err != nil {
 			skipped++
 			if *verbose {
@@ -191,8 +203,8 @@ func main() {
 			}
 		}
 	}
-	fmt.Printf("soak: seed %d, %.0fs, %d cases run, %d skipped (configurations --validate refused)\n",
-		*seed, time.Since(start).Seconds(), passed+failed, skipped)
+	fmt.Printf("soak: seed %d, %.0fs, %d cases run, %d skipped (configurations --validate refused), %d not matching -match\n",
+		*seed, time.Since(start).Seconds(), passed+failed, skipped, unmatched)
 	for _, f := range failures {
 		fmt.Printf("failed: %s\n", f)
 	}

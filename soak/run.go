@@ -172,9 +172,11 @@ func (r *run) sample(stop <-chan struct{}) {
 	workers := map[int]bool{}
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		for _, p := range measure.Children(sup) {
-			workers[p] = true
+	for n := 0; ; n++ {
+		if n%4 == 0 { // a scan of /proc: every 100 ms is enough to find a new worker
+			for _, p := range measure.Children(sup) {
+				workers[p] = true
+			}
 		}
 		var mem int64
 		if m, err := measure.Private(sup); err == nil {
@@ -290,9 +292,9 @@ func (r *run) execute() error {
 	case <-r.l.Done():
 	case <-time.After(limit):
 		r.fail("no hang: the logger still running %v after its inputs closed (close-timeout %v)", limit, r.p.closeTimeout)
+		r.l.Kill()
 	}
-	// Wait (kills it if still there, and gives the exit code).
-	r.exitCode, err = r.l.Wait(30 * time.Second)
+	r.exitCode, err = r.l.Wait(10 * time.Second)
 	r.exitAfter = time.Since(closed)
 	close(stopSampling)
 	<-sampled
