@@ -244,7 +244,7 @@ func (r *run) check() {
 	}
 	// Written: the lines a writer wrote whole (a write cut short by an
 	// error leaves one line half written: neither owed nor counted).
-	var numbered, emptiesW, missing, missingEmpty, complete, dups, markers, damaged, orphans, prefixes int
+	var numbered, emptiesW, missing, missingEmpty, complete, dups, markers, damaged, orphans, prefixes, cut int
 	exact := true // every line written is one message: counts must match to the line
 	var gone []string
 	for i, stderr := range []bool{false, true} {
@@ -261,6 +261,16 @@ func (r *run) check() {
 		}
 		if t.damaged > 0 {
 			r.note("%s: damaged %s", streamName(stderr), t.exampleDm)
+		}
+		// A write cut short (EPIPE, or the pipe closed under a stuck
+		// application) leaves one line half written: neither owed nor
+		// counted, but its bytes may be delivered or dropped.
+		var whole int64
+		for _, it := range w.items[:w.written] {
+			whole += int64(it.n) + 1
+		}
+		if w.bytes > whole {
+			cut++
 		}
 		e := 0
 		for _, it := range w.items[:w.written] {
@@ -300,6 +310,8 @@ func (r *run) check() {
 		switch {
 		case lost < 0 && p.mode == "non-blocking" && -lost <= int64(r.kills):
 			r.note("%d in-flight line(s) counted dropped and delivered (one per worker kill allowed)", -lost)
+		case lost < 0 && -lost <= int64(cut):
+			r.note("%d message(s) of a line written in part (the write cut short) delivered or dropped", -lost)
 		case lost < 0 && spooled > 0 && -lost <= 256<<10/20:
 			r.note("%d line(s) of the unacknowledged batch both delivered and left in the spool", -lost)
 		case lost > 0:
