@@ -1,11 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
+	"github.com/joyent/dockerlogger/internal/logproc"
 	"github.com/joyent/dockerlogger/internal/measure"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -31,39 +30,6 @@ func waitFor(d time.Duration, what string, cond func() bool) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
-}
-
-// tmpfs mounts a tmpfs of size at dir and returns its unmount.
-func tmpfs(dir, size string) (func(), error) {
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("mount tmpfs: %v: %s", err, out)
-	}
-	return func() { exec.Command("umount", "-l", dir).Run() }, nil
-}
-
-// fill writes a file at path until the filesystem is full.
-func fill(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				break
-			}
-			return fmt.Errorf("fill %s: %w", path, err)
-		}
-	}
-	// The last bytes, below one buffer.
-	small := make([]byte, 512)
-	for {
-		if _, err := f.Write(small); err != nil {
-			return nil
-		}
-	}
 }
 
 func faults() []fault {
@@ -159,14 +125,14 @@ func faults() []fault {
 				done := bg(s.out, rate*4, rate)
 				for i := 0; i < 2; i++ {
 					time.Sleep(time.Second)
-					pid, err := s.l.worker(5 * time.Second)
+					pid, err := s.l.Worker(5 * time.Second)
 					if err != nil {
 						return err
 					}
 					syscall.Kill(pid, syscall.SIGKILL)
 					s.kills++
 					if err := waitFor(10*time.Second, "a new worker", func() bool {
-						p, err := s.l.worker(0)
+						p, err := s.l.Worker(0)
 						return err == nil && p != pid
 					}); err != nil {
 						return err
@@ -181,11 +147,11 @@ func faults() []fault {
 			run: func(e *env, s *session) error {
 				done := bg(s.out, rate*3, rate)
 				time.Sleep(time.Second)
-				pid, err := s.l.worker(5 * time.Second)
+				pid, err := s.l.Worker(5 * time.Second)
 				if err != nil {
 					return err
 				}
-				s.l.cmd.Process.Kill()
+				s.l.Cmd.Process.Kill()
 				werr := <-done
 				if werr != nil {
 					return werr
@@ -201,11 +167,11 @@ func faults() []fault {
 			name: "disk full (json-file)", sink: "json-file", short: true, root: true,
 			notes: "8 MB tmpfs filled, freed after 2 s",
 			setup: func(e *env, dir string) (setup, func(), error) {
-				un, err := tmpfs(dir, "8m")
+				un, err := logproc.Tmpfs(dir, "8m")
 				if err != nil {
 					return setup{}, nil, err
 				}
-				if err := fill(filepath.Join(dir, "filler")); err != nil {
+				if err := logproc.Fill(filepath.Join(dir, "filler")); err != nil {
 					un()
 					return setup{}, nil, err
 				}
@@ -326,7 +292,7 @@ func faults() []fault {
 // filled, with extra log-opts.
 func fullSpool(opts map[string]string) func(e *env, dir string) (setup, func(), error) {
 	return func(e *env, dir string) (setup, func(), error) {
-		un, err := tmpfs(dir, "4m")
+		un, err := logproc.Tmpfs(dir, "4m")
 		if err != nil {
 			return setup{}, nil, err
 		}
@@ -335,7 +301,7 @@ func fullSpool(opts map[string]string) func(e *env, dir string) (setup, func(), 
 			un()
 			return setup{}, nil, err
 		}
-		if err := fill(filepath.Join(dir, "filler")); err != nil {
+		if err := logproc.Fill(filepath.Join(dir, "filler")); err != nil {
 			un()
 			return setup{}, nil, err
 		}

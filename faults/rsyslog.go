@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/joyent/dockerlogger/internal/logproc"
 	"net"
 	"os"
 	"os/exec"
@@ -53,7 +54,7 @@ type rsyslogd struct {
 	port int
 	relp bool // imrelp; false: imtcp
 	cmd  *exec.Cmd
-	out  *lockedBuffer // rsyslogd's own stdout and stderr
+	out  *logproc.Buffer // rsyslogd's own stdout and stderr
 	done chan struct{}
 }
 
@@ -132,7 +133,7 @@ func (r *rsyslogd) Start() error {
 		return nil
 	}
 	if r.out == nil {
-		r.out = &lockedBuffer{} // kept across restarts
+		r.out = &logproc.Buffer{} // kept across restarts
 	}
 	r.done = make(chan struct{})
 	r.cmd = exec.Command("rsyslogd", "-n", "-f", filepath.Join(r.dir, "rsyslog.conf"), "-i", filepath.Join(r.dir, "rsyslogd.pid"))
@@ -156,7 +157,7 @@ func (r *rsyslogd) Start() error {
 		return true
 	})
 	if exited {
-		return fmt.Errorf("rsyslog sink: rsyslogd exited at start: %v: %s", r.cmd.ProcessState, lastLine(string(r.out.Bytes())))
+		return fmt.Errorf("rsyslog sink: rsyslogd exited at start: %v: %s", r.cmd.ProcessState, logproc.LastLine(string(r.out.Bytes())))
 	}
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/joyent/dockerlogger/internal/logproc"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,7 +34,7 @@ type session struct {
 	net     netSink // nil for json-file
 	px      *proxy
 	logPath string
-	l       *logger
+	l       *logproc.Logger
 	out     *writer // stdout, lines numbered from 0
 	errw    *writer // stderr, lines numbered from errBase
 	// extra counts messages written that carry no number (empty lines).
@@ -121,13 +122,13 @@ func newSession(e *env, name, sink, mode string, su setup) (*session, error) {
 		opts[k] = v
 	}
 	s.bin, s.opts = e.bin, opts
-	s.l, err = startLogger(e.bin, s.driver, opts)
+	s.l, err = logproc.Start(e.bin, s.driver, opts, "/faults")
 	if err != nil {
 		s.closeSink()
 		return nil, err
 	}
-	s.out = newWriter(s.l.out, 0)
-	s.errw = newWriter(s.l.err, errBase)
+	s.out = newWriter(s.l.Out, 0)
+	s.errw = newWriter(s.l.Err, errBase)
 	return s, nil
 }
 
@@ -193,7 +194,7 @@ func (s *session) finish(r *row, ferr error) {
 	defer s.closeSink()
 	s.out.close()
 	s.errw.close()
-	code, werr := s.l.wait(90 * time.Second)
+	code, werr := s.l.Wait(90 * time.Second)
 	r.exit = code
 	var fails []string
 	if ferr != nil {
@@ -202,14 +203,14 @@ func (s *session) finish(r *row, ferr error) {
 	if werr != nil {
 		fails = append(fails, werr.Error())
 	}
-	st, glued, err := stats(s.l.stderr.Bytes())
+	st, glued, err := logproc.Stats(s.l.Stderr.Bytes())
 	if glued {
 		s.note("stats line not at the start of its line")
 	}
 	if err != nil {
 		fails = append(fails, err.Error())
 		if os.Getenv("FAULTS_DEBUG") != "" {
-			fmt.Fprintf(os.Stderr, "--- logger stderr:\n%s\n---\n", s.l.stderr.Bytes())
+			fmt.Fprintf(os.Stderr, "--- logger stderr:\n%s\n---\n", s.l.Stderr.Bytes())
 		}
 	}
 	r.dropped = st["lines_dropped"]
@@ -308,11 +309,11 @@ func (s *session) finish(r *row, ferr error) {
 		fails = append(fails, fmt.Sprintf("%s dropped %d", s.mode, r.dropped))
 	}
 	if code != 0 && !r.exitOK && !(code == 1 && (r.dropped > 0 || spooled > 0)) {
-		fails = append(fails, fmt.Sprintf("exit %d with nothing dropped: %s", code, lastLine(string(s.l.stderr.Bytes()))))
+		fails = append(fails, fmt.Sprintf("exit %d with nothing dropped: %s", code, logproc.LastLine(string(s.l.Stderr.Bytes()))))
 	}
 	r.ok = len(fails) == 0
 	if !r.ok && os.Getenv("FAULTS_DEBUG") != "" {
-		fmt.Fprintf(os.Stderr, "--- %s/%s/%s: logger stderr:\n%s\n", r.fault, s.sink, s.mode, s.l.stderr.Bytes())
+		fmt.Fprintf(os.Stderr, "--- %s/%s/%s: logger stderr:\n%s\n", r.fault, s.sink, s.mode, s.l.Stderr.Bytes())
 		if d, ok := s.net.(interface{ debug() string }); ok {
 			fmt.Fprintf(os.Stderr, "--- sink:\n%s\n", d.debug())
 		}
@@ -334,22 +335,22 @@ func (s *session) relaunch() (int64, error) {
 		opts[k] = v
 	}
 	opts[s.addrOpt] = s.net.URL()
-	l, err := startLogger(s.bin, s.driver, opts)
+	l, err := logproc.Start(s.bin, s.driver, opts, "/faults")
 	if err != nil {
 		return 0, fmt.Errorf("second logger: %w", err)
 	}
-	l.out.Close()
-	l.err.Close()
-	code, err := l.wait(90 * time.Second)
+	l.Out.Close()
+	l.Err.Close()
+	code, err := l.Wait(90 * time.Second)
 	if err != nil {
 		return 0, fmt.Errorf("second logger: %w", err)
 	}
-	st, _, err := stats(l.stderr.Bytes())
+	st, _, err := logproc.Stats(l.Stderr.Bytes())
 	if err != nil {
 		return 0, fmt.Errorf("second logger: %w", err)
 	}
 	if code != 0 {
-		return st["lines_dropped"], fmt.Errorf("second logger: exit %d: %s", code, lastLine(string(l.stderr.Bytes())))
+		return st["lines_dropped"], fmt.Errorf("second logger: exit %d: %s", code, logproc.LastLine(string(l.Stderr.Bytes())))
 	}
 	s.note("a second logger on the same spool-dir delivered %d", st["lines_delivered"])
 	return st["lines_dropped"], nil

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -201,26 +202,45 @@ func MB(b int64) string { return fmt.Sprintf("%.1f", float64(b)/1e6) }
 // binary, it counts each physical page once (as long as nothing else maps
 // the binary meanwhile), where VmHWM summed counts the binary twice.
 func Pss(pid int) (int64, error) {
+	m, err := rollup(pid, "Pss")
+	return m["Pss"], err
+}
+
+// Private reads the memory pid alone holds from /proc/PID/smaps_rollup:
+// Private_Clean plus Private_Dirty, its resident pages no other process
+// maps (the heap, the ring; not the binary's pages shared with another
+// process running it).
+func Private(pid int) (int64, error) {
+	m, err := rollup(pid, "Private_Clean", "Private_Dirty")
+	return m["Private_Clean"] + m["Private_Dirty"], err
+}
+
+// rollup reads the figures keys of /proc/PID/smaps_rollup, in bytes.
+func rollup(pid int, keys ...string) (map[string]int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
-		return 0, fmt.Errorf("pss of %d: %w", pid, err)
+		return nil, fmt.Errorf("smaps_rollup of %d: %w", pid, err)
 	}
+	m := map[string]int64{}
 	for _, l := range strings.Split(string(b), "\n") {
-		v, ok := strings.CutPrefix(l, "Pss:")
-		if !ok {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || !slices.Contains(keys, k) {
 			continue
 		}
 		f := strings.Fields(v)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("pss of %d: odd line %q", pid, l)
+			return nil, fmt.Errorf("smaps_rollup of %d: odd line %q", pid, l)
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("pss of %d: %w", pid, err)
+			return nil, fmt.Errorf("smaps_rollup of %d: %w", pid, err)
 		}
-		return kb * 1024, nil
+		m[k] = kb * 1024
 	}
-	return 0, fmt.Errorf("pss of %d: no Pss line (exited?)", pid)
+	if len(m) != len(keys) {
+		return nil, fmt.Errorf("smaps_rollup of %d: not all of %v (exited?)", pid, keys)
+	}
+	return m, nil
 }
 
 // GroupPss is the sum of Pss over pids at one moment: the memory a group

@@ -1,0 +1,451 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// msg is one message as the sink holds it.
+type msg struct {
+	stderr  bool
+	data    []byte
+	partial bool   // more parts of its line follow
+	id      string // fluentd's partial_id
+}
+
+// sinkMessages reads what the sink holds, in arrival order.
+func (r *run) sinkMessages() ([]msg, error) {
+	if r.srv != nil {
+		var ms []msg
+		for _, e := range r.srv.Events() {
+			ms = append(ms, msg{
+				stderr:  e.Str("source") == "stderr",
+				data:    []byte(e.Str("log")),
+				partial: e.Str("partial_message") == "true" && e.Str("partial_last") != "true",
+				id:      e.Str("partial_id"),
+			})
+		}
+		return ms, nil
+	}
+	return readJSONFiles(r.logDir, "json.log")
+}
+
+// readJSONFiles reads json-file's file base in dir and its rotations
+// (base.N, base.N.gz; the highest N is the oldest) with a JSON decoder. A
+// record whose log has no trailing newline is a partial message (Docker's
+// jsonfilelog), joined with what follows on its stream.
+func readJSONFiles(dir, base string) ([]msg, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	type file struct {
+		name string
+		n    int
+	}
+	var files []file
+	for _, e := range ents {
+		name := e.Name()
+		if name == base {
+			files = append(files, file{name, 0})
+			continue
+		}
+		rest, ok := strings.CutPrefix(name, base+".")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.Atoi(strings.TrimSuffix(rest, ".gz")); err == nil {
+			files = append(files, file{name, n})
+		}
+	}
+	// Oldest first; a rotated file both compressed and not (a worker
+	// killed while compressing) is read twice: duplicates, not losses.
+	slices.SortFunc(files, func(a, b file) int {
+		return cmp.Or(cmp.Compare(b.n, a.n), strings.Compare(b.name, a.name))
+	})
+	var ms []msg
+	var bad, broken []string
+	nbad := 0
+	for _, f := range files {
+		fh, err := os.Open(filepath.Join(dir, f.name))
+		if err != nil {
+			return nil, err
+		}
+		var rd io.Reader = fh
+		if strings.HasSuffix(f.name, ".gz") {
+			if rd, err = gzip.NewReader(fh); err != nil {
+				fh.Close()
+				broken = append(broken, fmt.Sprintf("%s: %v", f.name, err))
+				continue
+			}
+		}
+		br := bufio.NewReaderSize(rd, 1<<20)
+		for rec := 1; ; rec++ {
+			b, err := br.ReadBytes('\n')
+			if len(b) > 0 {
+				var v struct {
+					Log    string `json:"log"`
+					Stream string `json:"stream"`
+					Time   string `json:"time"`
+				}
+				if jerr := json.Unmarshal(b, &v); jerr != nil || v.Time == "" {
+					if len(bad) < 3 {
+						bad = append(bad, fmt.Sprintf("%s record %d (%d bytes): %v", f.name, rec, len(b), jerr))
+					}
+					nbad++
+					continue
+				}
+				line, full := strings.CutSuffix(v.Log, "\n")
+				ms = append(ms, msg{stderr: v.Stream == "stderr", data: []byte(line), partial: !full})
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				broken = append(broken, fmt.Sprintf("%s after %d records: %v", f.name, rec, err))
+				break
+			}
+		}
+		fh.Close()
+	}
+	if len(broken) > 0 {
+		return ms, fmt.Errorf("json-file: %s", strings.Join(broken, "; "))
+	}
+	if nbad > 0 {
+		return ms, fmt.Errorf("json-file: %d lines of the files are no record: %s", nbad, strings.Join(bad, "; "))
+	}
+	return ms, nil
+}
+
+// tally is what one stream's messages became once joined.
+type tally struct {
+	complete  map[int]int // line number → complete copies
+	order     int         // lines whose first copy came after a later line's
+	firstBad  int
+	empties   int
+	markers   int
+	prefixes  map[int]int // line number → copies cut short (a replay's first parts, or a drop's)
+	damaged   int         // joined messages that are no line's bytes
+	orphans   int         // joined messages with no header: the rest of a line whose start is gone
+	splitIDs  int         // lines whose parts came under more than one partial_id
+	exampleDm string
+}
+
+// join joins one stream's parts into lines, per Docker's partial
+// messages, and checks each against its content.
+func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
+	t := &tally{complete: map[int]int{}, prefixes: map[int]int{}, firstBad: -1}
+	latest := -1
+	var cur []byte
+	curID, active := "", false
+	flush := func() {
+		j := cur
+		cur, curID, active = nil, "", false
+		switch {
+		case len(j) == 0:
+			t.empties++
+			return
+		case bytes.HasPrefix(j, []byte("dockerlogger: dropped ")):
+			t.markers++
+			return
+		}
+		seq, n, ok := parseHeader(j)
+		if !ok {
+			t.orphans++
+			return
+		}
+		it, known := byseq[seq]
+		var want []byte
+		if known && it.n == n {
+			want = content(seed, it)
+		}
+		switch {
+		case want != nil && bytes.Equal(j, want):
+			if t.complete[seq] == 0 {
+				if seq < latest {
+					t.order++
+					if t.firstBad < 0 {
+						t.firstBad = seq
+					}
+				}
+				latest = max(latest, seq)
+			}
+			t.complete[seq]++
+		case want != nil && len(j) < len(want) && bytes.HasPrefix(want, j):
+			t.prefixes[seq]++
+		default:
+			t.damaged++
+			if t.exampleDm == "" {
+				t.exampleDm = fmt.Sprintf("seq=%d: %d bytes, want %d", seq, len(j), n)
+			}
+		}
+	}
+	for _, m := range ms {
+		if m.stderr != stderr { // each stream's parts are joined apart
+			continue
+		}
+		switch {
+		case active && len(cur) > 0 && hasHeader(m.data):
+			flush() // a new line begins: the one before lost its end
+		case active && m.id != "" && curID != "" && m.id != curID:
+			if hasHeader(m.data) {
+				flush()
+				break
+			}
+			// The rest of the line under another partial_id: whole
+			// when joined, broken for a reader that joins by id.
+			t.splitIDs++
+		}
+		cur = append(cur, m.data...)
+		curID, active = m.id, true
+		if !m.partial {
+			flush()
+		}
+	}
+	if active {
+		flush() // the final line without newline, sent as an unfinished partial message
+	}
+	return t
+}
+
+func hasHeader(b []byte) bool { _, _, ok := parseHeader(b); return ok }
+
+// check holds the case to the promises of issue 9.
+func (r *run) check() {
+	p := r.p
+	st, st2 := r.stats, r.stats2
+	ms, err := r.sinkMessages()
+	if err != nil {
+		r.fail("reading the sink: %v", err)
+	}
+	byseq := map[int]item{}
+	for _, s := range [][]item{p.out, p.errs} {
+		for _, it := range s {
+			if it.kind != empty {
+				byseq[it.seq] = it
+			}
+		}
+	}
+	dropped := st["lines_dropped"] + st2["lines_dropped"]
+	spooled := st["lines_spooled"] // left for the next logger
+	if st2 != nil {
+		spooled = st2["lines_spooled"] // left even by the next one
+	}
+	// Written: the lines a writer wrote whole (a write cut short by an
+	// error leaves one line half written: neither owed nor counted).
+	var numbered, emptiesW, missing, missingEmpty, complete, dups, markers, damaged, orphans, prefixes, cut int
+	exact := true // every line written is one message: counts must match to the line
+	var gone []string
+	for i, stderr := range []bool{false, true} {
+		w := r.w[i]
+		t := join(ms, stderr, byseq, p.seed)
+		markers += t.markers
+		damaged += t.damaged
+		orphans += t.orphans
+		if t.order > 0 {
+			r.fail("order: %s: %d lines arrived after a later line of their stream (first seq=%d)", streamName(stderr), t.order, t.firstBad)
+		}
+		if t.splitIDs > 0 {
+			r.fail("partial messages: %s: %d lines' parts came under two partial_ids (a reader joining by partial_id gets two broken lines)", streamName(stderr), t.splitIDs)
+		}
+		if t.damaged > 0 {
+			r.note("%s: damaged %s", streamName(stderr), t.exampleDm)
+		}
+		// A write cut short (EPIPE, or the pipe closed under a stuck
+		// application) leaves one line half written: neither owed nor
+		// counted, but its bytes may be delivered or dropped.
+		var whole int64
+		for _, it := range w.items[:w.written] {
+			whole += int64(it.n) + 1
+		}
+		if w.bytes > whole {
+			cut++
+		}
+		e := 0
+		for _, it := range w.items[:w.written] {
+			if it.kind == empty {
+				e++
+				continue
+			}
+			numbered++
+			if int64(it.n) > p.lineMax || it.n >= pipeCap {
+				exact = false
+			}
+			if c := t.complete[it.seq]; c == 0 {
+				missing++
+				if len(gone) < 8 {
+					gone = append(gone, fmt.Sprintf("%d(%dB)", it.seq, it.n))
+				}
+			} else {
+				complete++
+				dups += c - 1
+			}
+		}
+		for _, c := range t.prefixes {
+			prefixes += c
+		}
+		emptiesW += e
+		missingEmpty += max(0, e-t.empties)
+	}
+	delivered := complete + (emptiesW - missingEmpty)
+	written := numbered + emptiesW
+	r.summary = fmt.Sprintf("written %d, delivered %d, dup %d (+%d cut, %d tails), dropped %d, spooled %d, markers %d",
+		written, delivered, dups, prefixes, orphans, dropped, spooled, markers)
+
+	// 1. Every line written is delivered or counted as dropped.
+	switch {
+	case exact:
+		lost := int64(written-delivered) - dropped - spooled
+		switch {
+		case lost < 0 && p.mode == "non-blocking" && -lost <= int64(r.kills):
+			r.note("%d in-flight line(s) counted dropped and delivered (one per worker kill allowed)", -lost)
+		case lost < 0 && -lost <= int64(cut):
+			r.note("%d message(s) of a line written in part (the write cut short) delivered or dropped", -lost)
+		case lost < 0 && spooled > 0 && -lost <= 256<<10/20:
+			r.note("%d line(s) of the unacknowledged batch both delivered and left in the spool", -lost)
+		case lost > 0:
+			r.fail("every line delivered or counted: %d lost uncounted (written %d, delivered %d, dropped %d, spooled %d; missing e.g. %s)",
+				lost, written, delivered, dropped, spooled, strings.Join(gone, " "))
+		case lost < 0:
+			r.fail("every line delivered or counted: %d counted twice (written %d, delivered %d, dropped %d, spooled %d)",
+				-lost, written, delivered, dropped, spooled)
+		}
+	case int64(missing+missingEmpty) > dropped+spooled:
+		r.fail("every line delivered or counted: %d lines never arrived whole but only %d messages counted dropped or spooled (missing e.g. %s)",
+			missing+missingEmpty, dropped+spooled, strings.Join(gone, " "))
+	}
+	if damaged > 0 && dropped == 0 {
+		r.fail("content: %d messages are no line's bytes, with nothing dropped", damaged)
+	}
+	if orphans > 0 && dropped == 0 && prefixes == 0 {
+		r.fail("content: %d line ends without their start, with nothing dropped", orphans)
+	}
+	if markers > 0 && p.opts["drop-marker"] == "false" {
+		r.fail("drop-marker=false, yet %d drop markers", markers)
+	}
+	// What the logger counts as delivered is at the sink.
+	if atSink := int64(len(ms)); atSink < st["lines_delivered"]+st2["lines_delivered"] {
+		r.fail("delivered means at the sink: the logger counts %d delivered, the sink holds %d messages",
+			st["lines_delivered"]+st2["lines_delivered"], atSink)
+	}
+	// Blocking, and spool with buffer-full=block, drop only what
+	// close-timeout gives up at exit.
+	if p.mode == "blocking" || p.opts["buffer-full"] == "block" {
+		d := dropped - st["lines_dropped_close_timeout"] - st2["lines_dropped_close_timeout"]
+		if p.mode == "non-blocking" && r.kills > 0 {
+			// A killed worker's ring is lost (counted), whatever buffer-full says.
+			d -= st["lines_dropped_worker_died"] + st["lines_dropped_earlier_workers"]
+		}
+		if d > 0 {
+			r.fail("%s (buffer-full=%s) dropped %d lines (%s)", p.mode, p.opts["buffer-full"], d, reasons(st))
+		}
+	}
+	// The counters add up: one worker's lines read are delivered, dropped
+	// or left in the spool (counters belong to one worker, so only without
+	// restarts or upgrades).
+	if st["restarts"] == 0 && st["upgrades"] == 0 && !r.supKilled && len(st) > 0 {
+		if rd, sum := st["lines_read"], st["lines_delivered"]+st["lines_dropped"]+st["lines_spooled"]; rd != sum {
+			r.fail("counters: lines_read=%d but delivered+dropped+spooled=%d", rd, sum)
+		}
+	}
+	// A worker dies only when the soak kills it: the supervisor says
+	// "worker ...; restarting" for each one that crashed.
+	var crashes []string
+	for _, l := range strings.Split(string(r.l.Stderr.Bytes()), "\n") {
+		if i := strings.Index(l, "worker "); i >= 0 && strings.HasSuffix(l, "; restarting") {
+			crashes = append(crashes, l[i:])
+		}
+	}
+	if len(crashes) > r.kills || st["restarts"] > int64(r.kills) {
+		r.fail("a worker died unprovoked: %d crashes (restarts=%d), %d workers killed by the soak: %s",
+			len(crashes), st["restarts"], r.kills, strings.Join(crashes, "; "))
+	}
+
+	// 3. The application never blocks in non-blocking and spool.
+	var maxBlock time.Duration
+	var slow []slowWrite
+	for _, w := range r.w {
+		maxBlock = max(maxBlock, w.maxBlock)
+		r.ownDelay = max(r.ownDelay, w.ownDelay)
+		slow = append(slow, w.slow...)
+		if w.err != nil && !r.stuck {
+			r.fail("the application's write(2) failed at %.2fs: %v", w.errAt.Seconds(), w.err)
+		}
+	}
+	r.maxBlock = maxBlock
+	// buffer-full=block may block once the ring or the spool is full:
+	// there the bound holds only for inputs too small to fill them.
+	canFill := p.opts["buffer-full"] == "block" && p.bytes >= max(p.maxBuffer, p.spoolMax)
+	if p.mode != "blocking" && !canFill && len(slow) > 0 {
+		slices.SortFunc(slow, func(a, b slowWrite) int { return cmp.Compare(a.at, b.at) })
+		r.fail("never blocks: %d write(2)s over %v, longest %v, first at %.2fs (%v, %d bytes)",
+			len(slow), blockBound, maxBlock.Round(time.Millisecond), slow[0].at.Seconds(), slow[0].d.Round(time.Millisecond), slow[0].n)
+	}
+
+	// 4. The exit: on time (checked as it ran), and its status.
+	if r.exitCode != 0 && !r.supKilled && !(r.exitCode == 1 && (st["lines_dropped"] > 0 || st["lines_spooled"] > 0)) {
+		r.fail("exit %d with nothing dropped: %s", r.exitCode, lastStderr(r))
+	}
+
+	// 5. The spool's disk stays within spool-max-size and one segment.
+	if p.mode == "spool" {
+		seg := min(max(p.spoolMax/8, 64<<10), 64<<20)
+		if r.peakDisk > p.spoolMax+seg {
+			r.fail("spool disk: %s used, spool-max-size %s + segment %s", mb(r.peakDisk), mb(p.spoolMax), mb(seg))
+		}
+	}
+	// 6. Non-blocking memory stays within max-buffer-size and 8 MB.
+	if p.mode == "non-blocking" && r.peakMem > p.maxBuffer+8<<20 {
+		r.fail("memory: %s private (supervisor and worker), max-buffer-size %s + 8 MB (%s before any input)", mb(r.peakMem), mb(p.maxBuffer), mb(r.startMem))
+	}
+}
+
+func streamName(stderr bool) string {
+	if stderr {
+		return "stderr"
+	}
+	return "stdout"
+}
+
+// reasons are the per-reason drop counters that are not 0.
+func reasons(st map[string]int64) string {
+	var rs []string
+	for k, v := range st {
+		if strings.HasPrefix(k, "lines_dropped_") && v > 0 {
+			rs = append(rs, fmt.Sprintf("%s=%d", k, v))
+		}
+	}
+	slices.Sort(rs)
+	return strings.Join(rs, " ")
+}
+
+func lastStderr(r *run) string {
+	var keep []string
+	for _, l := range strings.Split(string(r.l.Stderr.Bytes()), "\n") {
+		if l != "" && !strings.Contains(l, "dockerlogger: stats ") {
+			keep = append(keep, l)
+		}
+	}
+	if len(keep) == 0 {
+		return ""
+	}
+	return keep[len(keep)-1]
+}
+
+func mb(b int64) string {
+	if b < 100_000 {
+		return fmt.Sprintf("%.1f kB", float64(b)/1e3)
+	}
+	return fmt.Sprintf("%.1f MB", float64(b)/1e6)
+}
