@@ -171,7 +171,7 @@ func main() {
 		kind, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), measure.Load())
 	start := time.Now()
 	var rows []row
-	for _, f := range faults() {
+	for _, f := range append(faults(), promiseFaults()...) {
 		if !re.MatchString(f.name) || (e.short && !f.short) {
 			continue
 		}

@@ -109,3 +109,28 @@ func (w *writer) result() (written int, maxBlock time.Duration, err error) {
 	defer w.mu.Unlock()
 	return w.written, w.maxBlock, w.err
 }
+
+// long writes one numbered line of size bytes (newline included), 64 KiB
+// per write(2) every 2 ms (32 MB/s: a pace any mode keeps up with, so a
+// blocked write is the logger's doing, not the pipe's throughput): longer
+// than the pipe, it reaches the sink as partial messages, the first of
+// which carries the number.
+func (w *writer) long(size int) error {
+	b := fmt.Appendf(make([]byte, 0, size), "seq=%09d msg=", w.next)
+	for len(b) < size-1 {
+		b = append(b, 'x')
+	}
+	b = append(b, '\n')
+	for len(b) > 64<<10 {
+		if err := w.write(b[:64<<10], 0); err != nil {
+			return err
+		}
+		b = b[64<<10:]
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := w.write(b, 1); err != nil {
+		return err
+	}
+	w.next++
+	return nil
+}

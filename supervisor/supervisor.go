@@ -415,15 +415,20 @@ func (s *Supervisor) killInit() {
 	}
 }
 
+// maxRelievedTail is how far relieve reads, a byte at a time, to finish
+// the line it cut.
+const maxRelievedTail = 64 << 10
+
 // relieveEvery is how often a pipe is looked at while no worker runs.
 const relieveEvery = 5 * time.Millisecond
 
 // relieve keeps an input pipe from filling while no worker reads it (in a
 // mode that never blocks the application): whenever it holds more than a
 // quarter of what it can surely hold (see zfd.Peek.Window), the oldest
-// bytes go, down to an eighth, counted as dropped for the next worker to
-// report (the ledger's carried drops). A line cut there reaches the next
-// worker without its start; its bytes are counted dropped.
+// bytes go, down to an eighth and on to the end of the line they cut (up
+// to maxRelievedTail more), counted as dropped for the next worker to
+// report (the ledger's carried drops). Only a line longer than that
+// reaches the next worker without its start, counted dropped as well.
 func (s *Supervisor) relieve(name string, f *os.File, stop <-chan struct{}) {
 	buf := make([]byte, 64<<10)
 	t := time.NewTicker(relieveEvery)
@@ -438,20 +443,46 @@ func (s *Supervisor) relieve(name string, f *os.File, stop <-chan struct{}) {
 		if held <= limit/4 {
 			continue
 		}
+		var newlines, dropped int64
+		last := byte('\n')
 		for left := held - limit/8; left > 0; {
 			n, err := f.Read(buf[:min(left, len(buf))])
-			lines := int64(bytes.Count(buf[:n], []byte{'\n'}))
-			if cl, cb := s.ledger.CarriedDrops(); cl != nil {
-				// The next worker reports them, with its own counts.
-				cl.Add(lines)
-				cb.Add(int64(n) - lines)
-			} else {
-				s.c.Count.Drop(diag.LoggerDown, lines, int64(n)-lines)
+			newlines += int64(bytes.Count(buf[:n], []byte{'\n'}))
+			dropped += int64(n)
+			if n > 0 {
+				last = buf[n-1]
 			}
 			left -= n
 			if err != nil || n == 0 {
 				break
 			}
+		}
+		// Finish the line that was cut, a byte at a time from what the
+		// pipe holds, so that the next worker starts on a whole line.
+		for tail := 0; last != '\n' && tail < maxRelievedTail; tail++ {
+			if held, _ := zfd.Held(f); held == 0 {
+				break
+			}
+			if n, err := f.Read(buf[:1]); n != 1 || err != nil {
+				break
+			}
+			dropped++
+			last = buf[0]
+			if last == '\n' {
+				newlines++
+			}
+		}
+		lines := newlines
+		if last != '\n' {
+			lines++ // cut: its tail reaches the next worker as a line of its own
+		}
+		bytesDropped := dropped - newlines
+		if cl, cb := s.ledger.CarriedDrops(); cl != nil {
+			// The next worker reports them, with its own counts.
+			cl.Add(lines)
+			cb.Add(bytesDropped)
+		} else {
+			s.c.Count.Drop(diag.LoggerDown, lines, bytesDropped)
 		}
 	}
 }

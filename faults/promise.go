@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The faults of issue 9's promises that are not a sink's: lines the pipe
+// cannot hold, a worker that cannot go on, and signals at the worst
+// moment.
+func promiseFaults() []fault {
+	return []fault{
+		longLines("blocking", "spool"),
+		longLines("non-blocking"),
+		{
+			name: "spool taken by another process", short: true, modes: []string{"spool"}, dropsOK: true,
+			notes: "after a worker SIGKILL the spool's lock is held elsewhere for 3 s: workers fail while the container can write; the supervisor keeps the pipes and room in them (the oldest bytes dropped, counted)",
+			run: func(e *env, s *session) error {
+				done := bg(s.out, rate*6, rate)
+				time.Sleep(time.Second)
+				pid, err := s.l.Worker(5 * time.Second)
+				if err != nil {
+					return err
+				}
+				lock, err := os.OpenFile(filepath.Join(s.opts["spool-dir"], "lock"), os.O_RDWR, 0)
+				if err != nil {
+					return err
+				}
+				defer lock.Close()
+				syscall.Kill(pid, syscall.SIGKILL)
+				s.kills++
+				if err := waitFor(5*time.Second, "the spool's lock", func() bool {
+					return unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
+				}); err != nil {
+					return err
+				}
+				time.Sleep(3 * time.Second)
+				unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+				if err := <-done; err != nil {
+					return err
+				}
+				if !bytes.Contains(s.l.Stderr.Bytes(), []byte("while the container's output is still open")) {
+					return fmt.Errorf("no worker failed while the spool was held")
+				}
+				return s.neverBlocked(10 * time.Millisecond)
+			},
+		},
+		{
+			name: "SIGHUP and SIGUSR1 storm", short: true,
+			notes: "40 rounds of SIGHUP, SIGHUP, SIGUSR1 20 ms apart while writing: no worker may die of a signal or count as failed",
+			run: func(e *env, s *session) error {
+				done := bg(s.out, rate*3, rate)
+				for i := 0; i < 40; i++ {
+					s.l.Cmd.Process.Signal(syscall.SIGHUP)
+					s.l.Cmd.Process.Signal(syscall.SIGHUP)
+					s.l.Cmd.Process.Signal(syscall.SIGUSR1)
+					time.Sleep(20 * time.Millisecond)
+				}
+				if err := <-done; err != nil {
+					return err
+				}
+				for _, bad := range []string{"killed by signal", "restarting", "on-failure"} {
+					if i := bytes.Index(s.l.Stderr.Bytes(), []byte(bad)); i >= 0 {
+						return fmt.Errorf("stderr says %q: %s", bad, strings.SplitN(string(s.l.Stderr.Bytes()[max(0, i-80):]), "\n", 2)[0])
+					}
+				}
+				return nil
+			},
+		},
+	}
+}
+
+// neverBlocked fails a non-blocking or spool row whose application was
+// blocked in one write(2) longer than d.
+func (s *session) neverBlocked(d time.Duration) error {
+	if s.mode == "blocking" {
+		return nil
+	}
+	for _, w := range []*writer{s.out, s.errw} {
+		if _, b, _ := w.result(); b > d {
+			return fmt.Errorf("a write(2) blocked %v in %s mode (at most %v)", b.Round(time.Millisecond), s.mode, d)
+		}
+	}
+	return nil
+}
+
+// longLines is the row for lines longer than the pipe in modes; in
+// non-blocking the ring must hold a line of line-max.
+func longLines(modes ...string) fault {
+	opts := map[string]string{"line-max": "4m"}
+	if modes[0] == "non-blocking" {
+		opts["max-buffer-size"] = "32m"
+	}
+	return fault{
+		name: "lines longer than the pipe (line-max 4m)", short: true, modes: modes,
+		notes: "3 MiB numbered lines among short ones, written 64 KiB per write(2); partial messages",
+		setup: func(e *env, dir string) (setup, func(), error) {
+			return setup{opts: opts}, func() {}, nil
+		},
+		run: func(e *env, s *session) error {
+			for i := 0; i < 4; i++ {
+				if err := s.out.lines(500, 0); err != nil {
+					return err
+				}
+				if err := s.out.long(3 << 20); err != nil {
+					return err
+				}
+			}
+			if err := s.out.lines(500, 0); err != nil {
+				return err
+			}
+			return s.neverBlocked(10 * time.Millisecond)
+		},
+	}
+}
