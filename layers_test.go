@@ -24,6 +24,7 @@ var mustNot = map[string][]string{
 	"earlysignal": {"*"},
 	"safedir":     {"*"},
 	"protocol":    {"*"},
+	"backoff":     {"*"},
 	"worker":      {"supervisor", "cmd/dockerlogger"},
 	"ring":        {"drivers", "reader", "mode", "worker", "supervisor"},
 	"reader":      {"drivers", "mode", "supervisor", "worker"},

@@ -7,6 +7,7 @@ import (
 
 	"github.com/docker/docker/daemon/logger"
 
+	"github.com/joyent/dockerlogger/backoff"
 	"github.com/joyent/dockerlogger/config"
 	"github.com/joyent/dockerlogger/diag"
 )
@@ -130,7 +131,7 @@ func (a fileAccounting) Lost(lines, bytes int64, reason string) {
 // gives up on it; failed is closed when the first attempt has failed.
 func (d *Driver) run(failed chan struct{}) {
 	defer close(d.done)
-	wait := firstRetry
+	wait := backoff.New(firstRetry, maxRetry)
 	for {
 		if d.try() {
 			return
@@ -139,15 +140,8 @@ func (d *Driver) run(failed chan struct{}) {
 			close(failed)
 			failed = nil
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-d.stop:
-			t.Stop()
+		if !wait.Wait(d.stop) {
 			return
-		case <-t.C:
-		}
-		if wait *= 2; wait > maxRetry {
-			wait = maxRetry
 		}
 	}
 }

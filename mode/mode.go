@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/backend"
 	"github.com/docker/docker/daemon/logger"
 
+	"github.com/joyent/dockerlogger/backoff"
 	"github.com/joyent/dockerlogger/diag"
 )
 
@@ -78,7 +79,7 @@ func (b *Blocking) Log(msg *logger.Message) error {
 	s.line = append(s.line[:0], msg.Line...)
 	s.source, s.ts, s.partial, s.attrs = msg.Source, msg.Timestamp, msg.PLogMetaData, msg.Attrs
 	n := int64(len(s.line))
-	wait := firstBackoff
+	wait := backoff.New(firstBackoff, maxBackoff)
 	for {
 		err := b.Driver.Log(msg)
 		if err == nil {
@@ -91,21 +92,15 @@ func (b *Blocking) Log(msg *logger.Message) error {
 		b.failingSince.CompareAndSwap(0, time.Now().UnixNano())
 		select {
 		case <-b.Stop: // past close-timeout: no retry to announce
-			b.Count.Drop("close-timeout", 1, n)
+			b.Count.Drop(diag.CloseTimeout, 1, n)
 			return err
 		default:
 		}
-		b.Errors.Printf("deliver %s line: %v (retrying in %v)", s.source, err, wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-b.Stop:
-			t.Stop()
-			b.Count.Drop("close-timeout", 1, n)
+		d := wait.Next()
+		b.Errors.Printf("deliver %s line: %v (retrying in %v)", s.source, err, d)
+		if !backoff.Sleep(d, b.Stop) {
+			b.Count.Drop(diag.CloseTimeout, 1, n)
 			return err
-		case <-t.C:
-		}
-		if wait *= 2; wait > maxBackoff {
-			wait = maxBackoff
 		}
 		b.Count.Retries.Add(1)
 		msg = logger.NewMessage()

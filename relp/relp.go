@@ -21,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/joyent/dockerlogger/backoff"
 )
 
 // Defaults of Options.
@@ -356,7 +358,7 @@ func (c *Client) broke(cn *conn, err error) {
 // keep reconnects whenever there is no connection, until Close.
 func (c *Client) keep() {
 	defer close(c.done)
-	wait := c.opt.MinBackoff
+	wait := backoff.New(c.opt.MinBackoff, c.opt.MaxBackoff)
 	for {
 		c.mu.Lock()
 		cn := c.conn
@@ -388,19 +390,12 @@ func (c *Client) keep() {
 			if !aborted && c.opt.Report != nil {
 				c.opt.Report(err)
 			}
-			t := time.NewTimer(wait)
-			select {
-			case <-c.stop:
-				t.Stop()
+			if !wait.Wait(c.stop) {
 				return
-			case <-t.C:
-			}
-			if wait *= 2; wait > c.opt.MaxBackoff {
-				wait = c.opt.MaxBackoff
 			}
 			continue
 		}
-		wait = c.opt.MinBackoff
+		wait.Reset()
 		c.mu.Lock()
 		if c.aborted {
 			c.mu.Unlock()

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/joyent/dockerlogger/backoff"
 	"github.com/joyent/dockerlogger/diag"
 	"github.com/joyent/dockerlogger/protocol"
 	"github.com/joyent/dockerlogger/zfd"
@@ -135,7 +136,7 @@ func (s *Supervisor) Run() int {
 
 func (s *Supervisor) run() int {
 	c := &s.c
-	backoff := c.FirstBackoff
+	wait := backoff.New(c.FirstBackoff, c.MaxBackoff)
 	var failures []time.Time
 	for {
 		start := time.Now()
@@ -157,7 +158,7 @@ func (s *Supervisor) run() int {
 			return ex.code
 		}
 		c.Errors.Printf("worker %s; restarting", ex.describe)
-		if code, stop := s.afterCrash(&failures, &backoff, start); stop {
+		if code, stop := s.afterCrash(&failures, wait, start); stop {
 			return code
 		}
 	}
@@ -239,12 +240,12 @@ func (s *Supervisor) inputsOpen() bool {
 
 // afterCrash counts a crash, applies the policy when the worker keeps
 // failing, and waits out the backoff. stop says the supervisor is done.
-func (s *Supervisor) afterCrash(failures *[]time.Time, backoff *time.Duration, start time.Time) (int, bool) {
+func (s *Supervisor) afterCrash(failures *[]time.Time, wait *backoff.Backoff, start time.Time) (int, bool) {
 	c := &s.c
 	now := time.Now()
 	if now.Sub(start) >= c.Healthy {
 		// A worker that ran well for a while ends the run of failures.
-		*backoff = c.FirstBackoff
+		wait.Reset()
 		*failures = (*failures)[:0]
 	}
 	c.Count.Restarts.Add(1)
@@ -265,7 +266,7 @@ func (s *Supervisor) afterCrash(failures *[]time.Time, backoff *time.Duration, s
 			return s.drain(), true
 		}
 	}
-	t := time.NewTimer(*backoff)
+	t := time.NewTimer(wait.Next())
 	defer t.Stop()
 	if c.NeverBlock {
 		// No worker reads while we wait: keep room in the pipes, or
@@ -285,9 +286,6 @@ func (s *Supervisor) afterCrash(failures *[]time.Time, backoff *time.Duration, s
 	for {
 		select {
 		case <-t.C:
-			if *backoff *= 2; *backoff > c.MaxBackoff {
-				*backoff = c.MaxBackoff
-			}
 			return 0, false
 		case sig := <-c.Signals:
 			if sig == syscall.SIGUSR1 {
