@@ -73,7 +73,11 @@ type run struct {
 	sink     sink
 	blocking *mode.Blocking // when mode=blocking
 	async    *mode.Async    // when mode=non-blocking or spool
-	stop     chan struct{}  // closed when the worker gives up on delivery
+	// ctx is the run's one context: it ends when the worker abandons
+	// delivery (close-timeout passed).
+	ctx        context.Context
+	cancel     context.CancelFunc
+	inputsDone <-chan struct{} // closed when every reader has ended
 
 	files map[*os.File]bool // inputs still being read, to look for hang-up
 
@@ -86,7 +90,9 @@ type run struct {
 // have passed drivers.Validate.
 func (w *Worker) Run() error {
 	c := w.Config
-	r := &run{Worker: w, o: c.Options, stop: make(chan struct{}), files: map[*os.File]bool{}}
+	r := &run{Worker: w, o: c.Options, files: map[*os.File]bool{}}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	defer r.cancel()
 	ins, err := zfd.Inputs(zfd.Spec{Stdout: c.Stdout, Stderr: c.Stderr, TTY: c.TTY})
 	if err != nil {
 		return err
@@ -109,7 +115,7 @@ func (w *Worker) Run() error {
 		return err
 	}
 	if c.Options.Mode == config.Blocking {
-		r.blocking = &mode.Blocking{Driver: r.drv, Count: w.Count, Errors: w.Errors, Stop: r.stop}
+		r.blocking = &mode.Blocking{Driver: r.drv, Count: w.Count, Errors: w.Errors, Stop: r.ctx.Done()}
 		r.sink = r.blocking
 	} else {
 		o := c.Options
@@ -133,8 +139,8 @@ func (w *Worker) Run() error {
 	if err := w.Ready.Signal(); err != nil {
 		w.Errors.Printf("%v", err)
 	}
-	inputsDone := r.startReaders(ins, consoles)
-	return r.finish(r.wait(inputsDone), inputsDone)
+	r.inputsDone = r.startReaders(ins, consoles)
+	return r.live(r.inputsDone)
 }
 
 // countDeadRing counts as dropped what a worker that died held in its
@@ -253,10 +259,33 @@ func (r *run) stopReading() {
 	}
 }
 
-// wait runs until the inputs end or the worker must stop. It returns the
-// deadline for draining and closing, nil when the inputs ended normally,
-// and ErrDriverFailed when the worker gives up.
-func (r *run) wait(inputsDone <-chan struct{}) (deadline <-chan time.Time) {
+// phase is where a run is, named as s6-supervise names a service's states.
+// A run only moves forward through them.
+type phase int
+
+const (
+	// reading: the inputs are open; lines are delivered as they come.
+	reading phase = iota
+	// closing: asked to stop (SIGTERM), or the container is gone while the
+	// driver fails: reading on to EOF, within close-timeout.
+	closing
+	// draining: the inputs ended (EOF, or stopped for a handover):
+	// delivering what is held, then closing the driver.
+	draining
+	// abandoning: close-timeout passed: the driver is let go, what it never
+	// took is counted, and the run ends within lastChance.
+	abandoning
+)
+
+// lastChance is how long an abandoned drain and close may take to count
+// what they let go.
+const lastChance = 2 * time.Second
+
+// live runs the phases from reading to the end of the run and says how it
+// ended: nil (everything delivered), ErrHandover, ErrDriverFailed,
+// ErrDeadline, or the driver's error at close.
+func (r *run) live(inputsDone <-chan struct{}) error {
+	ph := reading
 	var statsTick <-chan time.Time
 	if r.o.StatsFile != "" {
 		t := time.NewTicker(5 * time.Second)
@@ -264,121 +293,59 @@ func (r *run) wait(inputsDone <-chan struct{}) (deadline <-chan time.Time) {
 		statsTick = t.C
 	}
 	started := time.Now()
-	tick := time.NewTicker(min(r.o.FailureTimeout/4, time.Second))
-	defer tick.Stop()
+	failTick := time.NewTicker(min(r.o.FailureTimeout/4, time.Second))
+	defer failTick.Stop()
+	check := failTick.C
+	var deadline, last <-chan time.Time // close-timeout; then lastChance
+	var closed <-chan error             // the drain and close, once draining
+	drain := func() {
+		ph, inputsDone, check, statsTick = draining, nil, nil, nil
+		closed = r.drainAndClose()
+	}
+	abandon := func() {
+		ph, deadline = abandoning, nil
+		r.abandon()
+		last = time.After(lastChance)
+	}
 	for {
 		select {
 		case <-inputsDone:
-			return deadline
-		case <-tick.C:
+			if deadline == nil {
+				deadline = time.After(r.o.CloseTimeout)
+			}
+			drain()
+		case <-check:
 			failing := r.failing(started)
-			if failing >= r.o.FailureTimeout && deadline == nil {
+			if ph == reading && failing >= r.o.FailureTimeout {
 				r.Errors.Printf("%s driver failing for %v: giving up (on-failure=%s)", r.Config.Driver, r.o.FailureTimeout, r.o.OnFailure)
-				return nil // finish sees failed()
+				r.writeStats()
+				return ErrDriverFailed
 			}
 			// The container is gone (no writer left) and nothing can be
 			// delivered: give it close-timeout, as after SIGTERM.
-			if deadline == nil && failing > 0 && r.hungUp() {
+			if ph == reading && failing > 0 && r.hungUp() {
 				r.Errors.Printf("inputs closed while the %s driver is failing: giving up in %v", r.Config.Driver, r.o.CloseTimeout)
-				deadline = time.After(r.o.CloseTimeout)
+				ph, deadline = closing, time.After(r.o.CloseTimeout)
 			}
 		case <-deadline:
-			r.Errors.Printf("inputs not finished within close-timeout %v: stopping", r.o.CloseTimeout)
-			return closedChan()
-		case <-statsTick:
+			if ph == closing {
+				r.Errors.Printf("inputs not finished within close-timeout %v: stopping", r.o.CloseTimeout)
+				drain()
+			} else {
+				r.Errors.Printf("%s driver did not finish within close-timeout %v", r.Config.Driver, r.o.CloseTimeout)
+			}
+			abandon()
+		case <-last:
+			r.countUnsent()
 			r.writeStats()
-		case s := <-r.Signals:
-			switch s {
-			case syscall.SIGUSR1:
-				r.writeStats()
-				r.Stats(r.Count.Line())
-			case syscall.SIGUSR2:
-				r.stopReading()
-			case syscall.SIGTERM, syscall.SIGINT:
-				if deadline == nil {
-					deadline = time.After(r.o.CloseTimeout)
-				}
-			}
-			// SIGHUP is the supervisor's (live upgrade): a worker that
-			// gets one too, from a broad pkill, carries on.
-		}
-	}
-}
-
-func closedChan() <-chan time.Time {
-	c := make(chan time.Time)
-	close(c)
-	return c
-}
-
-// finish drains the mode and closes the driver within what is left of
-// close-timeout, and says how the run ended.
-func (r *run) finish(deadline <-chan time.Time, inputsDone <-chan struct{}) error {
-	select {
-	case <-inputsDone:
-	default:
-		if deadline == nil { // wait gave up on a failing driver
-			r.writeStats()
-			return ErrDriverFailed
-		}
-	}
-	if deadline == nil {
-		deadline = time.After(r.o.CloseTimeout)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	timedOut := false
-	giveUp := func() {
-		if !timedOut {
-			timedOut = true
-			close(r.stop)
-			r.drv.Abandon()
-			cancel()
-		}
-	}
-	closed := make(chan error, 1)
-	go func() {
-		var err error
-		if r.async != nil {
-			dctx := ctx
-			if r.handingOver() && r.o.Mode == config.Spool {
-				// The next worker delivers from the spool: do not wait
-				// on a sink that may be down.
-				c, cancel := context.WithCancel(ctx)
-				cancel()
-				dctx = c
-			}
-			if err = r.async.Drain(dctx); err != nil && dctx != ctx {
-				err = nil // expected: the records stay on disk
-			}
-		}
-		select {
-		case <-inputsDone:
-		case <-time.After(time.Second):
-			// Readers still blocked: what they hold stays in the pipes.
-		}
-		if cerr := r.drv.Close(); err == nil {
-			err = cerr
-		}
-		closed <- err
-	}()
-	lastChance := false
-	select {
-	case <-deadline: // already past it (SIGTERM and inputs still open)
-		giveUp()
-		lastChance = true
-		deadline = time.After(2 * time.Second)
-	default:
-	}
-	for {
-		select {
+			return ErrDeadline
 		case err := <-closed:
-			if timedOut {
+			if ph == abandoning {
 				r.countUnsent()
 			}
 			r.writeStats()
 			switch {
-			case timedOut:
+			case ph == abandoning:
 				if err != nil {
 					r.Errors.Printf("%v", err)
 				}
@@ -389,23 +356,66 @@ func (r *run) finish(deadline <-chan time.Time, inputsDone <-chan struct{}) erro
 				return ErrHandover
 			}
 			return nil
-		case <-deadline:
-			if lastChance {
-				r.countUnsent()
-				r.writeStats()
-				return ErrDeadline
-			}
-			r.Errors.Printf("%s driver did not finish within close-timeout %v", r.Config.Driver, r.o.CloseTimeout)
-			giveUp()
-			lastChance = true
-			deadline = time.After(2 * time.Second) // for Drain and Close to count and let go
-		case s := <-r.Signals:
-			if s == syscall.SIGUSR1 {
+		case <-statsTick:
+			r.writeStats()
+		case sig := <-r.Signals:
+			switch sig {
+			case syscall.SIGUSR1:
 				r.writeStats()
 				r.Stats(r.Count.Line())
+			case syscall.SIGUSR2:
+				if ph <= closing {
+					r.stopReading()
+				}
+			case syscall.SIGTERM, syscall.SIGINT:
+				if ph == reading {
+					ph, deadline = closing, time.After(r.o.CloseTimeout)
+				}
 			}
+			// SIGHUP is the supervisor's (live upgrade): a worker that
+			// gets one too, from a broad pkill, carries on.
 		}
 	}
+}
+
+// drainAndClose delivers what the mode holds and closes the driver, in
+// the background; the run's context ends it early (abandon).
+func (r *run) drainAndClose() <-chan error {
+	closed := make(chan error, 1)
+	go func() {
+		var err error
+		if r.async != nil {
+			ctx := r.ctx
+			if r.handingOver() && r.o.Mode == config.Spool {
+				// The next worker delivers from the spool: do not wait
+				// on a sink that may be down.
+				c, cancel := context.WithCancel(ctx)
+				cancel()
+				ctx = c
+			}
+			if err = r.async.Drain(ctx); err != nil && ctx != r.ctx {
+				err = nil // expected: the records stay on disk
+			}
+		}
+		select {
+		case <-r.inputsDone:
+		case <-time.After(time.Second):
+			// Readers still blocked: what they hold stays in the pipes.
+		}
+		if cerr := r.drv.Close(); err == nil {
+			err = cerr
+		}
+		closed <- err
+	}()
+	return closed
+}
+
+// abandon gives up on what is not delivered yet: the run's context ends
+// (the delivery modes stop retrying and count), and the driver stops
+// waiting to come up.
+func (r *run) abandon() {
+	r.cancel()
+	r.drv.Abandon()
 }
 
 // countUnsent moves what the driver accepted but still holds unsent (the
