@@ -20,6 +20,8 @@ var mustNot = map[string][]string{
 	"supervisor":  {"drivers", "reader", "mode", "ring", "spool", "filelog", "worker"},
 	"config":      {"drivers", "reader", "mode", "supervisor", "worker"},
 	"zfd":         {"drivers", "reader", "mode", "supervisor", "worker"},
+	"pipepeek":    {"drivers", "reader", "mode", "supervisor", "worker"},
+	"console":     {"drivers", "reader", "mode", "supervisor", "worker", "pipepeek"},
 	"filelog":     {"reader", "mode", "supervisor", "drivers", "worker"},
 	"earlysignal": {"*"},
 	"safedir":     {"*"},

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/joyent/dockerlogger/config"
+	"github.com/joyent/dockerlogger/console"
 	"github.com/joyent/dockerlogger/diag"
 	"github.com/joyent/dockerlogger/drivers"
 	"github.com/joyent/dockerlogger/earlysignal"
@@ -275,7 +276,7 @@ func supervise(args []string, c *config.Config, ready *zfd.ReadyPipe, count *dia
 	}
 	var consoles []*os.File
 	if c.Tee {
-		if consoles, err = zfd.Consoles(); err != nil {
+		if consoles, err = console.Consoles(); err != nil {
 			return fail(exitConfig, err)
 		}
 	}
