@@ -32,10 +32,12 @@ var mustNot = map[string][]string{
 	"spool":       {"drivers", "reader", "mode", "worker", "supervisor"},
 	"diag":        {"config", "drivers", "reader", "mode", "ring", "spool", "filelog", "supervisor", "worker", "zfd"},
 	"drivers":     {"reader", "mode", "supervisor", "worker"},
-	"relp":        {"reader", "mode", "worker", "github.com/docker/docker"},
-	"mode":        {"worker", "supervisor"},
-	"faults":      {"*"},
-	"soak":        {"*"},
+
+	"drivers/capability": {"drivers", "reader", "mode", "supervisor", "worker", "config"},
+	"relp":               {"reader", "mode", "worker", "github.com/docker/docker"},
+	"mode":               {"worker", "supervisor"},
+	"faults":             {"*"},
+	"soak":               {"*"},
 
 	"internal/sink/cloudwatch":   {"*"},
 	"internal/sink/hec":          {"*"},

@@ -18,6 +18,8 @@ import (
 	"github.com/docker/docker/daemon/logger/loggerutils"
 	units "github.com/docker/go-units"
 	"github.com/fluent/fluent-logger-golang/fluent"
+
+	"github.com/joyent/dockerlogger/drivers/capability"
 )
 
 // Our own fluentd driver. It sends what Docker's daemon/logger/fluentd
@@ -84,8 +86,8 @@ type fluentdLogger struct {
 }
 
 var (
-	_ PendingLogger  = (*fluentdLogger)(nil)
-	_ GivingUpLogger = (*fluentdLogger)(nil)
+	_ capability.PendingLogger  = (*fluentdLogger)(nil)
+	_ capability.GivingUpLogger = (*fluentdLogger)(nil)
 )
 
 // OnGiveUp sets what is told of a message fluent-logger-golang gave up on.

@@ -217,7 +217,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 		line := fmt.Sprintf(format, args...)
 		if strings.Contains(line, "Failed to send a message") {
 			// Docker's splunk says only this, and not how many bytes
-			// (our own drivers say it through drivers.GivingUpLogger).
+			// (our own drivers say it through capability.GivingUpLogger).
 			count.Delivered.Add(-1)
 			count.Drop(diag.DriverGaveUp, 1, 0)
 		}
