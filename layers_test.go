@@ -33,7 +33,9 @@ var mustNot = map[string][]string{
 	"diag":        {"config", "drivers", "reader", "mode", "ring", "spool", "filelog", "supervisor", "worker", "zfd"},
 	"drivers":     {"reader", "mode", "supervisor", "worker"},
 
-	"drivers/capability": {"drivers", "reader", "mode", "supervisor", "worker", "config"},
+	"drivers/capability": {"drivers", "drivers/fluentd", "reader", "mode", "supervisor", "worker", "config"},
+	"drivers/fluentd":    {"drivers", "reader", "mode", "supervisor", "worker"},
+	"drivers/logopt":     {"*"},
 	"relp":               {"reader", "mode", "worker", "github.com/docker/docker"},
 	"mode":               {"worker", "supervisor"},
 	"faults":             {"*"},

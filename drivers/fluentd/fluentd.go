@@ -1,30 +1,7 @@
-package drivers
-
-import (
-	"context"
-	"errors"
-	"fmt"
-	"math"
-	"net/url"
-	"regexp"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
-
-	"github.com/containerd/log"
-	"github.com/docker/docker/daemon/logger"
-	"github.com/docker/docker/daemon/logger/loggerutils"
-	units "github.com/docker/go-units"
-	"github.com/fluent/fluent-logger-golang/fluent"
-
-	"github.com/joyent/dockerlogger/drivers/capability"
-)
-
-// Our own fluentd driver. It sends what Docker's daemon/logger/fluentd
-// sends, takes the same options with the same defaults and rejects the
-// same values, with one difference: Docker sets ForceStopAsyncSend to
+// Package fluentd is our own fluentd driver, registered as "fluentd" with
+// Docker's registry when package drivers imports it. It sends what
+// Docker's daemon/logger/fluentd sends, takes the same options with the
+// same defaults and rejects the same values, with one difference: Docker sets ForceStopAsyncSend to
 // fluentd-async, so with fluentd-async=true its Close discards the events
 // still queued. Docker's daemon rarely closes a driver; dockerlogger
 // closes it at every container exit, so that would lose the last lines
@@ -38,6 +15,33 @@ import (
 // and fluentd-tls-skip-verify, for a tls:// address (fluenttls.go). Every
 // tls:// address goes through fluenttls.go's bridge, with or without
 // them, so that TLS is always dialed, checked and reported one way.
+//
+// It must never import package drivers (which imports it to register it),
+// the reader, a delivery mode, the supervisor or the worker: what it
+// implements beyond Docker's logger.Logger it names in drivers/capability.
+package fluentd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/containerd/log"
+	"github.com/docker/docker/daemon/logger"
+	"github.com/docker/docker/daemon/logger/loggerutils"
+	units "github.com/docker/go-units"
+	"github.com/fluent/fluent-logger-golang/fluent"
+
+	"github.com/joyent/dockerlogger/drivers/capability"
+	"github.com/joyent/dockerlogger/drivers/logopt"
+)
 
 const (
 	fluentdName = "fluentd"
@@ -147,7 +151,7 @@ func newFluentd(info logger.Info) (logger.Logger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log-opt tag: %w", err)
 	}
-	if err := checkRegexOpts(info.Config); err != nil {
+	if err := logopt.CheckRegexOpts(info.Config); err != nil {
 		return nil, err
 	}
 	extra, err := info.ExtraAttributes(nil)
@@ -279,7 +283,7 @@ func validateFluentdOpts(cfg map[string]string) error {
 			return fmt.Errorf("unknown log opt '%s' for fluentd log driver", key)
 		}
 	}
-	if err := checkRegexOpts(cfg); err != nil {
+	if err := logopt.CheckRegexOpts(cfg); err != nil {
 		return err
 	}
 	if _, err := parseFluentdConfig(cfg); err != nil {
@@ -289,24 +293,6 @@ func validateFluentdOpts(cfg map[string]string) error {
 	loc, _ := parseFluentdAddress(cfg[fluentdAddressKey])
 	_, err := parseFluentdTLS(cfg, loc)
 	return err
-}
-
-// checkRegexOpts checks labels-regex and env-regex, which Docker's
-// validator lets through and its driver then fails on at every creation.
-func checkRegexOpts(cfg map[string]string) error {
-	for _, key := range []string{"labels-regex", "env-regex"} {
-		if v := cfg[key]; v != "" {
-			if _, err := regexp.Compile(v); err != nil {
-				return badOpt(cfg, key, err)
-			}
-		}
-	}
-	return nil
-}
-
-// badOpt names the option whose value failed to parse.
-func badOpt(cfg map[string]string, key string, err error) error {
-	return fmt.Errorf("log-opt %s=%q: %w", key, cfg[key], err)
 }
 
 // parseFluentdConfig turns the options into fluent-logger-golang's
@@ -323,7 +309,7 @@ func parseFluentdConfig(cfg map[string]string) (fluent.Config, error) {
 	if v := cfg[fluentdBufferLimitKey]; v != "" {
 		n, err := units.RAMInBytes(v)
 		if err != nil {
-			return none, badOpt(cfg, fluentdBufferLimitKey, err)
+			return none, logopt.BadOpt(cfg, fluentdBufferLimitKey, err)
 		}
 		bufferLimit = int(n)
 	}
@@ -332,7 +318,7 @@ func parseFluentdConfig(cfg map[string]string) (fluent.Config, error) {
 	if v := cfg[fluentdRetryWaitKey]; v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			return none, badOpt(cfg, fluentdRetryWaitKey, err)
+			return none, logopt.BadOpt(cfg, fluentdRetryWaitKey, err)
 		}
 		retryWait = int(d.Seconds() * 1000)
 	}
@@ -341,7 +327,7 @@ func parseFluentdConfig(cfg map[string]string) (fluent.Config, error) {
 	if v := cfg[fluentdMaxRetriesKey]; v != "" {
 		n, err := strconv.ParseUint(v, 10, 32)
 		if err != nil {
-			return none, badOpt(cfg, fluentdMaxRetriesKey, err)
+			return none, logopt.BadOpt(cfg, fluentdMaxRetriesKey, err)
 		}
 		// Above MaxInt32 fluent-logger-golang's int arithmetic overflows.
 		if n > math.MaxInt32 {
@@ -357,7 +343,7 @@ func parseFluentdConfig(cfg map[string]string) (fluent.Config, error) {
 		}
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return false, badOpt(cfg, key, err)
+			return false, logopt.BadOpt(cfg, key, err)
 		}
 		return b, nil
 	}
