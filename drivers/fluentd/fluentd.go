@@ -1,12 +1,13 @@
 // Package fluentd is our own fluentd driver, registered as "fluentd" with
 // Docker's registry when package drivers imports it. It sends what
 // Docker's daemon/logger/fluentd sends, takes the same options with the
-// same defaults and rejects the same values, with one difference: Docker sets ForceStopAsyncSend to
-// fluentd-async, so with fluentd-async=true its Close discards the events
-// still queued. Docker's daemon rarely closes a driver; dockerlogger
-// closes it at every container exit, so that would lose the last lines
-// while counting them as delivered. Here Close drains the queue, and the
-// worker bounds how long that may take with close-timeout.
+// same defaults and rejects the same values, with one difference: Docker
+// sets ForceStopAsyncSend to fluentd-async, so with fluentd-async=true its
+// Close discards the events still queued. Docker's daemon rarely closes a
+// driver; dockerlogger closes it at every container exit, so that would
+// lose the last lines while counting them as delivered. Here Close drains
+// the queue, and the worker bounds how long that may take with
+// close-timeout.
 //
 // Error texts are Docker's, except where Docker returns the bare parse
 // error of a value: those name the option.
