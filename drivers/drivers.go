@@ -1,7 +1,10 @@
 // Package drivers owns Docker's log-driver registry as dockerlogger uses it:
 // which drivers this binary has, the options each accepts with their
 // defaults, the validation of a whole configuration, and the creation of a
-// driver, retried while its sink is down.
+// driver, retried while its sink is down. Our own drivers that are more
+// than a wrapper live in packages of their own (drivers/fluentd), which
+// register themselves when imported here, as Docker's do; what a driver
+// may implement beyond logger.Logger is named in drivers/capability.
 //
 // It must never import the reader, a delivery mode or the supervisor: it
 // sits at the end of the flow and knows nothing of what feeds it.
@@ -22,6 +25,8 @@ import (
 
 	"github.com/joyent/dockerlogger/config"
 	"github.com/joyent/dockerlogger/diag"
+	// Our own fluentd driver registers itself the same way.
+	_ "github.com/joyent/dockerlogger/drivers/fluentd"
 )
 
 func init() {

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/daemon/logger"
 
 	"github.com/joyent/dockerlogger/config"
+	"github.com/joyent/dockerlogger/drivers/fluentd"
 )
 
 // plausible values for options whose Docker default is empty or computed.
@@ -175,7 +176,7 @@ func dockerValidatorKeys(t *testing.T) map[string][]string {
 // ours reports whether a driver's option is one dockerlogger adds to
 // Docker's (fluentd's TLS files), which Docker's validator does not know.
 func ours(driver, name string) bool {
-	return driver == "fluentd" && slices.Contains(fluentdTLSKeys, name)
+	return driver == "fluentd" && slices.Contains(fluentd.TLSKeys, name)
 }
 
 // TestOptionTableComplete: the table lists exactly the options Docker's

@@ -8,7 +8,15 @@ import (
 	"github.com/docker/docker/daemon/logger"
 
 	"github.com/joyent/dockerlogger/diag"
+	"github.com/joyent/dockerlogger/drivers/capability"
 	"github.com/joyent/dockerlogger/filelog"
+)
+
+// Asserted here, where filelog's drivers are registered: filelog cannot
+// import package capability, which names filelog.Accounting.
+var (
+	_ capability.Flusher         = (*filelog.JSON)(nil)
+	_ capability.AccountedLogger = (*filelog.JSON)(nil)
 )
 
 // Our own json-file driver: Docker's writes one write(2) per line, which is

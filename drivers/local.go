@@ -5,7 +5,14 @@ import (
 
 	"github.com/docker/docker/daemon/logger"
 
+	"github.com/joyent/dockerlogger/drivers/capability"
 	"github.com/joyent/dockerlogger/filelog"
+)
+
+// As for json-file (jsonfile.go).
+var (
+	_ capability.Flusher         = (*filelog.Local)(nil)
+	_ capability.AccountedLogger = (*filelog.Local)(nil)
 )
 
 // Our own local driver: Docker's format and rotation (package filelog),

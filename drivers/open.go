@@ -10,6 +10,7 @@ import (
 	"github.com/joyent/dockerlogger/backoff"
 	"github.com/joyent/dockerlogger/config"
 	"github.com/joyent/dockerlogger/diag"
+	"github.com/joyent/dockerlogger/drivers/capability"
 )
 
 // ErrNotOpen is returned by Log when the driver could not be created before
@@ -38,6 +39,14 @@ type Driver struct {
 	// format) share a buffer across Log calls.
 	logMu sync.Mutex
 }
+
+// Driver passes on what the driver it wraps can say (Flush, Pending,
+// Resent, below).
+var (
+	_ capability.Flusher         = (*Driver)(nil)
+	_ capability.PendingLogger   = (*Driver)(nil)
+	_ capability.ResendingLogger = (*Driver)(nil)
+)
 
 // Backoff bounds the wait between attempts to create a driver. firstWait
 // bounds how long Open waits for its first attempt: some drivers take a
@@ -93,11 +102,11 @@ func (d *Driver) try() bool {
 		d.report(err)
 		return false
 	}
-	if a, ok := l.(AccountedLogger); ok && d.count != nil {
+	if a, ok := l.(capability.AccountedLogger); ok && d.count != nil {
 		a.SetAccounting(fileAccounting{d.count})
 		d.accounted = true
 	}
-	if g, ok := l.(GivingUpLogger); ok && d.count != nil {
+	if g, ok := l.(capability.GivingUpLogger); ok && d.count != nil {
 		count := d.count
 		g.OnGiveUp(func(lines, bytes int64) {
 			count.Delivered.Add(-lines)
@@ -189,7 +198,7 @@ func (d *Driver) log(msg *logger.Message) error {
 func (d *Driver) Flush() error {
 	select {
 	case <-d.up:
-		if f, ok := d.l.(Flusher); ok {
+		if f, ok := d.l.(capability.Flusher); ok {
 			d.logMu.Lock()
 			defer d.logMu.Unlock()
 			return f.Flush()
@@ -208,7 +217,7 @@ func (d *Driver) Pending() (lines, bytes int64) {
 	default:
 		return 0, 0
 	}
-	if p, ok := d.l.(PendingLogger); ok {
+	if p, ok := d.l.(capability.PendingLogger); ok {
 		return p.Pending()
 	}
 	return 0, 0
@@ -223,7 +232,7 @@ func (d *Driver) Resent() int64 {
 	default:
 		return 0
 	}
-	if r, ok := d.l.(ResendingLogger); ok {
+	if r, ok := d.l.(capability.ResendingLogger); ok {
 		return r.Resent()
 	}
 	return 0

@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/daemon/logger"
 	"github.com/docker/docker/daemon/logger/loggerutils"
 
+	"github.com/joyent/dockerlogger/drivers/logopt"
 	"github.com/joyent/dockerlogger/relp"
 )
 
@@ -145,7 +146,7 @@ func validateSyslogRelp(_ string, cfg map[string]string) error {
 		}
 	}
 	if _, err := parseRelpAddress(cfg[syslogAddressKey]); err != nil {
-		return badOpt(cfg, syslogAddressKey, err)
+		return logopt.BadOpt(cfg, syslogAddressKey, err)
 	}
 	if _, err := parseRelpFacility(cfg["syslog-facility"]); err != nil {
 		return err
@@ -153,7 +154,7 @@ func validateSyslogRelp(_ string, cfg map[string]string) error {
 	if _, err := parseRelpFormat(cfg["syslog-format"]); err != nil {
 		return err
 	}
-	return checkRegexOpts(cfg)
+	return logopt.CheckRegexOpts(cfg)
 }
 
 // syslogRelp sends each message as one RELP syslog command.

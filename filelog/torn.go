@@ -12,7 +12,7 @@ import (
 // the end of its file. The next one must not append after it, or both
 // records would be unreadable: on open, the file is cut back to its last
 // whole record. The torn record's line was never acknowledged, so it is
-// written again (the reader peeks; see zfd.Peek).
+// written again (the reader peeks; see pipepeek.Peek).
 
 // completeJSON returns the length of the longest prefix of f (of size
 // bytes) that ends with a whole json-file record: every record ends with

@@ -89,7 +89,7 @@ type Reader struct {
 }
 
 // Committer is a source that keeps what it returned until told it was
-// delivered: a peeking pipe reader (zfd.Peek) leaves bytes in the pipe, so a
+// delivered: a peeking pipe reader (pipepeek.Peek) leaves bytes in the pipe, so a
 // worker that dies before delivering them loses nothing.
 type Committer interface {
 	// Commit forgets the first n bytes returned and not yet committed.
@@ -122,7 +122,7 @@ func (stopped) Error() string  { return "reading stopped for handover" }
 func (stopped) Handover() bool { return true }
 
 // isHandover recognises ErrStopped and any source's error that says it is
-// a handover (zfd.ErrStopped), without importing the source's package.
+// a handover (pipepeek.ErrStopped), without importing the source's package.
 func isHandover(err error) bool {
 	var h interface{ Handover() bool }
 	return errors.As(err, &h) && h.Handover()

@@ -381,7 +381,7 @@ func TestFlushAfterEachRead(t *testing.T) {
 }
 
 // committing is a source that returns at most max bytes per read and
-// keeps count of what was committed, as zfd.Peek does.
+// keeps count of what was committed, as pipepeek.Peek does.
 type committing struct {
 	data      []byte
 	read, max int

@@ -23,6 +23,7 @@ import (
 
 	"github.com/joyent/dockerlogger/backoff"
 	"github.com/joyent/dockerlogger/diag"
+	"github.com/joyent/dockerlogger/pipepeek"
 	"github.com/joyent/dockerlogger/protocol"
 	"github.com/joyent/dockerlogger/zfd"
 )
@@ -422,7 +423,7 @@ const relieveEvery = 5 * time.Millisecond
 
 // relieve keeps an input pipe from filling while no worker reads it (in a
 // mode that never blocks the application): whenever it holds more than a
-// quarter of what it can surely hold (see zfd.Peek.Window), the oldest
+// quarter of what it can surely hold (see pipepeek.Peek.Window), the oldest
 // bytes go, down to an eighth and on to the end of the line they cut (up
 // to maxRelievedTail more), counted as dropped for the next worker to
 // report (the ledger's carried drops). Only a line longer than that
@@ -437,7 +438,7 @@ func (s *Supervisor) relieve(name string, f *os.File, stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		held, limit := zfd.Held(f)
+		held, limit := pipepeek.Held(f)
 		if held <= limit/4 {
 			continue
 		}
@@ -458,7 +459,7 @@ func (s *Supervisor) relieve(name string, f *os.File, stop <-chan struct{}) {
 		// Finish the line that was cut, a byte at a time from what the
 		// pipe holds, so that the next worker starts on a whole line.
 		for tail := 0; last != '\n' && tail < maxRelievedTail; tail++ {
-			if held, _ := zfd.Held(f); held == 0 {
+			if held, _ := pipepeek.Held(f); held == 0 {
 				break
 			}
 			if n, err := f.Read(buf[:1]); n != 1 || err != nil {

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pipeCap is what the logger asks for its input pipes (zfd.growPipe).
+// pipeCap is what the logger asks for its input pipes (zfd.GrowPipe).
 const pipeCap = 1 << 20
 
 // TestLongLinesEveryMode: in every mode and for line-max below, at and

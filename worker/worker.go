@@ -18,9 +18,11 @@ import (
 	"time"
 
 	"github.com/joyent/dockerlogger/config"
+	"github.com/joyent/dockerlogger/console"
 	"github.com/joyent/dockerlogger/diag"
 	"github.com/joyent/dockerlogger/drivers"
 	"github.com/joyent/dockerlogger/mode"
+	"github.com/joyent/dockerlogger/pipepeek"
 	"github.com/joyent/dockerlogger/protocol"
 	"github.com/joyent/dockerlogger/reader"
 	"github.com/joyent/dockerlogger/zfd"
@@ -38,7 +40,7 @@ type Worker struct {
 	Signals <-chan os.Signal
 	// Stats is where SIGUSR1 and the exit print the counters.
 	Stats func(line string)
-	// Peek reads pipes with zfd.Peek, so bytes not yet delivered stay in
+	// Peek reads pipes with pipepeek.Peek, so bytes not yet delivered stay in
 	// the pipe the supervisor holds, and SIGUSR2 can stop reading at a
 	// line boundary for a handover. Ledger, if set, is shared with the
 	// supervisor and counts what a dead worker left half-delivered.
@@ -82,7 +84,7 @@ type run struct {
 	files map[*os.File]bool // inputs still being read, to look for hang-up
 
 	mu       sync.Mutex
-	peeks    []*zfd.Peek
+	peeks    []*pipepeek.Peek
 	handover bool
 }
 
@@ -155,18 +157,18 @@ func (w *Worker) countDeadRing(lines, bytes *atomic.Int64) {
 	}
 }
 
-func (w *Worker) consoles() ([]*zfd.Console, error) {
+func (w *Worker) consoles() ([]*console.Console, error) {
 	if !w.Config.Tee {
 		return nil, nil
 	}
-	fs, err := zfd.Consoles()
+	fs, err := console.Consoles()
 	if err != nil {
 		return nil, err
 	}
-	var cs []*zfd.Console
+	var cs []*console.Console
 	for _, f := range fs {
 		name := f.Name()
-		cs = append(cs, zfd.NewConsole(f, func(err error) {
+		cs = append(cs, console.NewConsole(f, func(err error) {
 			w.Errors.Printf("tee to %s stopped: %v", name, err)
 		}))
 	}
@@ -175,7 +177,7 @@ func (w *Worker) consoles() ([]*zfd.Console, error) {
 
 // startReaders starts one reader per input; the channel closes when all
 // have reached EOF (or stopped for a handover).
-func (r *run) startReaders(ins []zfd.Input, consoles []*zfd.Console) <-chan struct{} {
+func (r *run) startReaders(ins []zfd.Input, consoles []*console.Console) <-chan struct{} {
 	var wg sync.WaitGroup
 	for i, in := range ins {
 		wg.Add(1)
@@ -203,16 +205,16 @@ func (r *run) startReaders(ins []zfd.Input, consoles []*zfd.Console) <-chan stru
 				f.Close()
 			}()
 			rd := &reader.Reader{Source: in.Name, LineMax: r.o.LineMax, Sink: r.sink, Count: r.Count.Stream(in.Name)}
-			var console *zfd.Console
+			var cons *console.Console
 			if i < len(consoles) {
-				console = consoles[i]
+				cons = consoles[i]
 			}
 			var src io.Reader = f
-			if p := r.peek(f, i, rd, console); p != nil {
+			if p := r.peek(f, i, rd, cons); p != nil {
 				defer p.Close()
 				src = p
-			} else if console != nil {
-				src = zfd.TeeReader(src, console)
+			} else if cons != nil {
+				src = console.TeeReader(src, cons)
 			}
 			if err := rd.Copy(src); err != nil && !errors.Is(err, reader.ErrStopped) {
 				r.Errors.Printf("%v", err)
@@ -224,17 +226,17 @@ func (r *run) startReaders(ins []zfd.Input, consoles []*zfd.Console) <-chan stru
 	return done
 }
 
-// peek returns a zfd.Peek on f when the worker peeks and f is a pipe.
-func (r *run) peek(f *os.File, i int, rd *reader.Reader, console *zfd.Console) *zfd.Peek {
+// peek returns a pipepeek.Peek on f when the worker peeks and f is a pipe.
+func (r *run) peek(f *os.File, i int, rd *reader.Reader, cons *console.Console) *pipepeek.Peek {
 	if !r.Peek {
 		return nil
 	}
-	p, err := zfd.NewPeek(f)
+	p, err := pipepeek.NewPeek(f)
 	if err != nil {
 		return nil
 	}
-	if console != nil {
-		p.TeeTo(console)
+	if cons != nil {
+		p.TeeTo(cons)
 	}
 	r.mu.Lock()
 	r.peeks = append(r.peeks, p)

@@ -1,7 +1,8 @@
 // Package zfd opens the container's output streams the way the platform
 // hands them to the logger — inherited descriptors, named FIFOs, or
 // illumos zfd devices — and owns the ready pipe that tells containerd the
-// logger is up.
+// logger is up. What reads them is elsewhere: package pipepeek peeks at
+// a pipe, package console copies to loginit --tee's console.
 //
 // It must never import a driver, the reader or a delivery mode: it deals
 // in file descriptors only.
@@ -72,7 +73,7 @@ func input(name string, fd int, path string) (Input, error) {
 				if err != nil {
 					return nil, fmt.Errorf("open %s input %s: %w", name, path, err)
 				}
-				growPipe(int(f.Fd()))
+				GrowPipe(int(f.Fd()))
 				return f, nil
 			}}, nil
 	}
@@ -81,7 +82,7 @@ func input(name string, fd int, path string) (Input, error) {
 	}
 	// No child of ours may hold the write side's reader open.
 	unix.CloseOnExec(fd)
-	growPipe(fd)
+	GrowPipe(fd)
 	f := os.NewFile(uintptr(fd), name)
 	return Input{Name: name, Open: func() (*os.File, error) { return f, nil }, Close: func() { f.Close() }}, nil
 }
@@ -124,27 +125,6 @@ func CheckInputs(s Spec) error {
 		}
 	}
 	return nil
-}
-
-// Console descriptors: where loginit --tee passes its original stdout and
-// stderr.
-const (
-	ConsoleStdoutFD = 7
-	ConsoleStderrFD = 8
-)
-
-// Consoles returns the console files passed for --tee, stdout first; an
-// error if one is not open.
-func Consoles() ([]*os.File, error) {
-	var fs []*os.File
-	for i, fd := range []int{ConsoleStdoutFD, ConsoleStderrFD} {
-		if !Valid(fd) {
-			return nil, fmt.Errorf("tee: console fd %d (%s) is not open", fd, []string{"stdout", "stderr"}[i])
-		}
-		unix.CloseOnExec(fd)
-		fs = append(fs, os.NewFile(uintptr(fd), []string{"console-stdout", "console-stderr"}[i]))
-	}
-	return fs, nil
 }
 
 // Valid reports whether fd is an open descriptor that was inherited: one

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/joyent/dockerlogger/config"
+	"github.com/joyent/dockerlogger/console"
 	"github.com/joyent/dockerlogger/diag"
 	"github.com/joyent/dockerlogger/drivers"
 	"github.com/joyent/dockerlogger/earlysignal"
@@ -216,7 +217,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 		line := fmt.Sprintf(format, args...)
 		if strings.Contains(line, "Failed to send a message") {
 			// Docker's splunk says only this, and not how many bytes
-			// (our own drivers say it through drivers.GivingUpLogger).
+			// (our own drivers say it through capability.GivingUpLogger).
 			count.Delivered.Add(-1)
 			count.Drop(diag.DriverGaveUp, 1, 0)
 		}
@@ -275,7 +276,7 @@ func supervise(args []string, c *config.Config, ready *zfd.ReadyPipe, count *dia
 	}
 	var consoles []*os.File
 	if c.Tee {
-		if consoles, err = zfd.Consoles(); err != nil {
+		if consoles, err = console.Consoles(); err != nil {
 			return fail(exitConfig, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package zfd
+package pipepeek
 
 import (
 	"bytes"

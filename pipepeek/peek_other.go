@@ -1,10 +1,12 @@
 //go:build !linux
 
-package zfd
+package pipepeek
 
 import (
 	"errors"
 	"os"
+
+	"github.com/joyent/dockerlogger/console"
 )
 
 // Peek needs tee(2) and splice(2), which only Linux has; elsewhere inputs
@@ -23,7 +25,7 @@ func (*Peek) Stop()                    {}
 func (*Peek) Close() error             { return nil }
 
 // TeeTo does nothing here.
-func (*Peek) TeeTo(*Console) {}
+func (*Peek) TeeTo(*console.Console) {}
 
 // Held returns 0, 0: where pipes cannot be measured, nothing is relieved.
 func Held(f *os.File) (held, limit int) { return 0, 0 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package drivers
+package fluentd
 
 import (
 	"net"

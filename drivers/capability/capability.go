@@ -1,12 +1,19 @@
-package drivers
+// Package capability names the optional methods a driver (a
+// logger.Logger) may have beyond Docker's interface, as moby's
+// daemon/logger names its own (SizedLogger, LogReader). Package drivers
+// looks for them; each implementation asserts them at compile time next to
+// its methods, so that renaming one breaks the build instead of silently
+// switching counting off. It is a leaf so that drivers kept in packages of
+// their own (drivers/fluentd), which package drivers imports to register
+// them, can name what they implement.
+//
+// It must never import package drivers or a driver's package, the reader,
+// a delivery mode, the supervisor or the worker; of this module it imports
+// only filelog (and what filelog needs), for the Accounting a driver may
+// be given.
+package capability
 
 import "github.com/joyent/dockerlogger/filelog"
-
-// The optional methods a driver (a logger.Logger) may have beyond Docker's
-// interface, named as moby's daemon/logger names its own (SizedLogger,
-// LogReader) and asserted at compile time where they are implemented:
-// renaming one breaks the build instead of silently switching counting
-// off.
 
 // Flusher is a driver that buffers what it takes and writes it on Flush
 // (json-file and local; syslog over RELP waits for acknowledgements).
@@ -39,14 +46,3 @@ type AccountedLogger interface {
 type GivingUpLogger interface {
 	OnGiveUp(gaveUp func(lines, bytes int64))
 }
-
-var (
-	_ Flusher         = (*Driver)(nil)
-	_ PendingLogger   = (*Driver)(nil)
-	_ ResendingLogger = (*Driver)(nil)
-
-	_ Flusher         = (*filelog.JSON)(nil)
-	_ Flusher         = (*filelog.Local)(nil)
-	_ AccountedLogger = (*filelog.JSON)(nil)
-	_ AccountedLogger = (*filelog.Local)(nil)
-)

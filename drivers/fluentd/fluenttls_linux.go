@@ -1,4 +1,4 @@
-package drivers
+package fluentd
 
 import (
 	"crypto/rand"

@@ -1,12 +1,14 @@
 //go:build linux
 
-package zfd
+package pipepeek
 
 import (
 	"bytes"
 	"io"
 	"os"
 	"testing"
+
+	"github.com/joyent/dockerlogger/zfd"
 )
 
 // The cost of peeking, beside a plain read of the same pipe in the same
@@ -29,7 +31,7 @@ func benchSource(b *testing.B, peek bool) {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	growPipe(int(r.Fd()))
+	zfd.GrowPipe(int(r.Fd())) // as zfd grows the inputs it opens
 	var src io.Reader = r
 	var p *Peek
 	if peek {

@@ -1,4 +1,4 @@
-package drivers
+package fluentd
 
 // Tests of our fluentd driver against internal/sink/forward, an in-repo
 // server speaking the real Fluentd Forward Protocol v1: the bytes on the

@@ -1,4 +1,4 @@
-package drivers
+package fluentd
 
 // fluentd over TLS with a CA, a client certificate and a key.
 //
@@ -38,6 +38,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/joyent/dockerlogger/drivers/logopt"
 )
 
 const (
@@ -57,7 +59,8 @@ const (
 	fluentdTLSMaxRetryWait = 10 * time.Second
 )
 
-var fluentdTLSKeys = []string{fluentdTLSCACertKey, fluentdTLSCertKey, fluentdTLSKeyKey, fluentdTLSSkipVerifyKey}
+// TLSKeys are the options this driver adds to Docker's fluentd driver's.
+var TLSKeys = []string{fluentdTLSCACertKey, fluentdTLSCertKey, fluentdTLSKeyKey, fluentdTLSSkipVerifyKey}
 
 // fluentdTLS is what the TLS options say: the tls.Config to dial with and
 // the client certificate, kept apart so each dial can tell whether the
@@ -75,12 +78,12 @@ func parseFluentdTLS(cfg map[string]string, loc fluentdLocation) (*fluentdTLS, e
 	if v := cfg[fluentdTLSSkipVerifyKey]; v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return nil, badOpt(cfg, fluentdTLSSkipVerifyKey, err)
+			return nil, logopt.BadOpt(cfg, fluentdTLSSkipVerifyKey, err)
 		}
 		skip = b
 	}
 	if loc.protocol != "tls" {
-		for _, k := range fluentdTLSKeys {
+		for _, k := range TLSKeys {
 			// fluentd-tls-skip-verify=false, its default, changes nothing.
 			if cfg[k] != "" && (k != fluentdTLSSkipVerifyKey || skip) {
 				addr := cfg[fluentdAddressKey]
@@ -101,7 +104,7 @@ func parseFluentdTLS(cfg map[string]string, loc fluentdLocation) (*fluentdTLS, e
 	if path := cfg[fluentdTLSCACertKey]; path != "" {
 		pool, err := loadCAFile(path)
 		if err != nil {
-			return nil, badOpt(cfg, fluentdTLSCACertKey, err)
+			return nil, logopt.BadOpt(cfg, fluentdTLSCACertKey, err)
 		}
 		c.RootCAs = pool
 	} // else nil: the system's roots.
@@ -116,11 +119,11 @@ func parseFluentdTLS(cfg map[string]string, loc fluentdLocation) (*fluentdTLS, e
 	if certPath != "" {
 		certPEM, err := os.ReadFile(certPath)
 		if err != nil {
-			return nil, badOpt(cfg, fluentdTLSCertKey, err)
+			return nil, logopt.BadOpt(cfg, fluentdTLSCertKey, err)
 		}
 		keyPEM, err := os.ReadFile(keyPath)
 		if err != nil {
-			return nil, badOpt(cfg, fluentdTLSKeyKey, err)
+			return nil, logopt.BadOpt(cfg, fluentdTLSKeyKey, err)
 		}
 		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {

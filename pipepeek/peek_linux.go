@@ -1,4 +1,4 @@
-package zfd
+package pipepeek
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/joyent/dockerlogger/console"
 )
 
 // Peek reads a pipe without consuming it: tee(2) copies the pipe's front
@@ -29,12 +31,12 @@ type Peek struct {
 	pending int // bytes at the pipe's front returned by Read, not committed
 	stopped atomic.Bool
 	discard []byte
-	console *Console
+	console *console.Console
 }
 
 // TeeTo makes Read also copy every new byte to c (loginit --tee): with
 // tee(2) when c is a pipe, with write(2) otherwise.
-func (p *Peek) TeeTo(c *Console) { p.console = c }
+func (p *Peek) TeeTo(c *console.Console) { p.console = c }
 
 // ErrStopped is returned by Read after Stop. It reports itself as a
 // handover so the reader can tell it from a failure.
@@ -156,10 +158,10 @@ func (p *Peek) Read(b []byte) (int, error) {
 		}
 		want := n - p.pending
 		teed := 0
-		if p.console != nil && p.console.pipe {
+		if p.console != nil {
 			// Zero-copy to the console while the bytes are still in the
 			// private pipe; whatever tee(2) could not take is written below.
-			teed = p.console.teeFrom(p.privR, want)
+			teed = p.console.TeeFrom(p.privR, want)
 		}
 		got, err := io.ReadFull(fdReader(p.privR), b[:want])
 		p.pending += got
@@ -287,19 +289,6 @@ func (f fdReader) Read(b []byte) (int, error) {
 	}
 }
 
-// teeFrom duplicates up to n bytes at the front of the pipe r into the
-// console pipe and returns how many it duplicated.
-func (c *Console) teeFrom(r int, n int) int {
-	if c.broken.Load() {
-		return n // nothing more goes to a broken console
-	}
-	m, err := unix.Tee(r, int(c.f.Fd()), n, 0)
-	if err != nil {
-		return 0
-	}
-	return int(m)
-}
-
 // Window is how many bytes Read may return before they must be committed
 // (reader.Windowed): half of what the smaller of the two pipes can hold,
 // less a page. A pipe holds its capacity only when writes fill whole
@@ -325,7 +314,7 @@ func (p *Peek) Window() int {
 }
 
 // Held returns how many bytes the pipe f holds now and how many it surely
-// can hold: half its capacity less a page, as zfd.Peek.Window explains
+// can hold: half its capacity less a page, as Peek.Window explains
 // (0, 0 when f is not a pipe).
 func Held(f *os.File) (held, limit int) {
 	fd := uintptr(f.Fd())

@@ -1,4 +1,26 @@
-package drivers
+// Package fluentd is our own fluentd driver, registered as "fluentd" with
+// Docker's registry when package drivers imports it. It sends what
+// Docker's daemon/logger/fluentd sends, takes the same options with the
+// same defaults and rejects the same values, with one difference: Docker
+// sets ForceStopAsyncSend to fluentd-async, so with fluentd-async=true its
+// Close discards the events still queued. Docker's daemon rarely closes a
+// driver; dockerlogger closes it at every container exit, so that would
+// lose the last lines while counting them as delivered. Here Close drains
+// the queue, and the worker bounds how long that may take with
+// close-timeout.
+//
+// Error texts are Docker's, except where Docker returns the bare parse
+// error of a value: those name the option.
+//
+// Added options: fluentd-tls-ca-cert, fluentd-tls-cert, fluentd-tls-key
+// and fluentd-tls-skip-verify, for a tls:// address (fluenttls.go). Every
+// tls:// address goes through fluenttls.go's bridge, with or without
+// them, so that TLS is always dialed, checked and reported one way.
+//
+// It must never import package drivers (which imports it to register it),
+// the reader, a delivery mode, the supervisor or the worker: what it
+// implements beyond Docker's logger.Logger it names in drivers/capability.
+package fluentd
 
 import (
 	"context"
@@ -6,7 +28,6 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,24 +39,10 @@ import (
 	"github.com/docker/docker/daemon/logger/loggerutils"
 	units "github.com/docker/go-units"
 	"github.com/fluent/fluent-logger-golang/fluent"
-)
 
-// Our own fluentd driver. It sends what Docker's daemon/logger/fluentd
-// sends, takes the same options with the same defaults and rejects the
-// same values, with one difference: Docker sets ForceStopAsyncSend to
-// fluentd-async, so with fluentd-async=true its Close discards the events
-// still queued. Docker's daemon rarely closes a driver; dockerlogger
-// closes it at every container exit, so that would lose the last lines
-// while counting them as delivered. Here Close drains the queue, and the
-// worker bounds how long that may take with close-timeout.
-//
-// Error texts are Docker's, except where Docker returns the bare parse
-// error of a value: those name the option.
-//
-// Added options: fluentd-tls-ca-cert, fluentd-tls-cert, fluentd-tls-key
-// and fluentd-tls-skip-verify, for a tls:// address (fluenttls.go). Every
-// tls:// address goes through fluenttls.go's bridge, with or without
-// them, so that TLS is always dialed, checked and reported one way.
+	"github.com/joyent/dockerlogger/drivers/capability"
+	"github.com/joyent/dockerlogger/drivers/logopt"
+)
 
 const (
 	fluentdName = "fluentd"
@@ -84,8 +91,8 @@ type fluentdLogger struct {
 }
 
 var (
-	_ PendingLogger  = (*fluentdLogger)(nil)
-	_ GivingUpLogger = (*fluentdLogger)(nil)
+	_ capability.PendingLogger  = (*fluentdLogger)(nil)
+	_ capability.GivingUpLogger = (*fluentdLogger)(nil)
 )
 
 // OnGiveUp sets what is told of a message fluent-logger-golang gave up on.
@@ -145,7 +152,7 @@ func newFluentd(info logger.Info) (logger.Logger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log-opt tag: %w", err)
 	}
-	if err := checkRegexOpts(info.Config); err != nil {
+	if err := logopt.CheckRegexOpts(info.Config); err != nil {
 		return nil, err
 	}
 	extra, err := info.ExtraAttributes(nil)
@@ -277,7 +284,7 @@ func validateFluentdOpts(cfg map[string]string) error {
 			return fmt.Errorf("unknown log opt '%s' for fluentd log driver", key)
 		}
 	}
-	if err := checkRegexOpts(cfg); err != nil {
+	if err := logopt.CheckRegexOpts(cfg); err != nil {
 		return err
 	}
 	if _, err := parseFluentdConfig(cfg); err != nil {
@@ -287,24 +294,6 @@ func validateFluentdOpts(cfg map[string]string) error {
 	loc, _ := parseFluentdAddress(cfg[fluentdAddressKey])
 	_, err := parseFluentdTLS(cfg, loc)
 	return err
-}
-
-// checkRegexOpts checks labels-regex and env-regex, which Docker's
-// validator lets through and its driver then fails on at every creation.
-func checkRegexOpts(cfg map[string]string) error {
-	for _, key := range []string{"labels-regex", "env-regex"} {
-		if v := cfg[key]; v != "" {
-			if _, err := regexp.Compile(v); err != nil {
-				return badOpt(cfg, key, err)
-			}
-		}
-	}
-	return nil
-}
-
-// badOpt names the option whose value failed to parse.
-func badOpt(cfg map[string]string, key string, err error) error {
-	return fmt.Errorf("log-opt %s=%q: %w", key, cfg[key], err)
 }
 
 // parseFluentdConfig turns the options into fluent-logger-golang's
@@ -321,7 +310,7 @@ func parseFluentdConfig(cfg map[string]string) (fluent.Config, error) {
 	if v := cfg[fluentdBufferLimitKey]; v != "" {
 		n, err := units.RAMInBytes(v)
 		if err != nil {
-			return none, badOpt(cfg, fluentdBufferLimitKey, err)
+			return none, logopt.BadOpt(cfg, fluentdBufferLimitKey, err)
 		}
 		bufferLimit = int(n)
 	}
@@ -330,7 +319,7 @@ func parseFluentdConfig(cfg map[string]string) (fluent.Config, error) {
 	if v := cfg[fluentdRetryWaitKey]; v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			return none, badOpt(cfg, fluentdRetryWaitKey, err)
+			return none, logopt.BadOpt(cfg, fluentdRetryWaitKey, err)
 		}
 		retryWait = int(d.Seconds() * 1000)
 	}
@@ -339,7 +328,7 @@ func parseFluentdConfig(cfg map[string]string) (fluent.Config, error) {
 	if v := cfg[fluentdMaxRetriesKey]; v != "" {
 		n, err := strconv.ParseUint(v, 10, 32)
 		if err != nil {
-			return none, badOpt(cfg, fluentdMaxRetriesKey, err)
+			return none, logopt.BadOpt(cfg, fluentdMaxRetriesKey, err)
 		}
 		// Above MaxInt32 fluent-logger-golang's int arithmetic overflows.
 		if n > math.MaxInt32 {
@@ -355,7 +344,7 @@ func parseFluentdConfig(cfg map[string]string) (fluent.Config, error) {
 		}
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return false, badOpt(cfg, key, err)
+			return false, logopt.BadOpt(cfg, key, err)
 		}
 		return b, nil
 	}

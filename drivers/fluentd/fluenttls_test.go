@@ -1,4 +1,4 @@
-package drivers
+package fluentd
 
 // Tests of fluentd over TLS through the bridge (fluenttls.go) against
 // internal/sink/forward listening with crypto/tls: a real TLS server
