@@ -51,8 +51,9 @@
 // Faults that need root (tmpfs for disk full) are skipped with the reason
 // when not root.
 //
-// It must never import dockerlogger's own packages: like a user, it sees
-// the logger only through its pipes, its stderr, /proc and the sinks.
+// It must never import dockerlogger's own packages (the internal/ helpers
+// for tests aside): like a user, it sees the logger only through its
+// pipes, its stderr, /proc and the sinks.
 package main
 
 import (
