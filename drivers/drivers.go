@@ -21,6 +21,7 @@ import (
 	_ "github.com/docker/docker/daemon/logger/syslog"
 
 	"github.com/joyent/dockerlogger/config"
+	"github.com/joyent/dockerlogger/spool"
 )
 
 func init() {
@@ -89,6 +90,11 @@ func validate(c *config.Config) error {
 	}
 	if err := validateValues(c.Driver, c.DriverOpts()); err != nil {
 		return err
+	}
+	if c.Options.Mode == config.Spool {
+		if err := spool.CheckDir(c.Options.SpoolDir); err != nil {
+			return err
+		}
 	}
 	// A tag that cannot be rendered would fail every attempt to create the
 	// driver: say so now.

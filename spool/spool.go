@@ -874,12 +874,33 @@ func (s *Spool) Ack() error {
 	return nil
 }
 
+// AckThrough says the records of the last batch up to seq were accepted,
+// for a consumer that must stop in the middle of a batch (a handover, a
+// deadline): the state says so at once, so the next process hands out
+// the rest of the batch, not counted as replayed, and delivers nothing
+// twice. The batch stays out: Close comes next (or Ack, for all of it).
+func (s *Spool) AckThrough(seq uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if !s.outstanding || seq <= s.acked || seq > s.handed {
+		return nil
+	}
+	s.acked = seq
+	s.writeStateOf(seq, seq)
+	return nil
+}
+
 // writeState records the acknowledged and the handed-out seq. Its errors
 // only cost duplicates after a restart, so they are not returned.
-func (s *Spool) writeState() {
+func (s *Spool) writeState() { s.writeStateOf(s.acked, s.handed) }
+
+func (s *Spool) writeStateOf(acked, handed uint64) {
 	var st [20]byte
-	binary.LittleEndian.PutUint64(st[:], s.acked)
-	binary.LittleEndian.PutUint64(st[8:], s.handed)
+	binary.LittleEndian.PutUint64(st[:], acked)
+	binary.LittleEndian.PutUint64(st[8:], handed)
 	binary.LittleEndian.PutUint32(st[16:], crc32.Checksum(st[:16], castagnoli))
 	s.state.WriteAt(st[:], 0)
 }
