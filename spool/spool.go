@@ -415,12 +415,13 @@ func (s *Spool) zeros(f *os.File, off, limit int64) int64 {
 // record's Line aliases s.rbuf. A length larger than any record the
 // writer can produce is corruption: it is never read, nor allocated.
 func (s *Spool) decodeAt(f *os.File, off, limit int64) (Record, int, error) {
-	n := min(int64(HeaderSize), limit-off)
+	// Read ahead: most records fit, and a scan takes one pread each.
+	n := min(readAhead, limit-off)
 	s.rbuf = grow(s.rbuf, int(n))
 	if _, err := f.ReadAt(s.rbuf, off); err != nil && err != io.EOF {
 		return Record{}, 0, fmt.Errorf("spool read: %w: %w", ErrCorrupt, err)
 	}
-	_, _, err := Decode(s.rbuf)
+	_, _, err := Decode(s.rbuf[:min(n, HeaderSize)])
 	if !errors.Is(err, ErrShort) || n < HeaderSize {
 		if err == nil {
 			err = ErrCorrupt // a header alone is never a whole record
@@ -434,12 +435,17 @@ func (s *Spool) decodeAt(f *os.File, off, limit int64) (Record, int, error) {
 	if off+size > limit {
 		return Record{}, 0, ErrShort
 	}
-	s.rbuf = grow(s.rbuf, int(size))
-	if _, err := f.ReadAt(s.rbuf, off); err != nil && err != io.EOF {
-		return Record{}, 0, fmt.Errorf("spool read: %w: %w", ErrCorrupt, err)
+	if size > n {
+		s.rbuf = grow(s.rbuf, int(size))
+		if _, err := f.ReadAt(s.rbuf, off); err != nil && err != io.EOF {
+			return Record{}, 0, fmt.Errorf("spool read: %w: %w", ErrCorrupt, err)
+		}
 	}
-	return Decode(s.rbuf)
+	return Decode(s.rbuf[:size])
 }
+
+// readAhead is what decodeAt reads at once.
+const readAhead = 4096
 
 func grow(b []byte, n int) []byte {
 	if cap(b) < n {
