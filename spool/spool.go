@@ -343,17 +343,18 @@ func (s *Spool) scan(g *segment, last bool, found *bool) (uint64, error) {
 			g.start = pos // a later segment: Next reports its damage
 		}
 		rec, n, err := s.decodeAt(g.f, pos, size)
-		switch {
-		case errors.Is(err, ErrShort) && s.resync(g.f, pos+1, size) == size:
-			s.o.Corrupt(size-pos, fmt.Errorf("%s at %d: torn record at the end", g.path, pos))
-			size = pos
-			continue
-		case err != nil:
-			next := s.resync(g.f, pos+1, size)
-			if !*found {
-				s.o.Corrupt(next-pos, fmt.Errorf("%s at %d: %w", g.path, pos, err))
+		if err != nil {
+			next, holes := s.resync(g.f, pos+1, size)
+			switch {
+			case errors.Is(err, ErrShort) && next == size:
+				s.o.Corrupt(size-pos-holes, fmt.Errorf("%s at %d: torn record at the end", g.path, pos))
+				size = pos
+			case !*found:
+				s.o.Corrupt(next-pos-holes, fmt.Errorf("%s at %d: %w", g.path, pos, err))
+				fallthrough
+			default:
+				pos = next
 			}
-			pos = next
 			continue
 		}
 		seq = rec.Seq
@@ -455,15 +456,21 @@ func grow(b []byte, n int) []byte {
 }
 
 // resync returns the offset of the next record at or after off that
-// decodes whole before limit, or limit. Holes are skipped, not read.
-func (s *Spool) resync(f *os.File, off, limit int64) int64 {
+// decodes whole before limit, or limit; and how many bytes up to there
+// were holes (skipped with SEEK_DATA, never read), which are not damage.
+func (s *Spool) resync(f *os.File, off, limit int64) (next, holes int64) {
 	buf := make([]byte, 64<<10)
 	for off < limit {
 		if d, err := seekData(f, off); err == nil && d > off {
+			holes += min(d, limit) - off
 			off = min(d, limit)
 			continue
 		}
-		n, _ := f.ReadAt(buf[:min(int64(len(buf)), limit-off)], off)
+		end := min(off+int64(len(buf)), limit)
+		if h, err := seekHole(f, off); err == nil && h > off {
+			end = min(end, h)
+		}
+		n, _ := f.ReadAt(buf[:end-off], off)
 		if n == 0 {
 			break
 		}
@@ -474,12 +481,12 @@ func (s *Spool) resync(f *os.File, off, limit int64) int64 {
 			}
 			i += j
 			if _, _, err := s.decodeAt(f, off+int64(i), limit); err == nil {
-				return off + int64(i)
+				return off + int64(i), holes
 			}
 		}
 		off += int64(n)
 	}
-	return limit
+	return limit, holes
 }
 
 // skip moves the read cursor of g past what is not a record at s.roff:
@@ -487,8 +494,9 @@ func (s *Spool) resync(f *os.File, off, limit int64) int64 {
 func (s *Spool) skip(g *segment, err error) {
 	next := s.zeros(g.f, s.roff, g.end)
 	if next == s.roff {
-		next = s.resync(g.f, s.roff+1, g.end)
-		s.o.Corrupt(next-s.roff, fmt.Errorf("%s at %d: %w", g.path, s.roff, err))
+		var holes int64
+		next, holes = s.resync(g.f, s.roff+1, g.end)
+		s.o.Corrupt(next-s.roff-holes, fmt.Errorf("%s at %d: %w", g.path, s.roff, err))
 	}
 	s.dead += next - s.roff
 	s.roff = next
