@@ -8,7 +8,26 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/daemon/logger"
 )
+
+// holdDriver takes every message, and holds call number at in Log until
+// release is closed, having closed inLog.
+type holdDriver struct {
+	testDriver
+	at             int64
+	calls          atomic.Int64
+	inLog, release chan struct{}
+}
+
+func (d *holdDriver) Log(m *logger.Message) error {
+	if d.calls.Add(1) == d.at {
+		close(d.inLog)
+		<-d.release
+	}
+	return d.testDriver.Log(m)
+}
 
 // TestSpoolStopAcksDelivered (issue 9.13): a handover stops the consumer
 // in the middle of a batch. What the driver took is acknowledged before
@@ -21,7 +40,7 @@ func TestSpoolStopAcksDelivered(t *testing.T) {
 		t.Run(fmt.Sprint(took), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "spool")
 			count, errs := newCounters()
-			d := &testDriver{entered: make(chan struct{})}
+			d := &holdDriver{at: int64(took), inLog: make(chan struct{}), release: make(chan struct{})}
 			var replayed atomic.Int64
 			cfg := AsyncConfig{Mode: "spool", SpoolDir: dir, SpoolMaxSize: 1 << 20, Driver: d, Count: count, Errors: errs, Replayed: &replayed}
 			a, err := NewAsync(cfg)
@@ -34,24 +53,17 @@ func TestSpoolStopAcksDelivered(t *testing.T) {
 				a.Log(msg("stdout", fmt.Sprint("line ", i)))
 			}
 			a.Flush()
-			for range took - 1 { // the driver takes these
-				<-d.entered
-			}
-			// The next one is in the driver's hands when the handover comes.
+			// Line took is in the driver's hands when the handover comes.
+			<-d.inLog
 			stopped := make(chan error)
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			go func() { stopped <- a.Drain(ctx) }()
 			time.Sleep(20 * time.Millisecond)
-			<-d.entered
-		wait:
-			for {
-				select {
-				case <-d.entered:
-					t.Errorf("the consumer went on after the stop")
-				case <-stopped:
-					break wait
-				}
+			close(d.release)
+			<-stopped
+			if n := d.calls.Load(); n != int64(took) {
+				t.Errorf("the consumer went on after the stop: %d calls to Log, want %d", n, took)
 			}
 			first := d.lines()
 			if len(first) != took {
