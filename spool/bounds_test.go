@@ -80,10 +80,12 @@ func TestDiskBoundedSinkDown(t *testing.T) {
 						t.Fatal(err)
 					}
 					done := make(chan struct{})
+					var last string
 					go func() {
 						defer close(done)
 						for i := 0; i*(recLen+32) < total; i++ {
-							if err := s.Append(&Record{Line: []byte(fmt.Sprintf("%08d %s", i, line))}); err != nil {
+							last = fmt.Sprintf("%08d %s", i, line)
+							if err := s.Append(&Record{Line: []byte(last)}); err != nil {
 								return // closed while blocked
 							}
 						}
@@ -115,6 +117,10 @@ func TestDiskBoundedSinkDown(t *testing.T) {
 						if why != Full {
 							t.Fatalf("dropped for %q", why)
 						}
+					}
+					// drop-oldest keeps the newest: the last line is held.
+					if p == DropOldest && len(e.dropped) > 0 && e.dropped[len(e.dropped)-1] == last {
+						t.Fatalf("drop-oldest dropped the newest line (of %d dropped)", len(e.dropped))
 					}
 					t.Logf("peak %d bytes allocated (limit %d), %d dropped", peak, limit, len(e.dropped))
 				})
@@ -419,5 +425,45 @@ func TestAckThrough(t *testing.T) {
 				t.Fatalf("nopunch=%v took=%d: replayed %d", noPunch, took, replayed)
 			}
 		}
+	}
+}
+
+// TestDropOldestFreesLastSegment: with segment files and a batch out,
+// a large record that needs the room of every record after the batch gets
+// it: the last segment, all dropped, is replaced by a new one and removed,
+// instead of the new record being dropped.
+func TestDropOldestFreesLastSegment(t *testing.T) {
+	for _, noPunch := range []bool{true, false} {
+		t.Run(fmt.Sprint("nopunch=", noPunch), func(t *testing.T) { dropOldestFreesLast(t, noPunch) })
+	}
+}
+
+func dropOldestFreesLast(t *testing.T, noPunch bool) {
+	e := &events{}
+	o := e.opts(filepath.Join(t.TempDir(), "spool"))
+	o.MaxSize, o.NoPunch = 1<<20, noPunch
+	s := open(t, o)
+	s.Append(&Record{Line: []byte("the batch")})
+	s.Flush()
+	if _, err := s.Next(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		s.Append(&Record{Line: []byte(fmt.Sprint("small ", i))})
+	}
+	s.Flush()
+	big := strings.Repeat("B", 1<<20-200)
+	s.Append(&Record{Line: []byte(big)})
+	s.Flush()
+	if len(e.dropped) != 20 || strings.HasPrefix(e.dropped[len(e.dropped)-1], "BBB") {
+		t.Fatalf("dropped %d records (the last %.10q), want the 20 small ones", len(e.dropped), e.dropped[len(e.dropped)-1])
+	}
+	if n := du(t, o.Dir); n > o.MaxSize+64<<10 {
+		t.Fatalf("%d bytes on disk", n)
+	}
+	s.Ack()
+	got, _ := drain(t, s, 1<<20)
+	if len(got) != 1 || got[0] != big {
+		t.Fatalf("after the batch: %d records", len(got))
 	}
 }

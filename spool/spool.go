@@ -659,9 +659,10 @@ func (s *Spool) dropOne() int64 {
 // reports whether it gave back any. With no batch out, everything below
 // the cursor is acknowledged or dropped: free it all. With a batch out,
 // its records stay; what lies between its end and the cursor is all
-// dropped: segment files wholly in it are removed, and where holes can be
-// punched it is punched (from the batch's end each time, so no block
-// straddling two punches stays allocated).
+// dropped: segment files wholly in it are removed, the last segment is
+// cut where it is dropped to its end, and where holes can be punched the
+// rest is punched (from the batch's end each time, so no block straddling
+// two punches stays allocated).
 func (s *Spool) freeDropped() bool {
 	if !s.outstanding {
 		if s.dead == 0 {
@@ -683,6 +684,20 @@ func (s *Spool) freeDropped() bool {
 		s.segs = append(s.segs[:s.bseg+1], s.segs[s.bseg+2:]...)
 		s.rseg--
 		freed = true
+	}
+	// All dropped up to the end of the last segment: cut it off there,
+	// which any filesystem gives back; appends go on from the cut.
+	if g := s.segs[s.rseg]; s.rseg == len(s.segs)-1 && s.roff >= g.end && len(s.pending) == 0 {
+		from := g.start
+		if s.rseg == s.bseg {
+			from = s.boff
+		}
+		if from < g.end && g.f.Truncate(from) == nil {
+			s.dead -= g.end - from
+			g.end, s.roff, g.freed = from, from, 0
+			g.punched = min(g.punched, from)
+			freed = true
+		}
 	}
 	if !s.punch {
 		return freed
