@@ -333,16 +333,19 @@ func (s *Spool) scan(g *segment, last bool, found *bool) (uint64, error) {
 	var seq uint64
 	g.start = -1
 	for pos < size {
-		z := s.zeros(g.f, pos, size)
-		if z == size {
-			size = pos // nothing but zeros from here
-			break
+		rec, n, err := s.decodeAt(g.f, pos, size)
+		if err != nil {
+			if z := s.zeros(g.f, pos, size); z == size {
+				size = pos // nothing but zeros from here
+				break
+			} else if z > pos {
+				pos = z
+				continue
+			}
 		}
-		pos = z
 		if *found && g.start < 0 {
 			g.start = pos // a later segment: Next reports its damage
 		}
-		rec, n, err := s.decodeAt(g.f, pos, size)
 		if err != nil {
 			next, holes := s.resync(g.f, pos+1, size)
 			switch {
@@ -393,10 +396,9 @@ func (s *Spool) zeros(f *os.File, off, limit int64) int64 {
 		if h, err := seekHole(f, off); err == nil && h > off {
 			end = min(h, limit)
 		}
-		if buf == nil {
-			buf = make([]byte, 64<<10)
-		}
 		for off < end {
+			// Small first: most calls find a record right away.
+			buf = grow(buf, min(max(2*len(buf), 512), 64<<10))
 			n, err := f.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
 			for i := range n {
 				if buf[i] != 0 {
