@@ -10,8 +10,15 @@
 // lseek(SEEK_DATA) and the acknowledged sequence number in the state file;
 // records handed out but not acknowledged are delivered again
 // (at-least-once, at most one batch twice). A torn or corrupt record is
-// skipped and reported, never delivered. The directory is locked: two
-// loggers never share one spool.
+// skipped and reported, never delivered; so is a length larger than any
+// record the writer can produce (line-max), which is never allocated.
+// Zeros and holes are space given back, skipped with SEEK_DATA/SEEK_HOLE.
+// The directory is locked: two loggers never share one spool. It must not
+// be a link, must be owned by the logger's uid and not be writable by
+// group or others (CheckDir, Open), and every file in it is opened
+// relative to it, never through a link (package safedir). Space counts
+// against MaxSize until it is given back, so the blocks on disk stay
+// within MaxSize and one segment whatever the sink does.
 //
 // It must never import a driver, the reader or a delivery mode: it knows
 // records and files only.
