@@ -27,6 +27,7 @@ import (
 	"github.com/joyent/dockerlogger/diag"
 	// Our own fluentd driver registers itself the same way.
 	_ "github.com/joyent/dockerlogger/drivers/fluentd"
+	"github.com/joyent/dockerlogger/spool"
 )
 
 func init() {
@@ -126,6 +127,11 @@ func validate(c *config.Config) error {
 	}
 	if err := validateValues(c.Driver, c.DriverOpts()); err != nil {
 		return err
+	}
+	if c.Options.Mode == config.Spool {
+		if err := spool.CheckDir(c.Options.SpoolDir); err != nil {
+			return err
+		}
 	}
 	// A tag that cannot be rendered would fail every attempt to create the
 	// driver: say so now.

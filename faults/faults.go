@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"github.com/joyent/dockerlogger/internal/logproc"
 	"github.com/joyent/dockerlogger/internal/measure"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -199,6 +202,127 @@ func faults() []fault {
 			run:   freeSpoolAfter2s,
 		},
 		{
+			name: "spool full, sink down (disk use)", short: true, modes: []string{"spool"}, dropsOK: true,
+			notes: "spool-max-size=1m, buffer-full=drop-oldest, sink down from the start while 30000 lines (3.9 MB of records) go in: the spool's blocks (du) stay within 1m + one segment (128 KiB), sampled every 5 ms; then the sink comes up",
+			setup: func(e *env, dir string) (setup, func(), error) {
+				return setup{reserve: true, opts: map[string]string{"spool-max-size": "1m"}}, func() {}, nil
+			},
+			run: func(e *env, s *session) error {
+				smp := measure.Sample(s.l.Cmd.Process.Pid, s.opts["spool-dir"], 5*time.Millisecond)
+				err := s.out.lines(30000, 0)
+				time.Sleep(100 * time.Millisecond)
+				pk := smp.Stop()
+				s.note("peak %s MB on disk", measure.MB(pk.Disk))
+				if err != nil {
+					return err
+				}
+				if err := s.net.Start(); err != nil {
+					return err
+				}
+				if limit := int64(1<<20 + 128<<10); pk.Disk > limit {
+					return fmt.Errorf("the spool took %d bytes on disk, more than %d", pk.Disk, limit)
+				}
+				return nil
+			},
+		},
+		{
+			name: "spool record claims 1 GiB", short: true, modes: []string{"spool"},
+			notes: "a record header in the spool claims a 1 GiB body, the file (sparse) is 2 GiB: counted as corruption and skipped; the worker's peak RSS stays under 64 MB",
+			setup: func(e *env, dir string) (setup, func(), error) {
+				sd := filepath.Join(dir, "spool")
+				if err := os.Mkdir(sd, 0o700); err != nil {
+					return setup{}, nil, err
+				}
+				seg := filepath.Join(sd, "0000000000000000.seg")
+				// magic, flags, id length, body length 1 GiB, a CRC: then
+				// garbage, and room for the claimed body.
+				h := []byte{0xD7, 0x5A, 0, 0, 0, 0, 0, 0x40, 1, 2, 3, 4}
+				if err := os.WriteFile(seg, append(h, make([]byte, 200)...), 0o600); err != nil {
+					return setup{}, nil, err
+				}
+				if err := os.Truncate(seg, 2<<30); err != nil {
+					return setup{}, nil, err
+				}
+				return setup{spoolDir: sd}, func() {}, nil
+			},
+			run: func(e *env, s *session) error {
+				smp := measure.Sample(s.l.Cmd.Process.Pid, "", 5*time.Millisecond)
+				err := s.out.lines(rate, rate)
+				pk := smp.Stop()
+				var hwm int64
+				for p, m := range pk.Procs {
+					if p != s.l.Cmd.Process.Pid {
+						hwm = max(hwm, m.HWM)
+					}
+				}
+				s.note("worker peak RSS %s MB", measure.MB(hwm))
+				if err != nil {
+					return err
+				}
+				if hwm > 64<<20 {
+					return fmt.Errorf("worker peak RSS %d bytes: the claimed length was allocated", hwm)
+				}
+				if !strings.Contains(string(s.l.Stderr.Bytes()), "longer than any record") {
+					return fmt.Errorf("the corrupt record was not reported: %s", logproc.LastLine(string(s.l.Stderr.Bytes())))
+				}
+				return nil
+			},
+		},
+		{
+			name: "spool segment sparse 100 GB", short: true, modes: []string{"spool"},
+			notes: "a segment of one record made 100 GB with truncate -s: ready comes less than 200 ms later than on an empty spool (measured with a second spool-dir in setup), and the row's logger starts on such a segment (its record is the 1 other message)",
+			setup: func(e *env, dir string) (setup, func(), error) {
+				sparse := func(name string) (string, error) {
+					sd := filepath.Join(dir, name)
+					if err := os.Mkdir(sd, 0o700); err != nil {
+						return "", err
+					}
+					f, err := os.OpenFile(filepath.Join(sd, "0000000000000000.seg"), os.O_CREATE|os.O_WRONLY, 0o600)
+					if err != nil {
+						return "", err
+					}
+					defer f.Close()
+					if _, err := f.Write(spoolRecord(1, "a record before 100 GB of holes")); err != nil {
+						return "", err
+					}
+					return sd, f.Truncate(100 << 30)
+				}
+				ready := func(sd string) (time.Duration, error) {
+					t0 := time.Now()
+					l, err := logproc.Start(e.bin, "none", map[string]string{"mode": "spool", "spool-dir": sd}, "/faults")
+					d := time.Since(t0)
+					if err != nil {
+						return d, err
+					}
+					l.Kill()
+					return d, nil
+				}
+				empty, err := ready(filepath.Join(dir, "empty"))
+				if err != nil {
+					return setup{}, nil, err
+				}
+				probe, err := sparse("probe")
+				if err != nil {
+					return setup{}, nil, err
+				}
+				late, err := ready(probe)
+				if err != nil {
+					return setup{}, nil, err
+				}
+				if late-empty > 200*time.Millisecond {
+					return setup{}, nil, fmt.Errorf("ready %v on a 100 GB sparse segment, %v on an empty spool", late, empty)
+				}
+				sd, err := sparse("spool")
+				if err != nil {
+					return setup{}, nil, err
+				}
+				return setup{spoolDir: sd}, func() {}, nil
+			},
+			run: func(e *env, s *session) error {
+				return s.out.lines(rate, rate)
+			},
+		},
+		{
 			name: "exit with lines buffered", rsyslog: true, rsyslogShort: []string{"non-blocking"}, short: true,
 			notes: "sink stalled, 5000 lines written, inputs closed, sink released 1 s later",
 			run: func(e *env, s *session) error {
@@ -286,6 +410,21 @@ func faults() []fault {
 			},
 		},
 	}
+}
+
+// spoolRecord encodes a spool record as the spool writes it (see
+// spool/record.go: magic, flags, id length, body length, CRC32C of the
+// header's first 8 bytes and the body; body: seq, time, ordinal, line).
+func spoolRecord(seq uint64, line string) []byte {
+	body := binary.LittleEndian.AppendUint64(nil, seq)
+	body = binary.LittleEndian.AppendUint64(body, uint64(time.Now().UnixNano()))
+	body = binary.LittleEndian.AppendUint32(body, 0)
+	body = append(body, line...)
+	h := []byte{0xD7, 0x5A, 0, 0}
+	h = binary.LittleEndian.AppendUint32(h, uint32(len(body)))
+	c := crc32.MakeTable(crc32.Castagnoli)
+	h = binary.LittleEndian.AppendUint32(h, crc32.Update(crc32.Checksum(h, c), c, body))
+	return append(h, body...)
 }
 
 // fullSpool puts the spool-dir on a 4 MB tmpfs that a filler file has

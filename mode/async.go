@@ -28,6 +28,14 @@ type AsyncConfig struct {
 	SpoolDir      string
 	SpoolMaxSize  int64
 	SpoolSync     string // interval (default), always, never
+	// LineMax is the line-max log-opt: the spool takes a record length
+	// read from disk that claims more as corruption.
+	LineMax int64
+	// Replayed, if set, is where lines the spool hands out again (an
+	// earlier process had handed them to the driver, and may have
+	// delivered them) are added: the ledger's lines_replayed, shared
+	// with the next worker. Else they go to Count.Replayed.
+	Replayed *atomic.Int64
 
 	Driver Driver
 	Count  *diag.Counters
@@ -99,7 +107,7 @@ func NewAsync(c AsyncConfig) (*Async, error) {
 		a.ring = ring.New(int(size), p, a.ringDrop)
 		go a.consumeRing()
 	case "spool":
-		o := spool.Options{Dir: c.SpoolDir, MaxSize: c.SpoolMaxSize, Drop: a.spoolDrop, Corrupt: a.spoolCorrupt,
+		o := spool.Options{Dir: c.SpoolDir, MaxSize: c.SpoolMaxSize, LineMax: c.LineMax, Drop: a.spoolDrop, Corrupt: a.spoolCorrupt,
 			OnWait: func(err error) { c.Errors.Printf("%v", err) }}
 		switch c.BufferFull {
 		case "drop-oldest", "":
@@ -424,16 +432,30 @@ func (a *Async) consumeSpool() {
 			return
 		}
 		if b.Replayed > 0 {
-			// Not Count.Replayed: the worker sets that from the pipe
-			// ledger (lines a dead worker had read), a different loss.
 			a.cfg.Count.Set("spool_replayed", strconv.FormatInt(a.replayed.Add(int64(b.Replayed)), 10))
+			// Part of lines_replayed, with the lines a dead worker
+			// had read from the pipes.
+			if a.cfg.Replayed != nil {
+				a.cfg.Replayed.Add(int64(b.Replayed))
+			} else {
+				a.cfg.Count.Replayed.Add(int64(b.Replayed))
+			}
 		}
 		for i := range b.Records {
 			rec := &b.Records[i]
 			if !a.markGaps(streamIndex(streamOf(rec)), math.MaxUint64) || !a.deliver(rec) {
-				return // not acknowledged: the next process delivers it
+				// Stopped: what was delivered is acknowledged, the rest
+				// is the next process's.
+				a.ackDelivered(b.Records[:i])
+				return
 			}
 			a.delivered(rec)
+			select {
+			case <-a.stop: // a handover or a deadline: stop here
+				a.ackDelivered(b.Records[:i+1])
+				return
+			default:
+			}
 		}
 		a.flushDriver()
 		if err := a.spool.Ack(); err != nil {
@@ -445,6 +467,20 @@ func (a *Async) consumeSpool() {
 			return
 		}
 	}
+}
+
+// ackDelivered acknowledges the records of a batch that the driver took,
+// once it has flushed them, when the consumer stops before the end of the
+// batch: the next process neither replays nor counts them.
+func (a *Async) ackDelivered(recs []spool.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	if err := a.cfg.Driver.Flush(); err != nil {
+		a.cfg.Errors.Printf("flush: %v", err)
+		return
+	}
+	a.spool.AckThrough(recs[len(recs)-1].Seq)
 }
 
 func (a *Async) flushDriver() {
@@ -489,6 +525,12 @@ func (a *Async) Drain(ctx context.Context) error {
 			a.cfg.Count.BufferBytes.Store(0)
 			err = fmt.Errorf("drain: %w", ctx.Err())
 		} else {
+			// The consumer acknowledges what the driver took before it
+			// stops: wait for it (a driver stuck in Log gets a second).
+			select {
+			case <-a.done:
+			case <-time.After(time.Second):
+			}
 			// Not lost: the next logger on this spool-dir delivers them.
 			n := max(a.spooled.Load(), 0)
 			a.cfg.Count.Set("lines_spooled", strconv.FormatInt(n, 10))

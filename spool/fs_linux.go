@@ -42,3 +42,9 @@ func blockSize(f *os.File) int64 {
 	}
 	return int64(st.Bsize)
 }
+
+// seekHole returns the first offset at or after off that is in a hole
+// (the file's size counts as one).
+func seekHole(f *os.File, off int64) (int64, error) {
+	return unix.Seek(int(f.Fd()), off, unix.SEEK_HOLE)
+}

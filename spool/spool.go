@@ -10,8 +10,15 @@
 // lseek(SEEK_DATA) and the acknowledged sequence number in the state file;
 // records handed out but not acknowledged are delivered again
 // (at-least-once, at most one batch twice). A torn or corrupt record is
-// skipped and reported, never delivered. The directory is locked: two
-// loggers never share one spool.
+// skipped and reported, never delivered; so is a length larger than any
+// record the writer can produce (line-max), which is never allocated.
+// Zeros and holes are space given back, skipped with SEEK_DATA/SEEK_HOLE.
+// The directory is locked: two loggers never share one spool. It must not
+// be a link, must be owned by the logger's uid and not be writable by
+// group or others (CheckDir, Open), and every file in it is opened
+// relative to it, never through a link (package safedir). Space counts
+// against MaxSize until it is given back, so the blocks on disk stay
+// within MaxSize and one segment whatever the sink does.
 //
 // It must never import a driver, the reader or a delivery mode: it knows
 // records and files only.
@@ -26,12 +33,13 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/joyent/dockerlogger/safedir"
 )
 
 // Policy says what a full spool does with a record that does not fit.
@@ -82,6 +90,10 @@ type Options struct {
 	// SegmentSize is the size at which a segment file is rotated when
 	// holes cannot be punched; 0 means MaxSize/8 within [64 KiB, 64 MiB].
 	SegmentSize int64
+	// LineMax is the longest line a record can hold (the line-max
+	// log-opt; 0: the largest line-max, 1 GiB). A length read from disk
+	// that claims more is corruption: it is skipped, never allocated.
+	LineMax int64
 }
 
 // Batch is what Next hands out. Line slices are valid until the next call
@@ -94,11 +106,15 @@ type Batch struct {
 }
 
 type segment struct {
-	path    string
+	name    string // in the spool directory
+	path    string // for messages
 	f       *os.File
 	start   int64 // first byte not yet acknowledged
 	end     int64 // bytes written
 	punched int64 // bytes below this are holes
+	// freed is how much of the dropped records after start (those of
+	// dropOldest while a batch is out) was given back already.
+	freed int64
 }
 
 // flushAt is how much Append buffers before it writes on its own.
@@ -108,6 +124,9 @@ const flushAt = 64 << 10
 // producers, Next and Ack by one consumer, concurrently.
 type Spool struct {
 	o        Options
+	dir      *safedir.Dir
+	maxRec   int64 // the largest record the writer can produce
+	step     int64 // drop-oldest frees space in steps of this much
 	lock     *os.File
 	state    *os.File
 	punch    bool // one file, freed by punching holes
@@ -125,6 +144,9 @@ type Spool struct {
 	handed      uint64 // the last seq handed out by Next
 	replayUpTo  uint64 // seqs up to this were handed out by an earlier process
 	outstanding bool   // a batch is handed out and not acknowledged
+	bseg        int    // where the outstanding batch ends: segment index
+	boff        int64  // and offset (all from there to the cursor is dropped)
+	droppedSeq  uint64 // the last seq dropOldest dropped
 	dead        int64  // bytes dropped below the cursor, not yet freed
 	pending     []byte // appended, not yet written
 	dirty       bool
@@ -138,7 +160,10 @@ type Spool struct {
 }
 
 // Open opens (creating, mode 0700) and locks the spool in o.Dir and scans
-// what an earlier process left there.
+// what an earlier process left there. The directory must pass CheckDir:
+// not a link, owned by this process's user and not writable by group or
+// others; every file in it is opened relative to it and never through a
+// link.
 func Open(o Options) (*Spool, error) {
 	if o.MaxSize <= 0 {
 		o.MaxSize = 256 << 20
@@ -152,17 +177,28 @@ func Open(o Options) (*Spool, error) {
 	if o.SegmentSize <= 0 {
 		o.SegmentSize = min(max(o.MaxSize/8, 64<<10), 64<<20)
 	}
-	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("spool-dir %s: %w", o.Dir, err)
-	}
-	if err := checkOwner(o.Dir); err != nil {
+	if err := checkLength(o.Dir); err != nil {
 		return nil, err
 	}
-	lock, err := lockDir(o.Dir)
+	d, err := safedir.MkdirAll(o.Dir, 0o700)
 	if err != nil {
+		return nil, dirError(o.Dir, err)
+	}
+	if err := d.CheckPrivate(); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("spool-dir %w", err)
+	}
+	lock, err := lockDir(d)
+	if err != nil {
+		d.Close()
 		return nil, err
 	}
-	s := &Spool{o: o, lock: lock, segSize: o.SegmentSize, stop: make(chan struct{}), syncDone: make(chan struct{})}
+	s := &Spool{o: o, dir: d, lock: lock, segSize: o.SegmentSize, stop: make(chan struct{}), syncDone: make(chan struct{})}
+	s.maxRec = HeaderSize + MaxBody
+	if o.LineMax > 0 && o.LineMax < MaxBody-fixedBody-255 {
+		s.maxRec = HeaderSize + fixedBody + 255 + o.LineMax
+	}
+	s.step = max(min(flushAt, o.MaxSize/16), 1)
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.open(); err != nil {
 		s.closeFiles()
@@ -176,11 +212,23 @@ func Open(o Options) (*Spool, error) {
 	return s, nil
 }
 
+// segName is the name of segment file n; isSegName says whether name is
+// one.
+func segName(n int) string { return fmt.Sprintf("%016x.seg", n) }
+
+func isSegName(name string) bool {
+	h, ok := strings.CutSuffix(name, ".seg")
+	if !ok || len(h) != 16 {
+		return false
+	}
+	_, err := strconv.ParseUint(h, 16, 64)
+	return err == nil
+}
+
 func (s *Spool) open() error {
 	var err error
-	sp := filepath.Join(s.o.Dir, "state")
-	if s.state, err = os.OpenFile(sp, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
-		return fmt.Errorf("spool state: %w", err)
+	if s.state, err = s.dir.OpenFile("state", os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return s.fileError("state", err)
 	}
 	var st [20]byte
 	if n, _ := s.state.ReadAt(st[:], 0); n == len(st) &&
@@ -189,18 +237,29 @@ func (s *Spool) open() error {
 		s.replayUpTo = binary.LittleEndian.Uint64(st[8:])
 	}
 	s.handed = s.acked
+	all, err := s.dir.Names()
+	if err != nil {
+		return fmt.Errorf("spool-dir %w", err)
+	}
+	var names []string
+	for _, n := range all {
+		switch {
+		case isSegName(n):
+			names = append(names, n)
+		case strings.HasPrefix(n, probePrefix):
+			s.dir.Remove(n) // left by a process that died probing
+		}
+	}
 	s.punch = !s.o.NoPunch && s.probePunch()
 	s.collapse = s.punch
-
-	names, _ := filepath.Glob(filepath.Join(s.o.Dir, "*.seg"))
 	sort.Strings(names)
-	for _, p := range names {
-		f, err := os.OpenFile(p, os.O_RDWR, 0o600)
+	for _, name := range names {
+		f, err := s.dir.OpenFile(name, os.O_RDWR, 0)
 		if err != nil {
-			return fmt.Errorf("spool segment: %w", err)
+			return s.fileError(name, err)
 		}
-		s.segs = append(s.segs, &segment{path: p, f: f})
-		n, _ := strconv.ParseInt(strings.TrimSuffix(filepath.Base(p), ".seg"), 16, 64)
+		s.segs = append(s.segs, &segment{name: name, path: s.dir.Join(name), f: f})
+		n, _ := strconv.ParseInt(strings.TrimSuffix(name, ".seg"), 16, 64)
 		s.nextName = int(n) + 1
 	}
 	if len(s.segs) == 0 {
@@ -225,13 +284,22 @@ func (s *Spool) open() error {
 	return nil
 }
 
+const probePrefix = "probe-"
+
+// fileError says, in one line naming the spool-dir, why its file name
+// could not be opened (a link, a FIFO, a full disk).
+func (s *Spool) fileError(name string, err error) error {
+	return fileError(s.o.Dir, name, err)
+}
+
 // probePunch reports whether holes can be punched in the spool's directory.
 func (s *Spool) probePunch() bool {
-	f, err := os.CreateTemp(s.o.Dir, "probe-")
+	name := fmt.Sprintf("%s%d-%d", probePrefix, os.Getpid(), time.Now().UnixNano())
+	f, err := s.dir.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return false
 	}
-	defer os.Remove(f.Name())
+	defer s.dir.Remove(name)
 	defer f.Close()
 	if _, err := f.Write(make([]byte, 8192)); err != nil {
 		return false
@@ -240,21 +308,24 @@ func (s *Spool) probePunch() bool {
 }
 
 func (s *Spool) newSegment() error {
-	p := filepath.Join(s.o.Dir, fmt.Sprintf("%016x.seg", s.nextName))
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	name := segName(s.nextName)
+	f, err := s.dir.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("spool segment: %w", err)
+		return s.fileError(name, err)
 	}
 	s.nextName++
-	s.segs = append(s.segs, &segment{path: p, f: f})
+	s.segs = append(s.segs, &segment{name: name, path: s.dir.Join(name), f: f})
 	return nil
 }
 
 // scan finds the first live record of g (the first with a seq above the
 // acknowledged one, after any holes) and the end of its valid records,
-// and returns the last seq seen. A torn tail is cut off. Damage before
-// the first live record of the spool is reported here; damage after it is
-// reported by Next when it gets there.
+// and returns the last seq seen. Zeros are space given back (punched
+// holes, a file extended with truncate): skipped, holes with SEEK_DATA,
+// so a sparse segment of any apparent size scans in the time its data
+// takes; zeros at the end are cut off, as is a torn tail. Damage before
+// the first live record of the spool is reported here; damage after it
+// is reported by Next when it gets there.
 func (s *Spool) scan(g *segment, last bool, found *bool) (uint64, error) {
 	fi, err := g.f.Stat()
 	if err != nil {
@@ -265,41 +336,37 @@ func (s *Spool) scan(g *segment, last bool, found *bool) (uint64, error) {
 	if err != nil {
 		pos = 0
 	}
-	g.punched = pos
+	g.punched = min(pos, size)
 	var seq uint64
-	leading := true // zeros before the first record are what is left of a hole
 	g.start = -1
 	for pos < size {
-		if leading {
-			z := s.zeros(g.f, pos, size)
-			pos += z
-			if pos == size {
-				break
-			}
-			if *found && g.start < 0 {
-				g.start = pos // a later segment: Next reports its damage
-			}
-		}
 		rec, n, err := s.decodeAt(g.f, pos, size)
-		switch {
-		case errors.Is(err, ErrShort) && s.resync(g.f, pos+1, size) == size:
-			s.o.Corrupt(size-pos, fmt.Errorf("%s at %d: torn record at the end", g.path, pos))
-			if last {
-				if err := g.f.Truncate(pos); err != nil {
-					return 0, fmt.Errorf("spool: cut torn record: %w", err)
-				}
+		if err != nil {
+			if z := s.zeros(g.f, pos, size); z == size {
+				size = pos // nothing but zeros from here
+				break
+			} else if z > pos {
+				pos = z
+				continue
 			}
-			size = pos
-			continue
-		case err != nil:
-			next := s.resync(g.f, pos+1, size)
-			if !*found {
-				s.o.Corrupt(next-pos, fmt.Errorf("%s at %d: %w", g.path, pos, err))
+		}
+		if *found && g.start < 0 {
+			g.start = pos // a later segment: Next reports its damage
+		}
+		if err != nil {
+			next, holes := s.resync(g.f, pos+1, size)
+			switch {
+			case errors.Is(err, ErrShort) && next == size:
+				s.o.Corrupt(size-pos-holes, fmt.Errorf("%s at %d: torn record at the end", g.path, pos))
+				size = pos
+			case !*found:
+				s.o.Corrupt(next-pos-holes, fmt.Errorf("%s at %d: %w", g.path, pos, err))
+				fallthrough
+			default:
+				pos = next
 			}
-			pos = next
 			continue
 		}
-		leading = false
 		seq = rec.Seq
 		if g.start < 0 && (*found || rec.Seq > s.acked) {
 			*found = true
@@ -307,41 +374,64 @@ func (s *Spool) scan(g *segment, last bool, found *bool) (uint64, error) {
 		}
 		pos += int64(n)
 	}
+	if last && size < fi.Size() {
+		// Appends go on from the last valid record.
+		if err := g.f.Truncate(size); err != nil {
+			return 0, fmt.Errorf("spool: cut torn record: %w", err)
+		}
+	}
 	g.end = size
+	g.punched = min(g.punched, size)
 	if g.start < 0 {
 		g.start = g.end
 	}
 	return seq, nil
 }
 
-// zeros counts the zero bytes at off.
+// zeros returns the first offset at or after off, below limit, that holds
+// a byte other than zero, or limit. Holes are skipped with SEEK_DATA and
+// SEEK_HOLE, not read.
 func (s *Spool) zeros(f *os.File, off, limit int64) int64 {
-	buf := make([]byte, 64<<10)
-	var z int64
-	for off+z < limit {
-		n, err := f.ReadAt(buf[:min(int64(len(buf)), limit-off-z)], off+z)
-		for i := range n {
-			if buf[i] != 0 {
-				return z + int64(i)
+	var buf []byte
+	for off < limit {
+		if d, err := seekData(f, off); err == nil && d > off {
+			off = min(d, limit)
+			continue
+		}
+		// In data: read up to the next hole.
+		end := limit
+		if h, err := seekHole(f, off); err == nil && h > off {
+			end = min(h, limit)
+		}
+		for off < end {
+			// Small first: most calls find a record right away.
+			buf = grow(buf, min(max(2*len(buf), 512), 64<<10))
+			n, err := f.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+			for i := range n {
+				if buf[i] != 0 {
+					return off + int64(i)
+				}
+			}
+			off += int64(n)
+			if err != nil || n == 0 {
+				return limit
 			}
 		}
-		z += int64(n)
-		if err != nil || n == 0 {
-			break
-		}
 	}
-	return z
+	return limit
 }
 
 // decodeAt decodes the record at off, not reading past limit. The
-// record's Line aliases s.rbuf.
+// record's Line aliases s.rbuf. A length larger than any record the
+// writer can produce is corruption: it is never read, nor allocated.
 func (s *Spool) decodeAt(f *os.File, off, limit int64) (Record, int, error) {
-	n := min(int64(HeaderSize), limit-off)
+	// Read ahead: most records fit, and a scan takes one pread each.
+	n := min(readAhead, limit-off)
 	s.rbuf = grow(s.rbuf, int(n))
 	if _, err := f.ReadAt(s.rbuf, off); err != nil && err != io.EOF {
 		return Record{}, 0, fmt.Errorf("spool read: %w: %w", ErrCorrupt, err)
 	}
-	_, _, err := Decode(s.rbuf)
+	_, _, err := Decode(s.rbuf[:min(n, HeaderSize)])
 	if !errors.Is(err, ErrShort) || n < HeaderSize {
 		if err == nil {
 			err = ErrCorrupt // a header alone is never a whole record
@@ -349,15 +439,23 @@ func (s *Spool) decodeAt(f *os.File, off, limit int64) (Record, int, error) {
 		return Record{}, 0, err
 	}
 	size := int64(HeaderSize) + int64(binary.LittleEndian.Uint32(s.rbuf[4:]))
+	if size > s.maxRec {
+		return Record{}, 0, fmt.Errorf("%w: length %d, longer than any record (line-max %d)", ErrCorrupt, size, s.o.LineMax)
+	}
 	if off+size > limit {
 		return Record{}, 0, ErrShort
 	}
-	s.rbuf = grow(s.rbuf, int(size))
-	if _, err := f.ReadAt(s.rbuf, off); err != nil && err != io.EOF {
-		return Record{}, 0, fmt.Errorf("spool read: %w: %w", ErrCorrupt, err)
+	if size > n {
+		s.rbuf = grow(s.rbuf, int(size))
+		if _, err := f.ReadAt(s.rbuf, off); err != nil && err != io.EOF {
+			return Record{}, 0, fmt.Errorf("spool read: %w: %w", ErrCorrupt, err)
+		}
 	}
-	return Decode(s.rbuf)
+	return Decode(s.rbuf[:size])
 }
+
+// readAhead is what decodeAt reads at once.
+const readAhead = 4096
 
 func grow(b []byte, n int) []byte {
 	if cap(b) < n {
@@ -367,11 +465,21 @@ func grow(b []byte, n int) []byte {
 }
 
 // resync returns the offset of the next record at or after off that
-// decodes whole before limit, or limit.
-func (s *Spool) resync(f *os.File, off, limit int64) int64 {
+// decodes whole before limit, or limit; and how many bytes up to there
+// were holes (skipped with SEEK_DATA, never read), which are not damage.
+func (s *Spool) resync(f *os.File, off, limit int64) (next, holes int64) {
 	buf := make([]byte, 64<<10)
 	for off < limit {
-		n, _ := f.ReadAt(buf[:min(int64(len(buf)), limit-off)], off)
+		if d, err := seekData(f, off); err == nil && d > off {
+			holes += min(d, limit) - off
+			off = min(d, limit)
+			continue
+		}
+		end := min(off+int64(len(buf)), limit)
+		if h, err := seekHole(f, off); err == nil && h > off {
+			end = min(end, h)
+		}
+		n, _ := f.ReadAt(buf[:end-off], off)
 		if n == 0 {
 			break
 		}
@@ -382,12 +490,25 @@ func (s *Spool) resync(f *os.File, off, limit int64) int64 {
 			}
 			i += j
 			if _, _, err := s.decodeAt(f, off+int64(i), limit); err == nil {
-				return off + int64(i)
+				return off + int64(i), holes
 			}
 		}
 		off += int64(n)
 	}
-	return limit
+	return limit, holes
+}
+
+// skip moves the read cursor of g past what is not a record at s.roff:
+// zeros (space given back) silently, damage reported. Both count as dead.
+func (s *Spool) skip(g *segment, err error) {
+	next := s.zeros(g.f, s.roff, g.end)
+	if next == s.roff {
+		var holes int64
+		next, holes = s.resync(g.f, s.roff+1, g.end)
+		s.o.Corrupt(next-s.roff-holes, fmt.Errorf("%s at %d: %w", g.path, s.roff, err))
+	}
+	s.dead += next - s.roff
+	s.roff = next
 }
 
 // live is the bytes held: written or pending, not acknowledged, not dropped.
@@ -395,6 +516,18 @@ func (s *Spool) live() int64 {
 	n := int64(len(s.pending)) - s.dead
 	for _, g := range s.segs {
 		n += g.end - g.start
+	}
+	return n
+}
+
+// held is what counts against MaxSize: the live records and the space of
+// dropped ones not given back yet. What the disk holds beyond it is at
+// most the acknowledged head of the first segment (NoPunch) or a few
+// partial blocks (punching).
+func (s *Spool) held() int64 {
+	n := s.live() + s.dead
+	for _, g := range s.segs {
+		n -= g.freed
 	}
 	return n
 }
@@ -418,7 +551,8 @@ func (s *Spool) Len() int64 {
 }
 
 // Append adds rec (its Seq is assigned) or drops it as the policy says.
-// It buffers; Flush writes.
+// It buffers; Flush writes. A record larger than MaxSize is dropped
+// (TooLarge) and never written.
 func (s *Spool) Append(rec *Record) error {
 	size := int64(rec.Size())
 	s.mu.Lock()
@@ -430,7 +564,7 @@ func (s *Spool) Append(rec *Record) error {
 		s.o.Drop(rec, TooLarge)
 		return nil
 	}
-	for s.live()+size > s.o.MaxSize {
+	for s.held()+size > s.o.MaxSize {
 		switch s.o.Policy {
 		case DropNewest:
 			s.o.Drop(rec, Full)
@@ -442,7 +576,7 @@ func (s *Spool) Append(rec *Record) error {
 			}
 			s.cond.Wait()
 		default:
-			if !s.dropOldest() {
+			if !s.makeRoom(size) {
 				s.o.Drop(rec, Full)
 				return nil
 			}
@@ -480,39 +614,122 @@ func (s *Spool) flushWaiting() error {
 	}
 }
 
-// dropOldest drops the oldest record not handed out, and reports whether
-// there was one.
-func (s *Spool) dropOldest() bool {
+// makeRoom drops the oldest records not handed out, and gives their space
+// back, until size more bytes fit. It drops and frees in steps (of
+// s.step, or what is missing), not a syscall a record, and reports
+// whether anything was dropped or freed: false when nothing can be.
+func (s *Spool) makeRoom(size int64) bool {
 	if err := s.flush(); err != nil {
 		return false
 	}
+	progress := false
+	for s.held()+size > s.o.MaxSize {
+		want := max(s.held()+size-s.o.MaxSize, s.step)
+		var dropped int64
+		for dropped < want {
+			n := s.dropOne()
+			if n == 0 {
+				break
+			}
+			dropped += n
+		}
+		freed := s.freeDropped()
+		if dropped == 0 && !freed {
+			return progress
+		}
+		progress = true
+	}
+	return true
+}
+
+// dropOne drops the oldest record not handed out and returns its size, or
+// 0 if there is none.
+func (s *Spool) dropOne() int64 {
 	for {
 		s.normalize()
 		g := s.segs[s.rseg]
 		if s.roff >= g.end {
-			return false
+			return 0
 		}
 		rec, n, err := s.decodeAt(g.f, s.roff, g.end)
 		if err != nil {
-			next := s.resync(g.f, s.roff+1, g.end)
-			s.o.Corrupt(next-s.roff, fmt.Errorf("%s at %d: %w", g.path, s.roff, err))
-			s.dead += next - s.roff
-			s.roff = next
+			s.skip(g, err)
 			continue
 		}
 		s.o.Drop(&rec, Full)
 		s.dead += int64(n)
 		s.roff += int64(n)
-		if !s.outstanding {
-			s.handed = max(s.handed, rec.Seq)
-			if s.dead >= flushAt { // free in steps, not a syscall a record
-				s.acked = s.handed
-				s.writeState()
-				s.free()
-			}
+		s.droppedSeq = rec.Seq
+		return int64(n)
+	}
+}
+
+// freeDropped gives back the space of the records dropOldest dropped, and
+// reports whether it gave back any. With no batch out, everything below
+// the cursor is acknowledged or dropped: free it all. With a batch out,
+// its records stay; what lies between its end and the cursor is all
+// dropped: segment files wholly in it are removed, the last segment is
+// cut where it is dropped to its end, and where holes can be punched the
+// rest is punched (from the batch's end each time, so no block straddling
+// two punches stays allocated).
+func (s *Spool) freeDropped() bool {
+	if !s.outstanding {
+		if s.dead == 0 {
+			return false
 		}
+		s.handed = max(s.handed, s.droppedSeq)
+		s.acked = s.handed
+		s.writeState()
+		s.free()
 		return true
 	}
+	s.normalize()
+	freed := false
+	for s.rseg > s.bseg+1 {
+		g := s.segs[s.bseg+1]
+		g.f.Close()
+		s.dir.Remove(g.name)
+		s.dead -= g.end - g.start
+		s.segs = append(s.segs[:s.bseg+1], s.segs[s.bseg+2:]...)
+		s.rseg--
+		freed = true
+	}
+	// All dropped up to the end of the last segment: cut it off there,
+	// which any filesystem gives back; appends go on from the cut.
+	if g := s.segs[s.rseg]; s.rseg == len(s.segs)-1 && s.roff >= g.end && len(s.pending) == 0 {
+		from := g.start
+		if s.rseg == s.bseg {
+			from = s.boff
+		}
+		if from < g.end && g.f.Truncate(from) == nil {
+			s.dead -= g.end - from
+			g.end, s.roff, g.freed = from, from, 0
+			g.punched = min(g.punched, from)
+			freed = true
+		}
+	}
+	if !s.punch {
+		return freed
+	}
+	for i := s.bseg; i <= s.rseg; i++ {
+		g := s.segs[i]
+		from, to := g.start, g.end
+		if i == s.bseg {
+			from = s.boff
+		}
+		if i == s.rseg {
+			to = s.roff
+		}
+		if to-from <= g.freed {
+			continue
+		}
+		if err := punch(g.f, from, to-from); err != nil {
+			continue
+		}
+		g.freed = to - from
+		freed = true
+	}
+	return freed
 }
 
 // normalize moves the read cursor off the end of a segment that is not
@@ -545,7 +762,8 @@ func (s *Spool) flush() error {
 		return nil
 	}
 	w := s.segs[len(s.segs)-1]
-	if !s.punch && w.end >= s.segSize {
+	// A segment holds at most segSize, or one write larger than that.
+	if !s.punch && w.end > 0 && w.end+int64(len(s.pending)) > s.segSize {
 		if s.o.Sync != SyncNever && s.dirty {
 			w.f.Sync() // the next fsync is of the new segment only
 		}
@@ -639,10 +857,7 @@ func (s *Spool) Next(ctx context.Context, maxBytes int) (Batch, error) {
 		}
 		rec, n, err := s.decodeAt(g.f, s.roff, g.end)
 		if err != nil {
-			next := s.resync(g.f, s.roff+1, g.end)
-			s.o.Corrupt(next-s.roff, fmt.Errorf("%s at %d: %w", g.path, s.roff, err))
-			s.dead += next - s.roff
-			s.roff = next
+			s.skip(g, err)
 			continue
 		}
 		from := len(s.bbuf)
@@ -661,6 +876,7 @@ func (s *Spool) Next(ctx context.Context, maxBytes int) (Batch, error) {
 		s.handed = r.rec.Seq
 	}
 	s.outstanding = true
+	s.bseg, s.boff = s.rseg, s.roff
 	s.writeState()
 	return b, nil
 }
@@ -687,6 +903,8 @@ func (s *Spool) Ack() error {
 		return nil
 	}
 	s.outstanding = false
+	// Records dropped meanwhile lie between the batch and the cursor.
+	s.handed = max(s.handed, s.droppedSeq)
 	s.acked = s.handed
 	s.writeState()
 	s.free()
@@ -694,12 +912,33 @@ func (s *Spool) Ack() error {
 	return nil
 }
 
+// AckThrough says the records of the last batch up to seq were accepted,
+// for a consumer that must stop in the middle of a batch (a handover, a
+// deadline): the state says so at once, so the next process hands out
+// the rest of the batch, not counted as replayed, and delivers nothing
+// twice. The batch stays out: Close comes next (or Ack, for all of it).
+func (s *Spool) AckThrough(seq uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if !s.outstanding || seq <= s.acked || seq > s.handed {
+		return nil
+	}
+	s.acked = seq
+	s.writeStateOf(seq, seq)
+	return nil
+}
+
 // writeState records the acknowledged and the handed-out seq. Its errors
 // only cost duplicates after a restart, so they are not returned.
-func (s *Spool) writeState() {
+func (s *Spool) writeState() { s.writeStateOf(s.acked, s.handed) }
+
+func (s *Spool) writeStateOf(acked, handed uint64) {
 	var st [20]byte
-	binary.LittleEndian.PutUint64(st[:], s.acked)
-	binary.LittleEndian.PutUint64(st[8:], s.handed)
+	binary.LittleEndian.PutUint64(st[:], acked)
+	binary.LittleEndian.PutUint64(st[8:], handed)
 	binary.LittleEndian.PutUint32(st[16:], crc32.Checksum(st[:16], castagnoli))
 	s.state.WriteAt(st[:], 0)
 }
@@ -711,13 +950,16 @@ func (s *Spool) free() {
 	for s.rseg > 0 {
 		g := s.segs[0]
 		g.f.Close()
-		os.Remove(g.path)
+		s.dir.Remove(g.name)
 		s.segs = s.segs[1:]
 		s.rseg--
 	}
 	g := s.segs[0]
 	g.start = s.roff
 	s.dead = 0
+	for _, g := range s.segs {
+		g.freed = 0
+	}
 	if g.start >= g.end && len(s.segs) == 1 && !s.outstanding {
 		// Empty: start the file again.
 		if err := g.f.Truncate(0); err == nil {
@@ -804,6 +1046,7 @@ func (s *Spool) closeFiles() {
 		s.state.Close()
 	}
 	s.lock.Close()
+	s.dir.Close()
 }
 
 // Punching reports whether the spool frees space by punching holes (else

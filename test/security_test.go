@@ -243,7 +243,8 @@ func TestLogPathSymlink(t *testing.T) {
 
 // TestSpoolDirOtherOwner: a spool-dir owned by another user (here
 // nobody) is refused before anything is read: one line naming the
-// directory and both uids, exit 1, and nothing written into it.
+// directory and both uids, exit 2 (--validate refuses it too), and
+// nothing written into it.
 func TestSpoolDirOtherOwner(t *testing.T) {
 	needRoot(t)
 	dir := t.TempDir()
@@ -258,8 +259,8 @@ func TestSpoolDirOtherOwner(t *testing.T) {
 	code := l.Wait(t, 30*time.Second)
 	stderr := l.Errors()
 	want := fmt.Sprintf("spool-dir %s is owned by uid 65534, this logger runs as uid 0", spool)
-	if code != 1 || strings.Count(stderr, want) != 1 {
-		t.Fatalf("exit %d, stderr %q; want 1 and one line saying %q", code, stderr, want)
+	if code != 2 || strings.Count(stderr, want) != 1 {
+		t.Fatalf("exit %d, stderr %q; want 2 and one line saying %q", code, stderr, want)
 	}
 	noPanic(t, "stderr", stderr)
 	if files, _ := filepath.Glob(filepath.Join(spool, "*")); len(files) != 0 {

@@ -123,6 +123,7 @@ func (w *Worker) Run() error {
 		o := c.Options
 		ac := mode.AsyncConfig{Mode: string(o.Mode), MaxBufferSize: o.MaxBufferSize,
 			BufferFull: o.BufferFull, SpoolDir: o.SpoolDir, SpoolMaxSize: o.SpoolMaxSize, SpoolSync: o.SpoolSync,
+			LineMax: int64(o.LineMax), Replayed: w.Ledger.Replayed(),
 			Driver: r.drv, Count: w.Count, Errors: w.Errors, DropMarker: o.DropMarker}
 		if o.Mode == config.NonBlocking {
 			ac.HeldLines, ac.HeldBytes = w.Ledger.RingHeld()
