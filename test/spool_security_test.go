@@ -32,7 +32,10 @@ func spoolRefused(t *testing.T, dir, want string) {
 			_, r.stderr, r.code = RunCLI(t, env, "--validate", "none")
 		}
 		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-		if r.code != 2 || len(lines) != 1 || !strings.Contains(lines[0], "spool-dir "+dir) || !strings.Contains(lines[0], want) {
+		// A path too long to quote whole is named by its option, its
+		// value cut to what an error line quotes.
+		named := strings.Contains(lines[0], "spool-dir "+dir) || len(dir) > 200 && strings.Contains(lines[0], `log-opt spool-dir="`)
+		if r.code != 2 || len(lines) != 1 || !named || !strings.Contains(lines[0], want) {
 			t.Errorf("%s on %s: exit %d, stderr %q; want exit 2 and one line naming the dir and saying %q", r.what, dir, r.code, r.stderr, want)
 		}
 		noPanic(t, r.what, r.stderr)
@@ -136,7 +139,7 @@ func TestSpoolDirTooLong(t *testing.T) {
 		filepath.Join(tmp, strings.Repeat("n", 256)),
 		filepath.Join(tmp, strings.Repeat(strings.Repeat("p", 250)+"/", 17)),
 	} {
-		spoolRefused(t, dir, "too long")
+		spoolRefused(t, dir, "_MAX")
 	}
 	fresh := filepath.Join(tmp, "new", "spool")
 	env := Env("spoolsec0002", map[string]string{"mode": "spool", "spool-dir": fresh})
