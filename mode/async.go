@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/backend"
 	"github.com/docker/docker/daemon/logger"
 
+	"github.com/joyent/dockerlogger/backoff"
 	"github.com/joyent/dockerlogger/diag"
 	"github.com/joyent/dockerlogger/ring"
 	"github.com/joyent/dockerlogger/spool"
@@ -323,7 +324,7 @@ func (a *Async) markAll() bool {
 // deliver hands rec to the driver, retrying with backoff until it is
 // accepted (true) or Drain gives up (false).
 func (a *Async) deliver(rec *spool.Record) bool {
-	wait := firstBackoff
+	wait := backoff.New(firstBackoff, maxBackoff)
 	for {
 		msg := logger.NewMessage()
 		msg.Line = append(msg.Line[:0], rec.Line...)
@@ -337,16 +338,10 @@ func (a *Async) deliver(rec *spool.Record) bool {
 			return true
 		}
 		a.cfg.Count.DriverErrors.Add(1)
-		a.cfg.Errors.Printf("deliver %s line: %v (retrying in %v)", streamOf(rec), err, wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-a.stop:
-			t.Stop()
+		d := wait.Next()
+		a.cfg.Errors.Printf("deliver %s line: %v (retrying in %v)", streamOf(rec), err, d)
+		if !backoff.Sleep(d, a.stop) {
 			return false
-		case <-t.C:
-		}
-		if wait *= 2; wait > maxBackoff {
-			wait = maxBackoff
 		}
 		a.cfg.Count.Retries.Add(1)
 	}
@@ -457,7 +452,12 @@ func (a *Async) consumeSpool() {
 			default:
 			}
 		}
-		a.flushDriver()
+		// Acknowledged only once written: a driver that buffers (a full
+		// disk under json-file) keeps the batch in the spool until its
+		// flush succeeds; stopped before that, the next process has it.
+		if !a.flushUntilWritten() {
+			return
+		}
 		if err := a.spool.Ack(); err != nil {
 			return
 		}
@@ -481,6 +481,23 @@ func (a *Async) ackDelivered(recs []spool.Record) {
 		return
 	}
 	a.spool.AckThrough(recs[len(recs)-1].Seq)
+}
+
+// flushUntilWritten flushes the driver, retrying with backoff while it
+// fails, and reports whether it succeeded before the consumer was stopped.
+func (a *Async) flushUntilWritten() bool {
+	wait := backoff.New(firstBackoff, maxBackoff)
+	for {
+		err := a.cfg.Driver.Flush()
+		if err == nil {
+			return true
+		}
+		d := wait.Next()
+		a.cfg.Errors.Printf("flush: %v (retrying in %v)", err, d)
+		if !backoff.Sleep(d, a.stop) {
+			return false
+		}
+	}
 }
 
 func (a *Async) flushDriver() {

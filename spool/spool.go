@@ -39,6 +39,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/joyent/dockerlogger/backoff"
 	"github.com/joyent/dockerlogger/safedir"
 )
 
@@ -596,7 +597,7 @@ func (s *Spool) Append(rec *Record) error {
 // caller (the reader, and so the application) waiting, until the write
 // goes through or the spool is closed. Called with s.mu held.
 func (s *Spool) flushWaiting() error {
-	wait := 50 * time.Millisecond
+	wait := backoff.New(50*time.Millisecond, time.Second)
 	for {
 		err := s.flush()
 		if err == nil || s.o.Policy != Block || s.closed || len(s.pending) == 0 {
@@ -606,11 +607,8 @@ func (s *Spool) flushWaiting() error {
 			s.o.OnWait(err)
 		}
 		s.mu.Unlock()
-		time.Sleep(wait)
+		time.Sleep(wait.Next())
 		s.mu.Lock()
-		if wait *= 2; wait > time.Second {
-			wait = time.Second
-		}
 	}
 }
 

@@ -39,6 +39,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/joyent/dockerlogger/backoff"
 	"github.com/joyent/dockerlogger/drivers/logopt"
 )
 
@@ -393,7 +394,7 @@ func (b *fluentdBridge) upstream() net.Conn {
 	if up != nil {
 		return up
 	}
-	wait := b.retryWait
+	wait := backoff.New(b.retryWait, fluentdTLSMaxRetryWait)
 	for {
 		up, err := b.dial()
 		if err == nil {
@@ -402,12 +403,10 @@ func (b *fluentdBridge) upstream() net.Conn {
 		if b.ctx.Err() != nil {
 			return nil
 		}
-		b.report(fmt.Errorf("%w (retrying in %v)", err, wait))
-		if !b.sleep(wait) {
+		d := wait.Next()
+		b.report(fmt.Errorf("%w (retrying in %v)", err, d))
+		if !b.sleep(d) {
 			return nil
-		}
-		if wait *= 2; wait > fluentdTLSMaxRetryWait {
-			wait = fluentdTLSMaxRetryWait
 		}
 	}
 }
