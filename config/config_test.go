@@ -297,10 +297,10 @@ func TestParseOptionsDefaults(t *testing.T) {
 	}{
 		{"mode", o.Mode, config.Blocking},
 		{"max-buffer-size", o.MaxBufferSize, int64(1 << 20)},
-		{"buffer-full", o.BufferFull, "drop-oldest"},
+		{"buffer-full", o.BufferFull, config.DropOldest},
 		{"spool-dir", o.SpoolDir, "/var/spool/dockerlogger/cid"},
 		{"spool-max-size", o.SpoolMaxSize, int64(256 << 20)},
-		{"spool-sync", o.SpoolSync, "interval"},
+		{"spool-sync", o.SpoolSync, config.SyncInterval},
 		{"line-max", o.LineMax, 16 << 10},
 		{"on-failure", o.OnFailure, "restart"},
 		{"drop-marker", o.DropMarker, true},
@@ -385,7 +385,7 @@ func TestParseOptionsValues(t *testing.T) {
 	}
 	for _, m := range []string{"non-blocking", "spool"} {
 		for _, v := range []string{"drop-oldest", "drop-newest", "block"} {
-			if o := parse(t, map[string]string{"mode": m, "buffer-full": v}); o.BufferFull != v {
+			if o := parse(t, map[string]string{"mode": m, "buffer-full": v}); string(o.BufferFull) != v {
 				t.Errorf("buffer-full %s parsed as %s", v, o.BufferFull)
 			}
 		}
@@ -398,7 +398,7 @@ func TestParseOptionsValues(t *testing.T) {
 		t.Errorf("spool %+v", o)
 	}
 	for _, v := range []string{"interval", "always", "never"} {
-		if o := parse(t, map[string]string{"mode": "spool", "spool-sync": v}); o.SpoolSync != v {
+		if o := parse(t, map[string]string{"mode": "spool", "spool-sync": v}); string(o.SpoolSync) != v {
 			t.Errorf("spool-sync %s parsed as %s", v, o.SpoolSync)
 		}
 	}

@@ -22,14 +22,32 @@ const (
 	Spool       Mode = "spool"
 )
 
+// BufferFull is what a full ring or spool does (the buffer-full log-opt).
+type BufferFull string
+
+const (
+	DropOldest BufferFull = "drop-oldest"
+	DropNewest BufferFull = "drop-newest"
+	BlockFull  BufferFull = "block"
+)
+
+// SpoolSync is when the spool is fsynced (the spool-sync log-opt).
+type SpoolSync string
+
+const (
+	SyncInterval SpoolSync = "interval"
+	SyncAlways   SpoolSync = "always"
+	SyncNever    SpoolSync = "never"
+)
+
 // Options are the log-opts dockerlogger adds to Docker's, parsed.
 type Options struct {
 	Mode          Mode
 	MaxBufferSize int64
-	BufferFull    string // drop-oldest, drop-newest, block
+	BufferFull    BufferFull
 	SpoolDir      string
 	SpoolMaxSize  int64
-	SpoolSync     string // interval, always, never
+	SpoolSync     SpoolSync
 	LineMax       int
 	OnFailure     string // restart, kill-init, ignore
 	DropMarker    bool
@@ -56,12 +74,12 @@ type Opt struct {
 // Added lists the options dockerlogger adds to every driver's, in the order
 // DESIGN.md gives them. Defaults that depend on the container id show <id>.
 var Added = []Opt{
-	{"mode", "blocking", []string{"blocking", "non-blocking", "spool"}, "delivery mode: block the app, drop from a memory ring, or spool to disk"},
+	{"mode", string(Blocking), []string{string(Blocking), string(NonBlocking), string(Spool)}, "delivery mode: block the app, drop from a memory ring, or spool to disk"},
 	{"max-buffer-size", "1m", nil, "bytes held in memory by non-blocking"},
-	{"buffer-full", "drop-oldest", []string{"drop-oldest", "drop-newest", "block"}, "what a full ring or spool does"},
+	{"buffer-full", string(DropOldest), []string{string(DropOldest), string(DropNewest), string(BlockFull)}, "what a full ring or spool does"},
 	{"spool-dir", "/var/spool/dockerlogger/<id>", nil, "directory of the disk spool"},
 	{"spool-max-size", "256m", nil, "largest size of the disk spool"},
-	{"spool-sync", "interval", []string{"interval", "always", "never"}, "when the spool is fsynced"},
+	{"spool-sync", string(SyncInterval), []string{string(SyncInterval), string(SyncAlways), string(SyncNever)}, "when the spool is fsynced"},
 	{"line-max", "16k", nil, "longest line before it is split into partial messages"},
 	{"on-failure", "restart", []string{"restart", "kill-init", "ignore"}, "what the supervisor does when the worker keeps dying"},
 	{"failure-timeout", "30s", nil, "how long the driver may fail without a break before the worker counts as failed"},
@@ -71,6 +89,17 @@ var Added = []Opt{
 	{"log-path", "/var/log/containers/<id>-json.log", nil, "file for json-file and local (local: <id>-local.log)"},
 	{"close-timeout", "10s", nil, "longest time to flush and close the driver at exit (8s under containerd)"},
 	{"stats-file", "", nil, "file that holds the counters in Prometheus text format"},
+}
+
+// added returns the Added entry of name: every default and value list is
+// read from that table, so it is spelled once.
+func added(name string) Opt {
+	for _, o := range Added {
+		if o.Name == name {
+			return o
+		}
+	}
+	panic("config: no added option " + name) // a typo in this package
 }
 
 // AddedNames returns the names of the added options, for Docker's
@@ -147,6 +176,11 @@ func ParseOptions(opts map[string]string, driver, id string) (Options, error) {
 		}
 		return "", bad(name, "must be one of "+strings.Join(values, ", "))
 	}
+	// choice parses an option whose values the Added table lists.
+	choice := func(name string) (string, error) {
+		a := added(name)
+		return oneOf(name, a.Default, a.Values...)
+	}
 	size := func(name, def string) (int64, error) {
 		v := get(name, def)
 		n, err := units.RAMInBytes(v)
@@ -174,18 +208,20 @@ func ParseOptions(opts map[string]string, driver, id string) (Options, error) {
 		return v, nil
 	}
 
-	m, err := oneOf("mode", "blocking", "blocking", "non-blocking", "spool")
+	m, err := choice("mode")
 	if err != nil {
 		return o, err
 	}
 	o.Mode = Mode(m)
-	if o.BufferFull, err = oneOf("buffer-full", "drop-oldest", "drop-oldest", "drop-newest", "block"); err != nil {
+	bf, err := choice("buffer-full")
+	if err != nil {
 		return o, err
 	}
+	o.BufferFull = BufferFull(bf)
 	if _, ok := opts["buffer-full"]; ok && o.Mode == Blocking {
 		return o, bad("buffer-full", "only with mode=non-blocking or mode=spool")
 	}
-	if o.MaxBufferSize, err = size("max-buffer-size", "1m"); err != nil {
+	if o.MaxBufferSize, err = size("max-buffer-size", added("max-buffer-size").Default); err != nil {
 		return o, err
 	}
 	if _, ok := opts["max-buffer-size"]; ok && o.Mode != NonBlocking {
@@ -203,13 +239,15 @@ func ParseOptions(opts map[string]string, driver, id string) (Options, error) {
 			return o, err
 		}
 	}
-	if o.SpoolMaxSize, err = size("spool-max-size", "256m"); err != nil {
+	if o.SpoolMaxSize, err = size("spool-max-size", added("spool-max-size").Default); err != nil {
 		return o, err
 	}
-	if o.SpoolSync, err = oneOf("spool-sync", "interval", "interval", "always", "never"); err != nil {
+	ss, err := choice("spool-sync")
+	if err != nil {
 		return o, err
 	}
-	lm, err := size("line-max", "16k")
+	o.SpoolSync = SpoolSync(ss)
+	lm, err := size("line-max", added("line-max").Default)
 	if err != nil {
 		return o, err
 	}
@@ -220,22 +258,22 @@ func ParseOptions(opts map[string]string, driver, id string) (Options, error) {
 	if o.Mode == NonBlocking && int64(o.LineMax) > o.MaxBufferSize {
 		return o, bad("line-max", "larger than max-buffer-size: such a line could never be held")
 	}
-	if o.OnFailure, err = oneOf("on-failure", "restart", "restart", "kill-init", "ignore"); err != nil {
+	if o.OnFailure, err = choice("on-failure"); err != nil {
 		return o, err
 	}
-	if o.DropMarker, err = strconv.ParseBool(get("drop-marker", "true")); err != nil {
+	if o.DropMarker, err = strconv.ParseBool(get("drop-marker", added("drop-marker").Default)); err != nil {
 		return o, bad("drop-marker", "must be true or false")
 	}
-	if o.CloseTimeout, err = time.ParseDuration(get("close-timeout", "10s")); err != nil || o.CloseTimeout <= 0 {
+	if o.CloseTimeout, err = time.ParseDuration(get("close-timeout", added("close-timeout").Default)); err != nil || o.CloseTimeout <= 0 {
 		return o, bad("close-timeout", "not a positive duration (e.g. 10s)")
 	}
-	if o.FailureTimeout, err = time.ParseDuration(get("failure-timeout", "30s")); err != nil || o.FailureTimeout <= 0 {
+	if o.FailureTimeout, err = time.ParseDuration(get("failure-timeout", added("failure-timeout").Default)); err != nil || o.FailureTimeout <= 0 {
 		return o, bad("failure-timeout", "not a positive duration (e.g. 30s)")
 	}
-	if o.MaxFailures, err = strconv.Atoi(get("max-failures", "5")); err != nil || o.MaxFailures < 1 {
+	if o.MaxFailures, err = strconv.Atoi(get("max-failures", added("max-failures").Default)); err != nil || o.MaxFailures < 1 {
 		return o, bad("max-failures", "not a whole number of at least 1")
 	}
-	if o.KillGrace, err = time.ParseDuration(get("kill-grace", "10s")); err != nil || o.KillGrace <= 0 {
+	if o.KillGrace, err = time.ParseDuration(get("kill-grace", added("kill-grace").Default)); err != nil || o.KillGrace <= 0 {
 		return o, bad("kill-grace", "not a positive duration (e.g. 10s)")
 	}
 	if opts["stats-file"] != "" { // "" is the default: none

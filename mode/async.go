@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/daemon/logger"
 
 	"github.com/joyent/dockerlogger/backoff"
+	"github.com/joyent/dockerlogger/config"
 	"github.com/joyent/dockerlogger/diag"
 	"github.com/joyent/dockerlogger/ring"
 	"github.com/joyent/dockerlogger/spool"
@@ -25,10 +26,10 @@ import (
 type AsyncConfig struct {
 	Mode          string // "non-blocking" or "spool"
 	MaxBufferSize int64  // non-blocking: bytes of the ring
-	BufferFull    string // drop-oldest (default), drop-newest, block
+	BufferFull    config.BufferFull
 	SpoolDir      string
 	SpoolMaxSize  int64
-	SpoolSync     string // interval (default), always, never
+	SpoolSync     config.SpoolSync
 	// LineMax is the line-max log-opt: the spool takes a record length
 	// read from disk that claims more as corruption.
 	LineMax int64
@@ -94,9 +95,12 @@ func NewAsync(c AsyncConfig) (*Async, error) {
 	a := &Async{cfg: c, stop: make(chan struct{}), done: make(chan struct{})}
 	switch c.Mode {
 	case "non-blocking":
-		p, err := ring.ParsePolicy(c.BufferFull)
-		if err != nil {
-			return nil, fmt.Errorf("log-opt %w", err)
+		p := ring.DropOldest
+		switch c.BufferFull {
+		case config.DropNewest:
+			p = ring.DropNewest
+		case config.BlockFull:
+			p = ring.Block
 		}
 		size := c.MaxBufferSize
 		if size <= 0 {
@@ -110,23 +114,19 @@ func NewAsync(c AsyncConfig) (*Async, error) {
 	case "spool":
 		o := spool.Options{Dir: c.SpoolDir, MaxSize: c.SpoolMaxSize, LineMax: c.LineMax, Drop: a.spoolDrop, Corrupt: a.spoolCorrupt,
 			OnWait: func(err error) { c.Errors.Printf("%v", err) }}
+		// The values were checked by config: whatever else stays at
+		// the default (drop-oldest, interval).
 		switch c.BufferFull {
-		case "drop-oldest", "":
-		case "drop-newest":
+		case config.DropNewest:
 			o.Policy = spool.DropNewest
-		case "block":
+		case config.BlockFull:
 			o.Policy = spool.Block
-		default:
-			return nil, fmt.Errorf("log-opt buffer-full=%q: must be drop-oldest, drop-newest or block", c.BufferFull)
 		}
 		switch c.SpoolSync {
-		case "interval", "":
-		case "always":
+		case config.SyncAlways:
 			o.Sync = spool.SyncAlways
-		case "never":
+		case config.SyncNever:
 			o.Sync = spool.SyncNever
-		default:
-			return nil, fmt.Errorf("log-opt spool-sync=%q: must be interval, always or never", c.SpoolSync)
 		}
 		sp, err := spool.Open(o)
 		if err != nil {

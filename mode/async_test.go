@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/backend"
 	"github.com/docker/docker/daemon/logger"
 
+	"github.com/joyent/dockerlogger/config"
 	"github.com/joyent/dockerlogger/diag"
 )
 
@@ -105,8 +106,8 @@ func split(t *testing.T, got []string) (lines []string, markers [][]string) {
 func atoi(s string) int64 { n, _ := strconv.ParseInt(s, 10, 64); return n }
 
 func TestRingStalledDriver(t *testing.T) {
-	for _, policy := range []string{"drop-oldest", "drop-newest"} {
-		t.Run(policy, func(t *testing.T) {
+	for _, policy := range []config.BufferFull{config.DropOldest, config.DropNewest} {
+		t.Run(string(policy), func(t *testing.T) {
 			count, errs := newCounters()
 			d := &testDriver{gate: make(chan struct{}), entered: make(chan struct{}, 10000)}
 			a, err := NewAsync(AsyncConfig{Mode: "non-blocking", MaxBufferSize: 4096, BufferFull: policy,

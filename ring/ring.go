@@ -28,19 +28,6 @@ const (
 	Block
 )
 
-// ParsePolicy maps the buffer-full log-opt to a Policy.
-func ParsePolicy(s string) (Policy, error) {
-	switch s {
-	case "drop-oldest", "":
-		return DropOldest, nil
-	case "drop-newest":
-		return DropNewest, nil
-	case "block":
-		return Block, nil
-	}
-	return 0, errors.New("buffer-full " + s + ": must be drop-oldest, drop-newest or block")
-}
-
 // Overhead is what each record costs in the ring besides its own bytes.
 const Overhead = 4
 
