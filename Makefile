@@ -34,8 +34,10 @@ check:
 	GOOS=illumos $(GO) build ./...
 	$(GO) build ./...
 
+# With the race detector, which needs cgo for the test binaries only: the
+# product is still built static.
 unit:
-	$(GO) test -count=1 -timeout 10m $$($(GO) list ./... | grep -v /test$$)
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /test$$)
 
 # The GELF receiver the end-to-end tests run (graygelf, from npm).
 test/node_modules: test/package.json test/package-lock.json
