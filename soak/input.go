@@ -91,7 +91,8 @@ type writer struct {
 	start time.Time
 
 	mu       sync.Mutex
-	written  int // items fully written
+	written  int     // items fully written
+	ends     []int64 // each item's end in the stream, once given to a write
 	bytes    int64
 	writes   int
 	maxBlock time.Duration // longest write that found the pipe over half full
@@ -105,7 +106,7 @@ const maxWrite = 64 << 10
 
 func (w *writer) run() {
 	var buf []byte
-	var done int64 // bytes written
+	var done, queued int64 // bytes written; bytes given to buf
 	burst := int64(0)
 	for i, it := range w.items {
 		if it.kind == empty {
@@ -116,6 +117,13 @@ func (w *writer) run() {
 				buf = append(buf, '\n')
 			}
 		}
+		queued += int64(it.n) + 1
+		if it.nonl {
+			queued--
+		}
+		w.mu.Lock()
+		w.ends = append(w.ends, queued)
+		w.mu.Unlock()
 		last := i == len(w.items)-1
 		for len(buf) > 0 && (len(buf) >= maxWrite || last || w.rnd()%4 == 0) {
 			k := min(len(buf), 1+int(w.rnd()%maxWrite))
@@ -137,9 +145,6 @@ func (w *writer) run() {
 		}
 		if len(buf) == 0 {
 			buf = nil
-			w.mu.Lock()
-			w.written = i + 1
-			w.mu.Unlock()
 		}
 	}
 }
@@ -160,6 +165,9 @@ func (w *writer) write(p []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.bytes += int64(n)
+	for w.written < len(w.ends) && w.ends[w.written] <= w.bytes {
+		w.written++ // that line is in the pipe, whole
+	}
 	if w.writes > 0 {
 		if size > 0 && queued+len(p) <= size/2 {
 			w.ownDelay = max(w.ownDelay, d)
