@@ -266,11 +266,14 @@ func (r *run) check() {
 		// application) leaves one line half written: neither owed nor
 		// counted, but its bytes may be delivered or dropped.
 		var whole int64
-		for _, it := range w.items[:w.written] {
-			whole += int64(it.n) + 1
+		if w.written > 0 {
+			whole = w.ends[w.written-1]
 		}
 		if w.bytes > whole {
 			cut++
+			if it := w.items[w.written]; int64(it.n) > p.lineMax || it.n >= pipeCap {
+				exact = false // the half-written line may be many messages
+			}
 		}
 		e := 0
 		for _, it := range w.items[:w.written] {

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // A numbered line starts with the header "seq=%09d len=%09d " — faults/'s
@@ -91,7 +90,8 @@ type writer struct {
 	start time.Time
 
 	mu       sync.Mutex
-	written  int // items fully written
+	written  int     // items fully written
+	ends     []int64 // each item's end in the stream, once given to a write
 	bytes    int64
 	writes   int
 	maxBlock time.Duration // longest write that found the pipe over half full
@@ -105,7 +105,7 @@ const maxWrite = 64 << 10
 
 func (w *writer) run() {
 	var buf []byte
-	var done int64 // bytes written
+	var done, queued int64 // bytes written; bytes given to buf
 	burst := int64(0)
 	for i, it := range w.items {
 		if it.kind == empty {
@@ -116,6 +116,13 @@ func (w *writer) run() {
 				buf = append(buf, '\n')
 			}
 		}
+		queued += int64(it.n) + 1
+		if it.nonl {
+			queued--
+		}
+		w.mu.Lock()
+		w.ends = append(w.ends, queued)
+		w.mu.Unlock()
 		last := i == len(w.items)-1
 		for len(buf) > 0 && (len(buf) >= maxWrite || last || w.rnd()%4 == 0) {
 			k := min(len(buf), 1+int(w.rnd()%maxWrite))
@@ -137,9 +144,6 @@ func (w *writer) run() {
 		}
 		if len(buf) == 0 {
 			buf = nil
-			w.mu.Lock()
-			w.written = i + 1
-			w.mu.Unlock()
 		}
 	}
 }
@@ -160,6 +164,9 @@ func (w *writer) write(p []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.bytes += int64(n)
+	for w.written < len(w.ends) && w.ends[w.written] <= w.bytes {
+		w.written++ // that line is in the pipe, whole
+	}
 	if w.writes > 0 {
 		if size > 0 && queued+len(p) <= size/2 {
 			w.ownDelay = max(w.ownDelay, d)
@@ -182,27 +189,3 @@ func (w *writer) write(p []byte) error {
 
 // blockBound is the longest write(2) non-blocking and spool may cost.
 const blockBound = 10 * time.Millisecond
-
-// pipeFill returns the bytes in the pipe (FIONREAD) and its capacity
-// (F_GETPIPE_SZ), or 0, 0 when it cannot tell.
-func (w *writer) pipeFill() (queued, size int) {
-	rc, err := w.f.SyscallConn()
-	if err != nil {
-		return 0, 0
-	}
-	rc.Control(func(fd uintptr) {
-		var n int32
-		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n))); e != 0 {
-			return
-		}
-		sz, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, fGetPipeSz, 0)
-		if e != 0 {
-			return
-		}
-		queued, size = int(n), int(sz)
-	})
-	return queued, size
-}
-
-// fGetPipeSz is F_GETPIPE_SZ (Linux).
-const fGetPipeSz = 1032
