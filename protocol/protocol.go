@@ -27,6 +27,9 @@ const (
 	// process, without a supervisor.
 	SupervisorEnv = "DOCKERLOG_SUPERVISOR"
 	SupervisorOff = "off"
+	// FinishEnv set to 1 starts a worker past close-timeout: it reads what
+	// is left in the pipes, counts it as dropped and exits.
+	FinishEnv = "DOCKERLOG_FINISH"
 )
 
 // Descriptors of a worker: the inputs on 3 and 4 as for any logger (and
@@ -69,7 +72,7 @@ func Supervised(getenv func(string) string) bool {
 // WorkerEnv is env, less any of this protocol's variables, plus a
 // worker's.
 func WorkerEnv(env []string, restarts, upgrades int64) []string {
-	own := []string{RoleEnv, RestartsEnv, UpgradesEnv}
+	own := []string{RoleEnv, RestartsEnv, UpgradesEnv, FinishEnv}
 	out := slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
 		k, _, _ := strings.Cut(kv, "=")
 		return slices.Contains(own, k)
@@ -82,6 +85,8 @@ func WorkerEnv(env []string, restarts, upgrades int64) []string {
 // Handed is what the supervisor hands a worker.
 type Handed struct {
 	Restarts, Upgrades int64
+	// Finish: close-timeout has passed (FinishEnv).
+	Finish bool
 	// Ledger is nil where the platform has none (no memfd) or none was
 	// passed; its accessors then return nil.
 	Ledger *Ledger
@@ -93,6 +98,7 @@ func Take() Handed {
 	var h Handed
 	h.Restarts, _ = strconv.ParseInt(os.Getenv(RestartsEnv), 10, 64)
 	h.Upgrades, _ = strconv.ParseInt(os.Getenv(UpgradesEnv), 10, 64)
+	h.Finish = os.Getenv(FinishEnv) == "1"
 	if l, err := OpenLedger(LedgerFD); err == nil {
 		h.Ledger = l
 	}

@@ -109,6 +109,9 @@ type Supervisor struct {
 	// may end before the container closes its output; every new worker
 	// is told so too.
 	stopping bool
+	// finishing: close-timeout has passed; the next worker only counts
+	// what is left (protocol.FinishEnv).
+	finishing bool
 }
 
 // New returns a supervisor for c.
@@ -155,6 +158,14 @@ func (s *Supervisor) run() int {
 			// read, so a worker that ends now has failed.
 			ex.crashed = true
 			ex.describe += " while the container's output is still open"
+		case !ex.crashed && ex.code != ExitHandover && !s.stopping && !s.finishing && s.inputsUnread():
+			// The writers are gone but lines are left in a pipe that
+			// no worker will read (a handover that reached
+			// close-timeout on a stalled sink): one more worker reads
+			// them at once and counts them, with no time to deliver.
+			c.Errors.Printf("worker %s with lines still unread in the container's output: counting them", ex.describe)
+			s.finishing = true
+			continue
 		case !ex.crashed && ex.code != ExitHandover:
 			return ex.code
 		}
@@ -239,6 +250,19 @@ func (s *Supervisor) inputsOpen() bool {
 	return false
 }
 
+// inputsUnread reports whether an input the supervisor holds still has
+// bytes no worker has read.
+func (s *Supervisor) inputsUnread() bool {
+	for _, f := range s.c.Inputs {
+		if f != nil {
+			if held, _ := pipepeek.Held(f); held > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // afterCrash counts a crash, applies the policy when the worker keeps
 // failing, and waits out the backoff. stop says the supervisor is done.
 func (s *Supervisor) afterCrash(failures *[]time.Time, wait *backoff.Backoff, start time.Time) (int, bool) {
@@ -308,6 +332,9 @@ func (s *Supervisor) start() (*exec.Cmd, *os.File, error) {
 	c := &s.c
 	cmd := exec.Command(c.Exe, c.Args...)
 	cmd.Env = protocol.WorkerEnv(c.Env, c.Count.Restarts.Load(), c.Count.Upgrades.Load())
+	if s.finishing {
+		cmd.Env = append(cmd.Env, protocol.FinishEnv+"=1")
+	}
 	cmd.Stderr = c.Stderr
 	files := make([]*os.File, 4, 6) // fds 3, 4, 5, 6 (7, 8)
 	copy(files, c.Inputs)

@@ -46,6 +46,9 @@ type Worker struct {
 	// supervisor and counts what a dead worker left half-delivered.
 	Peek   bool
 	Ledger *protocol.Ledger
+	// Finish starts the run past close-timeout: what is left in the
+	// inputs is read and counted as dropped, nothing waits on the driver.
+	Finish bool
 }
 
 // ErrDriverFailed is returned when the driver has failed without a break
@@ -289,6 +292,10 @@ const lastChance = 2 * time.Second
 // ErrDeadline, or the driver's error at close.
 func (r *run) live(inputsDone <-chan struct{}) error {
 	ph := reading
+	var deadline, last <-chan time.Time // close-timeout; then lastChance
+	if r.Finish {
+		ph, deadline = closing, time.After(0)
+	}
 	var statsTick <-chan time.Time
 	if r.o.StatsFile != "" {
 		t := time.NewTicker(5 * time.Second)
@@ -299,7 +306,6 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 	failTick := time.NewTicker(min(r.o.FailureTimeout/4, time.Second))
 	defer failTick.Stop()
 	check := failTick.C
-	var deadline, last <-chan time.Time // close-timeout; then lastChance
 	var closed <-chan error             // the drain and close, once draining
 	drain := func() {
 		ph, inputsDone, check, statsTick = draining, nil, nil, nil

@@ -243,7 +243,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 		h := protocol.Take()
 		count.Restarts.Store(h.Restarts)
 		count.Upgrades.Store(h.Upgrades)
-		w.Peek, w.Ledger = true, h.Ledger
+		w.Peek, w.Ledger, w.Finish = true, h.Ledger, h.Finish
 		count.CarryDrops(h.Ledger.CarriedDrops())
 	}
 	err = w.Run()
