@@ -306,7 +306,7 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 	failTick := time.NewTicker(min(r.o.FailureTimeout/4, time.Second))
 	defer failTick.Stop()
 	check := failTick.C
-	var closed <-chan error             // the drain and close, once draining
+	var closed <-chan error // the drain and close, once draining
 	drain := func() {
 		ph, inputsDone, check, statsTick = draining, nil, nil, nil
 		closed = r.drainAndClose()
