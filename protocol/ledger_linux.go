@@ -33,6 +33,18 @@ type ledgerPage struct {
 	// droppedLines, droppedBytes: dropped by all workers so far, and by
 	// the supervisor while no worker ran.
 	droppedLines, droppedBytes atomic.Int64
+	// partial, per stream: the line a worker was cutting into partial
+	// messages when it last committed, so the next one goes on with the
+	// same partial id and ordinals.
+	partial [2]partialSlot
+}
+
+// partialSlot is written by one worker at a time and read by the next
+// after it died: version is odd while a write is under way, so a worker
+// killed mid-write leaves a slot the next one ignores.
+type partialSlot struct {
+	version, ordinal, ts, idLen atomic.Int64
+	id                          [64]byte
 }
 
 // NewLedger creates a ledger in an anonymous memory file.
@@ -104,6 +116,39 @@ func (l *Ledger) CarriedDrops() (lines, bytes *atomic.Int64) {
 		return nil, nil
 	}
 	return &l.p.droppedLines, &l.p.droppedBytes
+}
+
+// SavePartial records the unfinished line of stream at the worker's last
+// commit: its partial id ("" for none), the ordinal of its last part and
+// its timestamp.
+func (l *Ledger) SavePartial(stream int, id string, ordinal int, ts int64) {
+	if l == nil || stream < 0 || stream > 1 {
+		return
+	}
+	s := &l.p.partial[stream]
+	s.version.Add(1)
+	n := copy(s.id[:], id)
+	s.idLen.Store(int64(n))
+	s.ordinal.Store(int64(ordinal))
+	s.ts.Store(ts)
+	s.version.Add(1)
+}
+
+// Partial returns what SavePartial recorded for stream; ok is false when
+// there is none, or the worker that wrote it died mid-write.
+func (l *Ledger) Partial(stream int) (id string, ordinal int, ts int64, ok bool) {
+	if l == nil || stream < 0 || stream > 1 {
+		return "", 0, 0, false
+	}
+	s := &l.p.partial[stream]
+	if s.version.Load()%2 == 1 {
+		return "", 0, 0, false
+	}
+	n := min(int(s.idLen.Load()), len(s.id))
+	if n <= 0 {
+		return "", 0, 0, false
+	}
+	return string(s.id[:n]), int(s.ordinal.Load()), s.ts.Load(), true
 }
 
 // File is the memory file, to pass to a worker.

@@ -16,6 +16,7 @@ func TestLedgerLayout(t *testing.T) {
 		"ringBytes":    {unsafe.Offsetof(p.ringBytes), 32},
 		"droppedLines": {unsafe.Offsetof(p.droppedLines), 40},
 		"droppedBytes": {unsafe.Offsetof(p.droppedBytes), 48},
+		"partial":      {unsafe.Offsetof(p.partial), 56},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s at offset %d, was %d", name, c.got, c.want)
@@ -46,5 +47,31 @@ func TestLedgerShared(t *testing.T) {
 	var none *Ledger
 	if none.Handed(0) != nil || none.Replayed() != nil {
 		t.Fatal("a nil ledger must give nil counters")
+	}
+}
+
+// TestPartialSlot: what one worker keeps the next reads, and a slot left
+// mid-write (odd version) reads as none.
+func TestPartialSlot(t *testing.T) {
+	l, err := NewLedger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, ok := l.Partial(0); ok {
+		t.Fatal("a new ledger has a partial line")
+	}
+	id := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	l.SavePartial(1, id, 7, 42)
+	if got, ord, ts, ok := l.Partial(1); !ok || got != id || ord != 7 || ts != 42 {
+		t.Fatalf("Partial = %q %d %d %v", got, ord, ts, ok)
+	}
+	l.p.partial[1].version.Add(1) // a worker killed mid-write
+	if _, _, _, ok := l.Partial(1); ok {
+		t.Fatal("a torn slot was read")
+	}
+	l.p.partial[1].version.Add(1)
+	l.SavePartial(1, "", 0, 0)
+	if _, _, _, ok := l.Partial(1); ok {
+		t.Fatal("a cleared slot was read")
 	}
 }

@@ -68,6 +68,12 @@ type Reader struct {
 	// them are delivered again (at least once) and counted in Replayed.
 	Replay   int64
 	Replayed interface{ Add(int64) int64 }
+	// Partial, if set, keeps the line being cut into partial messages at
+	// each commit, and Resume is what a previous worker kept: the next
+	// worker goes on with the same partial id and ordinals, so a reader
+	// joining by id gets the line whole.
+	Partial PartialKeeper
+	Resume  PartialLine
 
 	base int64 // bytes committed so far
 
@@ -85,7 +91,21 @@ type Reader struct {
 	partialID string
 	partialTS time.Time
 	ordinal   int
+	kept      bool // Partial holds an unfinished line
 	flusher   Flusher
+}
+
+// PartialLine is a line being cut into partial messages: its id, the
+// ordinal of its last part handed over, and its timestamp.
+type PartialLine struct {
+	ID      string
+	Ordinal int
+	Time    time.Time
+}
+
+// PartialKeeper keeps the line being cut at each commit (see Reader.Partial).
+type PartialKeeper interface {
+	KeepPartial(PartialLine)
 }
 
 // Committer is a source that keeps what it returned until told it was
@@ -141,6 +161,10 @@ func (r *Reader) Copy(src io.Reader) error {
 	}
 	r.flusher, _ = r.Sink.(Flusher)
 	committer, _ := src.(Committer)
+	if r.Resume.ID != "" {
+		r.partialID, r.ordinal, r.partialTS = r.Resume.ID, r.Resume.Ordinal, r.Resume.Time
+		r.kept = true
+	}
 	windowed, _ := src.(Windowed)
 	// The buffer grows as lines need it, up to the longest message plus
 	// one read: a large line-max costs memory only when lines use it.
@@ -228,6 +252,10 @@ func (r *Reader) commit(c Committer, p int) error {
 	}
 	r.base += int64(p)
 	r.covered, r.ahead = 0, 0
+	if r.Partial != nil && (r.partialID != "" || r.kept) {
+		r.Partial.KeepPartial(PartialLine{ID: r.partialID, Ordinal: r.ordinal, Time: r.partialTS})
+		r.kept = r.partialID != ""
+	}
 	if r.Handed != nil {
 		r.Handed.Store(r.handed(0))
 	}

@@ -251,8 +251,26 @@ func (r *run) peek(f *os.File, i int, rd *reader.Reader, cons *console.Console) 
 	if handed := r.Ledger.Handed(i); handed != nil {
 		// Replays are counted in the ledger, across workers.
 		rd.Replay, rd.Handed, rd.Replayed = handed.Load(), handed, r.Ledger.Replayed()
+		rd.Partial = partialKeeper{r.Ledger, i}
+		if id, ord, ts, ok := r.Ledger.Partial(i); ok {
+			rd.Resume = reader.PartialLine{ID: id, Ordinal: ord, Time: time.Unix(0, ts).UTC()}
+		}
 	}
 	return p
+}
+
+// partialKeeper keeps a reader's unfinished line in the ledger.
+type partialKeeper struct {
+	l      *protocol.Ledger
+	stream int
+}
+
+func (k partialKeeper) KeepPartial(p reader.PartialLine) {
+	var ts int64
+	if p.ID != "" {
+		ts = p.Time.UnixNano()
+	}
+	k.l.SavePartial(k.stream, p.ID, p.Ordinal, ts)
 }
 
 // stopReading makes every peeking reader stop at a line boundary.
