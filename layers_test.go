@@ -47,6 +47,7 @@ var mustNot = map[string][]string{
 	"internal/sink/cloudlogging": {"*"},
 	"internal/sink/forward":      {"*"},
 	"internal/sink/store":        {"*"},
+	"internal/rsyslogd":          {"*"},
 	"internal/measure":           {"*"},
 	"bench/cmd/dockercopier":     {"drivers"},
 }
