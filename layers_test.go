@@ -48,6 +48,7 @@ var mustNot = map[string][]string{
 	"internal/sink/forward":      {"*"},
 	"internal/sink/store":        {"*"},
 	"internal/rsyslogd":          {"*"},
+	"internal/logproc":           {"*"},
 	"internal/measure":           {"*"},
 	"bench/cmd/dockercopier":     {"drivers"},
 }
