@@ -60,7 +60,7 @@ func startSink(name, dir string, reserve bool) (netSink, error) {
 		}
 		return forwardSink{srv}, nil
 	}
-	r, err := newRsyslogd(dir, name == "rsyslog")
+	r, err := newRsyslogSink(dir, name == "rsyslog")
 	if err != nil {
 		return nil, err
 	}

@@ -7,18 +7,16 @@ package test
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/joyent/dockerlogger/internal/logproc"
 )
 
 // bin is the directory holding the binaries built for this test run.
@@ -73,39 +71,21 @@ func needRoot(t testing.TB) {
 	need(t, os.Geteuid() == 0, "needs root")
 }
 
-// Logger is one dockerlogger process under test.
+// Logger is one dockerlogger process under test, started by
+// internal/logproc.
 type Logger struct {
 	Cmd    *exec.Cmd
 	Stdout *os.File // write end of the container's stdout (fd 3 of the logger)
 	Stderr *os.File // write end of the container's stderr (fd 4)
-	ready  *os.File
-	errBuf *syncBuffer
-	done   chan struct{}
-	err    error
+	p      *logproc.Logger
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a process's output, read while the process runs.
+type syncBuffer = logproc.Buffer
 
 // Env builds a Triton-style environment for a container id and log-opts.
 func Env(id string, opts map[string]string, extra ...string) []string {
-	b, _ := json.Marshal(opts)
-	env := []string{"PATH=" + os.Getenv("PATH"), "DOCKERLOG_CONFIG=" + string(b), "DOCKERLOG_CONTAINERID=" + id}
-	return append(env, extra...)
+	return append([]string{"PATH=" + os.Getenv("PATH")}, logproc.Config(opts, id, extra...)...)
 }
 
 // StartLogger starts bin/dockerlogger with args and env, with pipes on fds
@@ -122,7 +102,7 @@ func StartLogger(t testing.TB, env []string, args ...string) *Logger {
 // StartLoggerNoWait starts the logger without waiting for ready.
 func StartLoggerNoWait(t testing.TB, env []string, args ...string) *Logger {
 	t.Helper()
-	return StartLoggerAt(t, filepath.Join(bin, "dockerlogger"), env, args...)
+	return StartLoggerCmd(t, logproc.Command(bin, args...), env)
 }
 
 // StartLoggerAt starts the logger binary at path without waiting for ready.
@@ -135,68 +115,28 @@ func StartLoggerAt(t testing.TB, path string, env []string, args ...string) *Log
 // — with the pipes on fds 3, 4 and 5, without waiting for ready.
 func StartLoggerCmd(t testing.TB, argv []string, env []string) *Logger {
 	t.Helper()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &Logger{Stdout: outW, Stderr: errW, ready: readyR, errBuf: &syncBuffer{}, done: make(chan struct{})}
-	l.Cmd = exec.Command(argv[0], argv[1:]...)
-	l.Cmd.ExtraFiles = []*os.File{outR, errR, readyW}
-	l.Cmd.Env = env
-	l.Cmd.Stderr = l.errBuf
 	// Its own process group, so that a test can end the supervisor and
 	// its worker together; and Wait must not hang on a stderr that an
 	// orphaned worker still holds.
-	l.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	l.Cmd.WaitDelay = 5 * time.Second
-	if err := l.Cmd.Start(); err != nil {
+	p, err := logproc.Launch(logproc.Spec{Argv: argv, Env: env, Group: true, WaitDelay: 5 * time.Second})
+	if err != nil {
 		t.Fatal(err)
 	}
-	outR.Close()
-	errR.Close()
-	readyW.Close()
-	go func() { l.err = l.Cmd.Wait(); close(l.done) }()
+	l := &Logger{Cmd: p.Cmd, Stdout: p.Out, Stderr: p.Err, p: p}
 	t.Cleanup(func() {
-		l.Stdout.Close()
-		l.Stderr.Close()
+		l.Close()
 		select {
-		case <-l.done:
+		case <-l.Done():
 		case <-time.After(20 * time.Second):
-			syscall.Kill(-l.Cmd.Process.Pid, syscall.SIGKILL)
-			<-l.done
+			p.KillGroup()
+			<-l.Done()
 		}
 	})
 	return l
 }
 
 // WaitReady waits for the ready byte on fd 5.
-func (l *Logger) WaitReady(d time.Duration) error {
-	got := make(chan error, 1)
-	go func() {
-		var b [1]byte
-		n, err := l.ready.Read(b[:])
-		if n == 1 {
-			err = nil
-		} else if err == nil || err == io.EOF {
-			err = fmt.Errorf("ready pipe closed without a byte")
-		}
-		got <- err
-	}()
-	select {
-	case err := <-got:
-		return err
-	case <-time.After(d):
-		return fmt.Errorf("no ready signal within %v", d)
-	}
-}
+func (l *Logger) WaitReady(d time.Duration) error { return l.p.WaitReady(d) }
 
 // Close closes both inputs: EOF for the logger.
 func (l *Logger) Close() {
@@ -210,21 +150,21 @@ func (l *Logger) Wait(t testing.TB, d time.Duration) int {
 	t.Helper()
 	l.Close()
 	select {
-	case <-l.done:
+	case <-l.Done():
 	case <-time.After(d):
 		l.Cmd.Process.Signal(syscall.SIGQUIT)
-		syscall.Kill(-l.Cmd.Process.Pid, syscall.SIGKILL)
-		<-l.done
+		l.p.KillGroup()
+		<-l.Done()
 		t.Fatalf("logger did not exit within %v; stderr: %s", d, l.Errors())
 	}
 	return l.Cmd.ProcessState.ExitCode()
 }
 
 // Done is closed when the logger has exited.
-func (l *Logger) Done() <-chan struct{} { return l.done }
+func (l *Logger) Done() <-chan struct{} { return l.p.Done() }
 
 // Errors is what the logger wrote to its own stderr.
-func (l *Logger) Errors() string { return l.errBuf.String() }
+func (l *Logger) Errors() string { return l.p.Stderr.String() }
 
 // Stats parses the last "stats" line the logger printed.
 func (l *Logger) Stats(t testing.TB) map[string]string {
@@ -255,20 +195,11 @@ func parseStats(t testing.TB, stderr string) map[string]string {
 // stderr and the exit code.
 func RunCLI(t testing.TB, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "dockerlogger"), args...)
-	cmd.Env = env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
+	out, errs, code, err := logproc.Run(logproc.Command(bin, args...), env, 30*time.Second)
 	if err != nil {
-		if _, ok := err.(*exec.ExitError); !ok {
-			t.Fatalf("run dockerlogger %v: %v", args, err)
-		}
+		t.Fatalf("run dockerlogger %v: %v", args, err)
 	}
-	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+	return out, errs, code
 }
 
 // Lines makes n numbered lines "<prefix> <i>" for ordering checks.

@@ -13,34 +13,21 @@ package test
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/joyent/dockerlogger/internal/rsyslogd"
 )
 
-const relpConf = `global(workDirectory="{{dir}}/work" parser.escapeControlCharactersOnReceive="off" maxMessageSize="64k")
-main_queue(queue.type="LinkedList" queue.size="1000000" queue.discardMark="1000000"
-  queue.filename="mainq" queue.saveOnShutdown="on" queue.maxDiskSpace="1g"
-  queue.timeoutShutdown="10000" queue.timeoutEnqueue="10000")
-module(load="imrelp")
-` + rsyslogJSONOutput + `input(type="imrelp" address="127.0.0.1" port="{{port}}" ruleset="all")
-`
+const relpConf = rsyslogd.Lossless + rsyslogJSONOutput + rsyslogd.RELPInput
 
 // relpd is one private rsyslogd with imrelp; it can be stopped and
 // started again on the same port.
 type relpd struct {
-	rsyslog // dir, out, records, waitRecords; only tcpPort is used (imrelp)
-	conf    string
-}
-
-// haveImrelp reports whether rsyslog's imrelp module is installed.
-func haveImrelp() bool {
-	m, _ := filepath.Glob("/usr/lib/*/rsyslog/imrelp.so")
-	m2, _ := filepath.Glob("/usr/lib/rsyslog/imrelp.so")
-	return len(m)+len(m2) > 0
+	*rsyslog // dir, out, records, waitRecords; only tcpPort is used (imrelp)
 }
 
 // newRelpd prepares (does not start) an rsyslogd with imrelp on a free
@@ -48,18 +35,10 @@ func haveImrelp() bool {
 func newRelpd(t *testing.T) *relpd {
 	t.Helper()
 	needCmd(t, "rsyslogd")
-	need(t, haveImrelp(), "rsyslog's imrelp is not installed (Debian package rsyslog-relp)")
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "work"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r := &relpd{rsyslog: rsyslog{dir: dir, out: filepath.Join(dir, "out.json"), tcpPort: sinkFreePort(t, "tcp")}}
-	r.conf = filepath.Join(dir, "rsyslog.conf")
-	conf := strings.NewReplacer("{{dir}}", dir, "{{port}}", strconv.Itoa(r.tcpPort)).Replace(relpConf)
-	if err := os.WriteFile(r.conf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.stop)
+	need(t, rsyslogd.Module("imrelp"), "rsyslog's imrelp is not installed (Debian package rsyslog-relp)")
+	r := &relpd{newRsyslogd(t)}
+	r.tcpPort = sinkFreePort(t, "tcp")
+	r.configure(t, strings.ReplaceAll(relpConf, "{{port}}", strconv.Itoa(r.tcpPort)))
 	return r
 }
 
@@ -68,7 +47,7 @@ func (r *relpd) address() string { return fmt.Sprintf("relp://127.0.0.1:%d", r.t
 // start starts rsyslogd and waits until imrelp accepts connections.
 func (r *relpd) start(t *testing.T) {
 	t.Helper()
-	r.launch(t, r.conf, "rsyslogd to listen on its RELP port", func() bool {
+	r.launch(t, "rsyslogd to listen on its RELP port", func() bool {
 		return sinkCanDial("tcp", fmt.Sprintf("127.0.0.1:%d", r.tcpPort))
 	})
 }

@@ -3,7 +3,6 @@ package test
 import (
 	"fmt"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -23,10 +22,8 @@ func TestNonBlockingRsyslogStopped(t *testing.T) {
 	// A first line proves the connection before rsyslog stops.
 	WriteLines(t, l.Stdout, []string{"hello before the stop"})
 	r.waitRecords(t, 1)
-	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	defer r.cmd.Process.Signal(syscall.SIGCONT)
+	r.d.Stall(true)
+	defer r.d.Stall(false)
 	lines := Lines("written while rsyslog is stopped, padded to be a little longer", 100000)
 	select {
 	case err := <-writeAll(l.Stdout, lines):
@@ -36,9 +33,7 @@ func TestNonBlockingRsyslogStopped(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the application blocked writing to a non-blocking logger; stderr: %s", l.Errors())
 	}
-	if err := r.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
+	r.d.Stall(false)
 	if code := l.Wait(t, 60*time.Second); code != 0 {
 		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
 	}

@@ -12,7 +12,6 @@ package test
 // gelf_test.go.
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -24,17 +23,17 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/joyent/dockerlogger/internal/rsyslogd"
 )
 
-// rsyslog is one private rsyslogd.
+// rsyslog is one private rsyslogd and the inputs it listens on.
 type rsyslog struct {
 	dir     string
 	out     string // the JSON-lines file every message goes to
@@ -43,9 +42,7 @@ type rsyslog struct {
 	tlsPort int    // TCP with TLS (rsyslog-gnutls), certificate in cert.pem; 0: none
 	stream  string // unix stream socket (imptcp)
 	dgram   string // unix datagram socket (imuxsock)
-	cmd     *exec.Cmd
-	stderr  *syncBuffer
-	done    chan struct{}
+	d       *rsyslogd.Daemon
 }
 
 // syslogRecord is what rsyslog parsed out of one message.
@@ -106,22 +103,33 @@ input(type="imtcp" address="127.0.0.1" port="{{tls}}" ruleset="all" name="imtcp-
   streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon")
 `
 
+// newRsyslogd is a private rsyslogd (internal/rsyslogd) in a directory of
+// the test's, not configured or started yet, whose messages go to
+// out.json; it is stopped at the test's end.
+func newRsyslogd(t *testing.T) *rsyslog {
+	t.Helper()
+	needCmd(t, "rsyslogd")
+	d, err := rsyslogd.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rsyslog{d: d, dir: d.Dir, out: d.Path("out.json")}
+	t.Cleanup(r.stop)
+	return r
+}
+
 // newRsyslog prepares (but does not start) an rsyslogd listening on
 // tcpPort, or on a free TCP port if tcpPort is 0.
 func newRsyslog(t *testing.T, tcpPort int, withTLS bool) *rsyslog {
 	t.Helper()
-	needCmd(t, "rsyslogd")
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "work"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	r := newRsyslogd(t)
 	if tcpPort == 0 {
 		tcpPort = sinkFreePort(t, "tcp")
 	}
-	r := &rsyslog{dir: dir, out: filepath.Join(dir, "out.json"), udpPort: sinkFreePort(t, "udp"),
-		tcpPort: tcpPort, stream: filepath.Join(dir, "stream.sock"), dgram: filepath.Join(dir, "dgram.sock")}
+	r.udpPort, r.tcpPort = sinkFreePort(t, "udp"), tcpPort
+	r.stream, r.dgram = filepath.Join(r.dir, "stream.sock"), filepath.Join(r.dir, "dgram.sock")
 	if withTLS {
-		sinkSelfSignedCert(t, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+		sinkSelfSignedCert(t, filepath.Join(r.dir, "cert.pem"), filepath.Join(r.dir, "key.pem"))
 		r.tlsPort = sinkFreePort(t, "tcp")
 	}
 	return r
@@ -142,140 +150,66 @@ func (r *rsyslog) start(t *testing.T) {
 	if r.tlsPort != 0 {
 		conf += rsyslogTLSConf
 	}
-	conf = strings.NewReplacer("{{dir}}", r.dir, "{{udp}}", strconv.Itoa(r.udpPort),
-		"{{tcp}}", strconv.Itoa(r.tcpPort), "{{tls}}", strconv.Itoa(r.tlsPort)).Replace(conf)
-	confPath := filepath.Join(r.dir, "rsyslog.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r.launch(t, confPath, "rsyslogd to listen on every input", func() bool {
+	r.configure(t, strings.NewReplacer("{{udp}}", strconv.Itoa(r.udpPort),
+		"{{tcp}}", strconv.Itoa(r.tcpPort), "{{tls}}", strconv.Itoa(r.tlsPort)).Replace(conf))
+	r.launch(t, "rsyslogd to listen on every input", func() bool {
 		return sinkCanDial("tcp", fmt.Sprintf("127.0.0.1:%d", r.tcpPort)) &&
 			(r.tlsPort == 0 || sinkCanDial("tcp", fmt.Sprintf("127.0.0.1:%d", r.tlsPort))) &&
 			sinkCanDial("unix", r.stream) && sinkCanDial("unixgram", r.dgram) && sinkUDPBound(r.udpPort)
 	})
 }
 
-// launch starts rsyslogd on the configuration at confPath and waits until
-// listening holds; stop, which also runs at the test's end, ends it. It
-// may be launched again after a stop: its output is kept across runs.
-func (r *rsyslog) launch(t *testing.T, confPath, what string, listening func() bool) {
+// configure writes rsyslogd's configuration ({{dir}} is its directory).
+func (r *rsyslog) configure(t *testing.T, conf string) {
 	t.Helper()
-	if r.stderr == nil {
-		r.stderr = &syncBuffer{}
+	if err := r.d.Configure(conf); err != nil {
+		t.Fatal(err)
 	}
-	r.done = make(chan struct{})
-	r.cmd = exec.Command("rsyslogd", "-n", "-f", confPath, "-i", filepath.Join(r.dir, "rsyslogd.pid"))
-	r.cmd.Stdout, r.cmd.Stderr = r.stderr, r.stderr
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start rsyslogd: %v", err)
-	}
-	cmd, done := r.cmd, r.done
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(r.stop)
-	Eventually(t, 15*time.Second, what, func() bool {
-		select {
-		case <-done:
-			t.Fatalf("rsyslogd exited: %v; output: %s", cmd.ProcessState, r.stderr.String())
-		default:
-		}
-		return listening()
-	})
 }
 
-// running reports whether rsyslogd was launched and has not exited.
-func (r *rsyslog) running() bool {
-	if r.cmd == nil {
-		return false
-	}
-	select {
-	case <-r.done:
-		return false
-	default:
-		return true
+// launch starts rsyslogd and waits until listening holds; stop, which
+// also runs at the test's end, ends it. It may be launched again after a
+// stop: its output is kept across runs.
+func (r *rsyslog) launch(t *testing.T, what string, listening func() bool) {
+	t.Helper()
+	if err := r.d.Start(listening); err != nil {
+		t.Fatalf("waiting for %s: %v; output: %s", what, err, r.d.Output())
 	}
 }
 
 // stop sends SIGTERM, as a service manager does, and waits for the exit
 // (rsyslogd saves its queue first), killing it after 30 s.
-func (r *rsyslog) stop() {
-	if !r.running() {
-		return
-	}
-	r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(30 * time.Second):
-		r.cmd.Process.Kill()
-		<-r.done
-	}
-}
+func (r *rsyslog) stop() { r.d.Stop() }
 
 // sinkCanDial reports whether something accepts a connection at addr.
-func sinkCanDial(network, addr string) bool {
-	c, err := net.DialTimeout(network, addr, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
+func sinkCanDial(network, addr string) bool { return rsyslogd.CanDial(network, addr) }
 
 // sinkUDPBound reports whether a socket is bound to 127.0.0.1:port, from
 // /proc/net/udp: UDP has no handshake to probe.
-func sinkUDPBound(port int) bool {
-	b, err := os.ReadFile("/proc/net/udp")
-	if err != nil {
-		return false
-	}
-	want := fmt.Sprintf("0100007F:%04X", port)
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && f[1] == want {
-			return true
-		}
-	}
-	return false
-}
+func sinkUDPBound(port int) bool { return rsyslogd.UDPBound(port) }
 
 // sinkFreePort returns a loopback port that was free a moment ago.
 func sinkFreePort(t testing.TB, network string) int {
 	t.Helper()
-	switch network {
-	case "udp":
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	default:
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
+	port, err := rsyslogd.FreePort(network)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return port
 }
 
 // records reads every message rsyslog has written so far.
 func (r *rsyslog) records(t testing.TB) []syslogRecord {
 	t.Helper()
-	f, err := os.Open(r.out)
-	if os.IsNotExist(err) {
-		return nil
-	}
+	lines, err := r.d.Lines(filepath.Base(r.out))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	var recs []syslogRecord
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
+	for _, line := range lines {
 		var rec syslogRecord
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			// The last line may be half written; it is read again next poll.
-			break
+		if err := json.Unmarshal(line, &rec); err != nil {
+			break // read again at the next poll, as a line being written
 		}
 		recs = append(recs, rec)
 	}

@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/joyent/dockerlogger/internal/sink/forward"
+
+	"github.com/joyent/dockerlogger/internal/rsyslogd"
 )
 
 // testCA is a certificate authority made for one test.
@@ -145,28 +147,16 @@ input(type="imtcp" address="127.0.0.1" port="{{port}}" ruleset="all" name="imtcp
 func startRsyslogX509(t *testing.T, clientCA, serverCert, serverKey string) *rsyslog {
 	t.Helper()
 	needCmd(t, "rsyslogd")
-	need(t, fileExists("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so") || fileExists("/usr/lib/rsyslog/lmnsd_gtls.so") ||
-		globAny("/usr/lib/*/rsyslog/lmnsd_gtls.so"), "rsyslog-gnutls is not installed")
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "work"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r := &rsyslog{dir: dir, out: filepath.Join(dir, "out.json"), tlsPort: sinkFreePort(t, "tcp")}
-	conf := strings.NewReplacer("{{dir}}", dir, "{{ca}}", clientCA, "{{cert}}", serverCert, "{{key}}", serverKey,
-		"{{port}}", strconv.Itoa(r.tlsPort)).Replace(rsyslogX509Conf)
-	confPath := filepath.Join(dir, "rsyslog.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r.launch(t, confPath, "rsyslogd to listen with TLS", func() bool {
+	need(t, rsyslogd.Module("lmnsd_gtls"), "rsyslog-gnutls is not installed")
+	r := newRsyslogd(t)
+	r.tlsPort = sinkFreePort(t, "tcp")
+	r.configure(t, strings.NewReplacer("{{ca}}", clientCA, "{{cert}}", serverCert, "{{key}}", serverKey,
+		"{{port}}", strconv.Itoa(r.tlsPort)).Replace(rsyslogX509Conf))
+	r.launch(t, "rsyslogd to listen with TLS", func() bool {
 		return sinkCanDial("tcp", fmt.Sprintf("127.0.0.1:%d", r.tlsPort))
 	})
 	return r
 }
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func globAny(pattern string) bool { m, _ := filepath.Glob(pattern); return len(m) > 0 }
 
 // TestSyslogTLSClientCert: with syslog-tls-ca-cert, -cert and -key every
 // line arrives through rsyslog's x509/name listener, which only accepts a

@@ -1,8 +1,11 @@
 // Package logproc runs the built dockerlogger as init does, for the
-// programs that test it from outside (faults/, soak/): supervised, with
-// fresh pipes on fds 3 and 4 (the application keeps their write ends) and
-// a ready pipe on fd 5; it finds the supervisor's worker in /proc, waits
-// for the exit and reads the counters the logger prints on its stderr.
+// programs that test it from outside (test/, faults/, soak/, bench/): it
+// is their one launcher. Launch starts it as a Spec says, with fresh
+// pipes on fds 3 and 4 (the application keeps their write ends) or the
+// caller's, and a ready pipe on fd 5 that WaitReady reads; Start is
+// Launch and WaitReady with the defaults of faults/ and soak/. It finds
+// the supervisor's worker in /proc, waits for the exit and reads the
+// counters the logger prints on its stderr.
 //
 // It must never import dockerlogger's own packages: like a user, it sees
 // the logger only through its pipes, its stderr and /proc.
@@ -10,11 +13,9 @@ package logproc
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,35 +48,31 @@ func (l *Buffer) Bytes() []byte {
 	return append([]byte(nil), l.b.Bytes()...)
 }
 
+// String is a copy of what was written so far.
+func (l *Buffer) String() string { return string(l.Bytes()) }
+
 // Logger is one running `dockerlogger DRIVER`, supervised, with the
 // application's ends of its stdout and stderr pipes.
 type Logger struct {
 	Cmd      *exec.Cmd
 	Stderr   *Buffer
 	Out, Err *os.File // write ends: the application's stdout and stderr
+	ready    *os.File // read end of the ready pipe (fd 5), until WaitReady
 	done     chan struct{}
 	waitErr  error
 }
 
 // env is the logger's environment for opts, named name in its context.
-func env(opts map[string]string, name string) ([]string, error) {
-	cfg, err := json.Marshal(opts)
-	if err != nil {
-		return nil, err
-	}
-	return append(os.Environ(), "DOCKERLOG_CONFIG="+string(cfg),
-		"DOCKERLOG_CONTAINERID="+ContainerID, "DOCKERLOG_CONTAINERNAME="+name), nil
+func env(opts map[string]string, name string) []string {
+	return append(os.Environ(), Config(opts, ContainerID, "DOCKERLOG_CONTAINERNAME="+name)...)
 }
 
 // Validate runs `dockerlogger --validate DRIVER` with opts and returns its
 // one-line error, or nil when the configuration is valid.
 func Validate(bin, driver string, opts map[string]string) error {
-	e, err := env(opts, "/validate")
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(filepath.Join(bin, "dockerlogger"), "--validate", driver)
-	cmd.Env = e
+	argv := Command(bin, "--validate", driver)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env(opts, "/validate")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%v: %s", err, LastLine(string(out)))
@@ -86,53 +83,13 @@ func Validate(bin, driver string, opts map[string]string) error {
 // Start starts the logger on two fresh pipes (fd 3, fd 4) and waits up to
 // 15 s for its ready byte on fd 5. name is the container's name.
 func Start(bin, driver string, opts map[string]string, name string) (*Logger, error) {
-	e, err := env(opts, name)
+	l, err := Launch(Spec{Argv: Command(bin, driver), Env: env(opts, name)})
 	if err != nil {
 		return nil, err
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	rr, rw, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer rr.Close()
-	cmd := exec.Command(filepath.Join(bin, "dockerlogger"), driver)
-	cmd.Env = e
-	l := &Logger{Cmd: cmd, Stderr: &Buffer{}, done: make(chan struct{}), Out: outW, Err: errW}
-	cmd.Stderr = l.Stderr
-	cmd.ExtraFiles = []*os.File{outR, errR, rw}
-	err = cmd.Start()
-	outR.Close()
-	errR.Close()
-	rw.Close()
-	if err != nil {
-		outW.Close()
-		errW.Close()
-		return nil, fmt.Errorf("start dockerlogger: %w", err)
-	}
-	go func() { l.waitErr = cmd.Wait(); close(l.done) }()
-	ready := make(chan error, 1)
-	go func() {
-		var b [1]byte
-		_, err := rr.Read(b[:])
-		ready <- err
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			l.Kill()
-			return nil, fmt.Errorf("dockerlogger never said ready: %v: %s", err, LastLine(string(l.Stderr.Bytes())))
-		}
-	case <-time.After(15 * time.Second):
+	if err := l.WaitReady(15 * time.Second); err != nil {
 		l.Kill()
-		return nil, fmt.Errorf("dockerlogger not ready after 15s: %s", LastLine(string(l.Stderr.Bytes())))
+		return nil, fmt.Errorf("dockerlogger not ready: %v: %s", err, LastLine(string(l.Stderr.Bytes())))
 	}
 	return l, nil
 }

@@ -34,9 +34,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -51,6 +49,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/joyent/dockerlogger/internal/logproc"
 	"github.com/joyent/dockerlogger/internal/measure"
 	"github.com/joyent/dockerlogger/internal/sink/forward"
 )
@@ -199,11 +198,9 @@ func readWrites(path string) ([]write, error) {
 	return ws, nil
 }
 
-// logger is one running dockerlogger fluentd.
+// logger is one running dockerlogger fluentd, started by internal/logproc.
 type logger struct {
-	cmd    *exec.Cmd
-	stderr *bytes.Buffer
-	done   chan error
+	*logproc.Logger
 
 	samp  *measure.Sampler
 	peaks measure.Peaks // what samp saw, once the logger has exited
@@ -212,78 +209,31 @@ type logger struct {
 // startLogger starts the logger on the read end of input, with an empty
 // stderr stream, and waits for its ready byte on fd 5.
 func startLogger(bin string, opts map[string]string, input *os.File) (*logger, error) {
-	cfg, err := json.Marshal(opts)
+	l, err := logproc.Launch(logproc.Spec{Argv: logproc.Command(bin, "fluentd"), Stdout: input,
+		Env: append(os.Environ(), logproc.Config(opts, containerID, "DOCKERLOG_CONTAINERNAME=/stall-bench")...)})
 	if err != nil {
 		return nil, err
 	}
-	er, ew, err := os.Pipe()
-	if err != nil {
-		return nil, err
+	l.Err.Close()
+	if err := l.WaitReady(10 * time.Second); err != nil {
+		l.Kill()
+		return nil, fmt.Errorf("dockerlogger not ready: %v: %s", err, logproc.LastLine(l.Stderr.String()))
 	}
-	ew.Close()
-	rr, rw, err := os.Pipe()
-	if err != nil {
-		er.Close()
-		return nil, err
-	}
-	defer rr.Close()
-	cmd := exec.Command(filepath.Join(bin, "dockerlogger"), "fluentd")
-	cmd.Env = append(os.Environ(), "DOCKERLOG_CONFIG="+string(cfg),
-		"DOCKERLOG_CONTAINERID="+containerID, "DOCKERLOG_CONTAINERNAME=/stall-bench")
-	l := &logger{cmd: cmd, stderr: new(bytes.Buffer), done: make(chan error, 1)}
-	cmd.Stderr = l.stderr
-	cmd.ExtraFiles = []*os.File{input, er, rw}
-	err = cmd.Start()
-	input.Close()
-	er.Close()
-	rw.Close()
-	if err != nil {
-		return nil, fmt.Errorf("start dockerlogger: %w", err)
-	}
-	go func() { l.done <- cmd.Wait() }()
-	ready := make(chan error, 1)
-	go func() {
-		var b [1]byte
-		_, err := rr.Read(b[:])
-		ready <- err
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			cmd.Process.Kill()
-			<-l.done
-			return nil, fmt.Errorf("dockerlogger never said ready: %v: %s", err, lastLine(l.stderr.String()))
-		}
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-l.done
-		return nil, fmt.Errorf("dockerlogger not ready after 10s: %s", lastLine(l.stderr.String()))
-	}
-	return l, nil
+	return &logger{Logger: l}, nil
 }
 
 // sample records the peak RSS of the logger and its worker, and the disk
 // used by dir (if any), every 20 ms until the logger has exited.
 func (l *logger) sample(dir string) {
-	l.samp = measure.Sample(l.cmd.Process.Pid, dir, 20*time.Millisecond)
+	l.samp = measure.Sample(l.Pid(), dir, 20*time.Millisecond)
 }
 
 // wait waits for the logger to exit (killing it after limit) and stops
 // the sampling.
 func (l *logger) wait(limit time.Duration) error {
-	var err error
-	select {
-	case err = <-l.done:
-	case <-time.After(limit):
-		l.cmd.Process.Kill()
-		<-l.done
-		err = fmt.Errorf("killed after %v", limit)
-	}
+	err := l.Exit(limit)
 	l.peaks = l.samp.Stop()
-	if err != nil {
-		return fmt.Errorf("dockerlogger: %v: %s", err, lastLine(l.stderr.String()))
-	}
-	return nil
+	return err
 }
 
 // rss returns the peak RSS of the logger as a whole (each page once), the
@@ -291,7 +241,7 @@ func (l *logger) wait(limit time.Duration) error {
 // peak RssAnon.
 func (l *logger) rss() (group, sup, workers, anon int64, procs int) {
 	for pid, m := range l.peaks.Procs {
-		if pid == l.cmd.Process.Pid {
+		if pid == l.Pid() {
 			sup = m.HWM
 		} else {
 			workers += m.HWM
@@ -384,7 +334,7 @@ func stallRun(p params, mode, dir string) (stallResult, error) {
 	err = wcmd.Start()
 	pw.Close() // the writer holds the only write end
 	if err != nil {
-		l.cmd.Process.Kill()
+		l.Cmd.Process.Kill()
 		l.wait(time.Minute)
 		return r, fmt.Errorf("start the writer: %w", err)
 	}
@@ -409,7 +359,7 @@ func stallRun(p params, mode, dir string) (stallResult, error) {
 		return r, err
 	}
 	os.Remove(timings)
-	stats, err := measure.Stats(l.stderr.Bytes())
+	stats, err := measure.Stats(l.Stderr.Bytes())
 	if err != nil {
 		return r, err
 	}
@@ -602,12 +552,4 @@ func report(w io.Writer, p params, rs []stallResult, walls map[string][]time.Dur
 				r.Mode, r.Other, r.DriverErrors, r.Retries)
 		}
 	}
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return s
 }

@@ -37,7 +37,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -47,6 +46,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/joyent/dockerlogger/internal/logproc"
 	"github.com/joyent/dockerlogger/internal/measure"
 )
 
@@ -83,88 +83,44 @@ func line(seq int) []byte {
 	return append(b, '\n')
 }
 
-// logger is one running dockerlogger json-file.
+// logger is one running dockerlogger json-file, started by
+// internal/logproc.
 type logger struct {
-	cmd     *exec.Cmd
-	stderr  *bytes.Buffer
-	done    chan error
+	*logproc.Logger
 	logPath string
 
 	samp  *measure.Sampler
 	peaks measure.Peaks // what samp saw, once the logger has exited
 }
 
-// start starts the logger on the read end of input; supervised=false sets
-// DOCKERLOG_SUPERVISOR=off. ready waits for its ready byte on fd 5.
+// start starts the logger on the read end of input, with an empty stderr
+// stream; supervised=false sets DOCKERLOG_SUPERVISOR=off. ready waits for
+// its ready byte on fd 5.
 func start(bin, logPath string, supervised, ready bool, input *os.File) (*logger, error) {
-	er, ew, err := os.Pipe()
+	env := append(os.Environ(), logproc.Config(map[string]string{}, containerID, "DOCKERLOG_LOGPATH="+logPath)...)
+	if !supervised {
+		env = append(env, "DOCKERLOG_SUPERVISOR=off")
+	}
+	p, err := logproc.Launch(logproc.Spec{Argv: logproc.Command(bin, "json-file"), Env: env, Stdout: input, NoReady: !ready})
 	if err != nil {
 		return nil, err
 	}
-	ew.Close()
-	files := []*os.File{input, er}
-	var rr, rw *os.File
+	p.Err.Close()
+	l := &logger{Logger: p, logPath: logPath, samp: measure.Sample(p.Pid(), "", 20*time.Millisecond)}
 	if ready {
-		if rr, rw, err = os.Pipe(); err != nil {
-			er.Close()
-			return nil, err
-		}
-		defer rr.Close()
-		files = append(files, rw)
-	}
-	cmd := exec.Command(filepath.Join(bin, "dockerlogger"), "json-file")
-	cmd.Env = append(os.Environ(), "DOCKERLOG_CONFIG={}", "DOCKERLOG_CONTAINERID="+containerID,
-		"DOCKERLOG_LOGPATH="+logPath)
-	if !supervised {
-		cmd.Env = append(cmd.Env, "DOCKERLOG_SUPERVISOR=off")
-	}
-	l := &logger{cmd: cmd, stderr: new(bytes.Buffer), done: make(chan error, 1), logPath: logPath}
-	cmd.Stderr = l.stderr
-	cmd.ExtraFiles = files
-	err = cmd.Start()
-	for _, f := range files {
-		f.Close()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("start dockerlogger: %w", err)
-	}
-	go func() { l.done <- cmd.Wait() }()
-	l.samp = measure.Sample(cmd.Process.Pid, "", 20*time.Millisecond)
-	if ready {
-		got := make(chan error, 1)
-		go func() {
-			var b [1]byte
-			_, err := rr.Read(b[:])
-			got <- err
-		}()
-		select {
-		case err = <-got:
-		case <-time.After(10 * time.Second):
-			err = fmt.Errorf("no ready byte after 10s")
-		}
-		if err != nil {
-			cmd.Process.Kill()
+		if err := p.WaitReady(10 * time.Second); err != nil {
+			p.Cmd.Process.Kill()
 			l.wait(time.Minute)
-			return nil, fmt.Errorf("dockerlogger never said ready: %v: %s", err, lastLine(l.stderr.String()))
+			return nil, fmt.Errorf("dockerlogger never said ready: %v: %s", err, logproc.LastLine(p.Stderr.String()))
 		}
 	}
 	return l, nil
 }
 
 func (l *logger) wait(limit time.Duration) error {
-	var err error
-	select {
-	case err = <-l.done:
-	case <-time.After(limit):
-		l.cmd.Process.Kill()
-		<-l.done
-		err = fmt.Errorf("killed after %v", limit)
-	}
+	err := l.Exit(limit)
 	l.peaks = l.samp.Stop()
-	if err != nil {
-		return fmt.Errorf("dockerlogger: %v: %s", err, lastLine(l.stderr.String()))
-	}
-	return nil
+	return err
 }
 
 // rss returns the peak RSS of the logger as a whole (each page once), the
@@ -172,7 +128,7 @@ func (l *logger) wait(limit time.Duration) error {
 // peak RssAnon.
 func (l *logger) rss() (group, self, kids, anon int64) {
 	for pid, m := range l.peaks.Procs {
-		if pid == l.cmd.Process.Pid {
+		if pid == l.Pid() {
 			self = m.HWM
 		} else {
 			kids += m.HWM
@@ -230,7 +186,7 @@ func throughputRun(p params, dir string, supervised bool, input []byte) (tput, e
 	r := tput{startup: startup, wall: wall, group: group, self: self, kid: kids, anon: anon}
 	// wait4's rusage counts the process and every child it reaped: the
 	// supervisor's covers its worker.
-	if ru, ok := l.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+	if ru, ok := l.Cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.cpu = time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
 	}
 	return r, nil
@@ -271,7 +227,7 @@ func fileSize(path string) int64 {
 // killWorker kills the supervisor's worker and returns the time from the
 // kill to the next growth of the log file.
 func killWorker(l *logger) (time.Duration, error) {
-	sup := l.cmd.Process.Pid
+	sup := l.Pid()
 	// The worker is up and delivering: the file has grown lately.
 	var worker int
 	deadline := time.Now().Add(10 * time.Second)
@@ -576,12 +532,4 @@ func report(w io.Writer, p params, res map[bool][]tput, first []time.Duration, f
 	med := s[len(s)/2]
 	fmt.Fprintf(w, "  %s  first restart: kill to next line delivered under 200 ms: median %s ms (first %s, max %s)\n",
 		measure.Verdict(med < 200*time.Millisecond), ms(med), ms(first[0]), ms(s[len(s)-1]))
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return s
 }

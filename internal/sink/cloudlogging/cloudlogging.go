@@ -48,6 +48,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/joyent/dockerlogger/internal/sink/store"
 )
 
 // Host is the service's name, which its certificate must carry.
@@ -174,17 +176,18 @@ type Server struct {
 	account *ServiceAccount
 	grpc    *grpc.Server
 
+	// Store holds the entries accepted; it changes at every call.
+	store.Store[Entry]
+
 	mu       sync.Mutex
 	requests []*loggingpb.WriteLogEntriesRequest
-	entries  []Entry
 	refused  []string
-	changed  chan struct{} // closed and replaced on every call
 }
 
 // New makes a server accepting account's tokens, presenting cert. Serve
 // starts it.
 func New(account *ServiceAccount, cert tls.Certificate) *Server {
-	s := &Server{account: account, changed: make(chan struct{})}
+	s := &Server{Store: store.Store[Entry]{Name: "cloudlogging"}, account: account}
 	s.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
@@ -210,11 +213,7 @@ func (s *Server) Requests() []*loggingpb.WriteLogEntriesRequest {
 }
 
 // Entries are the accepted entries, in the order received.
-func (s *Server) Entries() []Entry {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Entry(nil), s.entries...)
-}
+func (s *Server) Entries() []Entry { return s.All() }
 
 // Refused lists the calls refused, as "code: message".
 func (s *Server) Refused() []string {
@@ -226,42 +225,36 @@ func (s *Server) Refused() []string {
 // Wait waits up to d until n entries with logName have been accepted and
 // returns those entries.
 func (s *Server) Wait(logName string, n int, d time.Duration) ([]Entry, error) {
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		s.mu.Lock()
-		var got []Entry
-		for _, e := range s.entries {
+	var got []Entry
+	if s.Until(d, func() bool {
+		got = nil
+		for _, e := range s.All() {
 			if e.LogName == logName {
 				got = append(got, e)
 			}
 		}
-		changed := s.changed
-		s.mu.Unlock()
-		if len(got) >= n {
-			return got, nil
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			return got, fmt.Errorf("cloudlogging: %d entries in %s after %v, want %d", len(got), logName, d, n)
-		}
+		return len(got) >= n
+	}) {
+		return got, nil
 	}
+	return got, fmt.Errorf("cloudlogging: %d entries in %s after %v, want %d", len(got), logName, d, n)
 }
 
 // WriteLogEntries is the service's one write method.
 func (s *Server) WriteLogEntries(ctx context.Context, req *loggingpb.WriteLogEntriesRequest) (*loggingpb.WriteLogEntriesResponse, error) {
 	entries, err := s.write(ctx, req)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err != nil {
 		s.refused = append(s.refused, status.Code(err).String()+": "+status.Convert(err).Message())
 	} else {
 		s.requests = append(s.requests, proto.Clone(req).(*loggingpb.WriteLogEntriesRequest))
-		s.entries = append(s.entries, entries...)
 	}
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	if err != nil {
+		s.Signal()
+	} else {
+		s.Add(entries...)
+	}
 	return &loggingpb.WriteLogEntriesResponse{}, err
 }
 

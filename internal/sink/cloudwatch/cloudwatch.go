@@ -29,6 +29,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/joyent/dockerlogger/internal/sink/store"
 )
 
 // Event is one log event as stored.
@@ -45,11 +47,13 @@ type Server struct {
 	address           string
 	srv               *http.Server
 
-	mu      sync.Mutex
-	groups  map[string]map[string]bool // group -> streams
-	events  []Event
-	calls   []string // operations served, in order, with their status
-	changed chan struct{}
+	// Store holds the events stored; it changes at every request, and
+	// its Wait waits for N events.
+	store.Store[Event]
+
+	mu     sync.Mutex
+	groups map[string]map[string]bool // group -> streams
+	calls  []string                   // operations served, in order, with their status
 }
 
 // Listen serves on address ("127.0.0.1:0" picks a free port) for
@@ -59,8 +63,8 @@ func Listen(address, accessKey, region string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cloudwatch sink: listen %s: %w", address, err)
 	}
-	s := &Server{accessKey: accessKey, region: region, address: ln.Addr().String(),
-		groups: map[string]map[string]bool{}, changed: make(chan struct{})}
+	s := &Server{Store: store.Store[Event]{Name: "cloudwatch sink"}, accessKey: accessKey, region: region,
+		address: ln.Addr().String(), groups: map[string]map[string]bool{}}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.handle), ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
@@ -93,43 +97,13 @@ func (s *Server) Streams(group string) []string {
 }
 
 // Events returns a copy of every event stored, in arrival order.
-func (s *Server) Events() []Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Event(nil), s.events...)
-}
+func (s *Server) Events() []Event { return s.All() }
 
 // Calls returns the operations served, as "Operation status".
 func (s *Server) Calls() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.calls...)
-}
-
-// Notify returns a channel closed at the next request.
-func (s *Server) Notify() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
-}
-
-// Wait waits until at least n events are stored or d passes.
-func (s *Server) Wait(n int, d time.Duration) ([]Event, error) {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		s.mu.Lock()
-		got, changed := len(s.events), s.changed
-		s.mu.Unlock()
-		if got >= n {
-			return s.Events(), nil
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return s.Events(), fmt.Errorf("cloudwatch sink: %d of %d events after %v", got, n, d)
-		}
-	}
 }
 
 // apiError is an error in the AWS JSON protocol.
@@ -153,9 +127,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.calls = append(s.calls, op+" "+strconv.Itoa(status))
-	close(s.changed)
-	s.changed = make(chan struct{})
 	s.mu.Unlock()
+	s.Signal()
 
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.Header().Set("X-Amzn-RequestId", fmt.Sprintf("00000000-0000-0000-0000-%012d", len(s.Calls())))
@@ -263,7 +236,7 @@ func (s *Server) put(body []byte) *apiError {
 	if !g[in.LogStreamName] {
 		return bad("ResourceNotFoundException", "The specified log stream does not exist.")
 	}
-	s.events = append(s.events, evs...)
+	s.Add(evs...)
 	return nil
 }
 

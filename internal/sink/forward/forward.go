@@ -32,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/joyent/dockerlogger/internal/sink/store"
 	"github.com/tinylib/msgp/msgp"
 )
 
@@ -64,23 +65,23 @@ func (e Event) Str(key string) string {
 type Server struct {
 	network, address string
 
-	mu      sync.Mutex
-	ln      net.Listener
-	conns   map[net.Conn]chan struct{} // each conn's close signal
-	events  []Event
-	changed chan struct{} // closed and replaced whenever events grows
-	gate    chan struct{} // closed while not stalled
-	acks    int
-	errs    []error
-	wg      sync.WaitGroup
+	// Store holds the events received; its Wait waits for N of them and
+	// its Notify signals the next.
+	store.Store[Event]
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]chan struct{} // each conn's close signal
+	gate  chan struct{}              // closed while not stalled
+	acks  int
+	errs  []error
+	wg    sync.WaitGroup
 }
 
 // Listen starts a server on network ("tcp" or "unix") and address (for
 // tcp, "127.0.0.1:0" picks a free port).
 func Listen(network, address string) (*Server, error) {
-	gate := make(chan struct{})
-	close(gate)
-	s := &Server{network: network, conns: map[net.Conn]chan struct{}{}, changed: make(chan struct{}), gate: gate}
+	s := newServer(network, "")
 	ln, err := net.Listen(network, address)
 	if err != nil {
 		return nil, fmt.Errorf("forward sink: listen %s %s: %w", network, address, err)
@@ -99,9 +100,15 @@ func Reserve() (*Server, error) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	return newServer("tcp", addr), nil
+}
+
+// newServer is a server on network and address that serves nothing yet.
+func newServer(network, address string) *Server {
 	gate := make(chan struct{})
 	close(gate)
-	return &Server{network: "tcp", address: addr, conns: map[net.Conn]chan struct{}{}, changed: make(chan struct{}), gate: gate}, nil
+	return &Server{Store: store.Store[Event]{Name: "forward sink"}, network: network, address: address,
+		conns: map[net.Conn]chan struct{}{}, gate: gate}
 }
 
 // URL is the address in the form of Docker's fluentd-address log-opt:
@@ -213,31 +220,7 @@ func (s *Server) Stall(on bool) {
 }
 
 // Events returns a copy of the events received so far, in arrival order.
-func (s *Server) Events() []Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Event(nil), s.events...)
-}
-
-// Wait waits until at least n events have arrived or d passes, and
-// returns the events received.
-func (s *Server) Wait(n int, d time.Duration) ([]Event, error) {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		s.mu.Lock()
-		got, changed := len(s.events), s.changed
-		s.mu.Unlock()
-		if got >= n {
-			return s.Events(), nil
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return s.Events(), fmt.Errorf("forward sink: %d of %d events after %v", got, n, d)
-		}
-	}
-}
+func (s *Server) Events() []Event { return s.All() }
 
 // Acks is how many ack responses the server sent.
 func (s *Server) Acks() int {
@@ -253,23 +236,15 @@ func (s *Server) Errors() []error {
 	return append([]error(nil), s.errs...)
 }
 
-// Notify returns a channel closed at the next event: for a caller that
-// streams events as they come.
-func (s *Server) Notify() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
-}
-
+// add stores evs, counting the ack first: a caller that waited for the
+// events sees it.
 func (s *Server) add(evs []Event, ack bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.events = append(s.events, evs...)
 	if ack {
+		s.mu.Lock()
 		s.acks++
+		s.mu.Unlock()
 	}
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.Add(evs...)
 }
 
 // gatedReader reads from the connection only while the server is not

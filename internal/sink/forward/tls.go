@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 )
 
@@ -15,9 +14,7 @@ import (
 // A client whose handshake fails is counted in Errors. Start after Stop
 // listens again without TLS: TLS servers are not restarted.
 func ListenTLS(address string, cfg *tls.Config) (*Server, error) {
-	gate := make(chan struct{})
-	close(gate)
-	s := &Server{network: "tcp", conns: map[net.Conn]chan struct{}{}, changed: make(chan struct{}), gate: gate}
+	s := newServer("tcp", "")
 	ln, err := tls.Listen("tcp", address, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("forward sink: listen tls %s: %w", address, err)

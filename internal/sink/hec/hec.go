@@ -33,6 +33,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/joyent/dockerlogger/internal/sink/store"
 )
 
 // Event is one HEC event object as received.
@@ -63,11 +65,13 @@ type Server struct {
 	indexAck bool
 	address  string
 
+	// Store holds the events accepted; it changes at every request, and
+	// its Wait waits for N events.
+	store.Store[Event]
+
 	mu       sync.Mutex
 	srv      *http.Server
-	events   []Event
 	requests []Request
-	changed  chan struct{}
 	fail     int              // status forced on every request; 0: none
 	acks     map[string]int64 // next ackId per channel
 }
@@ -76,7 +80,7 @@ type Server struct {
 // token. indexAck turns on index acknowledgment, as on a token with
 // "Enable indexer acknowledgement" checked.
 func Listen(address, token string, indexAck bool) (*Server, error) {
-	s := &Server{token: token, indexAck: indexAck, changed: make(chan struct{}), acks: map[string]int64{}}
+	s := &Server{Store: store.Store[Event]{Name: "hec sink"}, token: token, indexAck: indexAck, acks: map[string]int64{}}
 	ln, err := net.Listen("tcp", address)
 	if err != nil {
 		return nil, fmt.Errorf("hec sink: listen %s: %w", address, err)
@@ -139,11 +143,7 @@ func (s *Server) Fail(status int) {
 }
 
 // Events returns a copy of the events accepted so far, in arrival order.
-func (s *Server) Events() []Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Event(nil), s.events...)
-}
+func (s *Server) Events() []Event { return s.All() }
 
 // Requests returns a copy of every request served.
 func (s *Server) Requests() []Request {
@@ -152,56 +152,24 @@ func (s *Server) Requests() []Request {
 	return append([]Request(nil), s.requests...)
 }
 
-// Notify returns a channel closed at the next request.
-func (s *Server) Notify() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
-}
-
-// Wait waits until at least n events were accepted or d passes.
-func (s *Server) Wait(n int, d time.Duration) ([]Event, error) {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		s.mu.Lock()
-		got, changed := len(s.events), s.changed
-		s.mu.Unlock()
-		if got >= n {
-			return s.Events(), nil
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return s.Events(), fmt.Errorf("hec sink: %d of %d events after %v", got, n, d)
-		}
-	}
-}
-
 // WaitRequests waits until at least n requests were answered with status
 // (any status if 0) or d passes.
 func (s *Server) WaitRequests(n, status int, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
+	got := 0
+	if s.Until(d, func() bool {
 		s.mu.Lock()
-		got := 0
+		defer s.mu.Unlock()
+		got = 0
 		for _, r := range s.requests {
 			if status == 0 || r.Status == status {
 				got++
 			}
 		}
-		changed := s.changed
-		s.mu.Unlock()
-		if got >= n {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return fmt.Errorf("hec sink: %d of %d requests with status %d after %v", got, n, status, d)
-		}
+		return got >= n
+	}) {
+		return nil
 	}
+	return fmt.Errorf("hec sink: %d of %d requests with status %d after %v", got, n, status, d)
 }
 
 // reply is Splunk's JSON answer body.
@@ -220,11 +188,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	rec.Events = len(evs)
 
 	s.mu.Lock()
-	s.events = append(s.events, evs...)
 	s.requests = append(s.requests, rec)
-	close(s.changed)
-	s.changed = make(chan struct{})
 	s.mu.Unlock()
+	s.Add(evs...) // and wakes the waiters on requests
 
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.WriteHeader(status)
