@@ -54,7 +54,6 @@ var mustNot = map[string][]string{
 	"internal/measure":           {"*"},
 	"bench/cmd/dockercopier":     {"drivers"},
 	"bench":                      {"drivers"},
-	"internal/logproc":           {"*"},
 	"internal/leakcheck":         {"*"},
 }
 
