@@ -414,9 +414,11 @@ func (r *run) check() {
 			r.fail("spool disk: %s used, spool-max-size %s + segment %s", mb(r.peakDisk), mb(p.spoolMax), mb(seg))
 		}
 	}
-	// 6. Non-blocking memory stays within max-buffer-size and 8 MB.
-	if p.mode == "non-blocking" && r.peakMem > p.maxBuffer+8<<20 {
-		r.fail("memory: %s private (supervisor and worker), max-buffer-size %s + 8 MB (%s before any input)", mb(r.peakMem), mb(p.maxBuffer), mb(r.startMem))
+	// 6. Non-blocking memory grows by at most max-buffer-size and 8 MB
+	// over the idle logger (what the idle logger costs is the footprint
+	// benchmark's: 9 to 12 MB for supervisor and worker today).
+	if p.mode == "non-blocking" && r.peakMem-r.startMem > p.maxBuffer+8<<20 {
+		r.fail("memory: %s private (supervisor and worker), %s before any input: more than max-buffer-size %s + 8 MB over it", mb(r.peakMem), mb(r.startMem), mb(p.maxBuffer))
 	}
 }
 

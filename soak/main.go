@@ -20,8 +20,8 @@
 //  5. the spool's disk use (st_blocks, sampled every 25 ms) stays within
 //     spool-max-size + one segment (min(max(spool-max-size/8, 64k), 64m));
 //  6. non-blocking's private memory (Private_Clean + Private_Dirty of
-//     supervisor and worker, summed, sampled) stays within
-//     max-buffer-size + 8 MB;
+//     supervisor and worker, summed, sampled) grows by at most
+//     max-buffer-size + 8 MB over the idle logger's;
 //
 // and besides: what the logger counts delivered is at the sink, blocking
 // drops nothing but close-timeout's, no worker dies but those killed, no

@@ -301,6 +301,11 @@ const (
 	abandoning
 )
 
+// handoverDrain is how long a non-blocking worker handing over delivers
+// what its ring holds before it lets the rest go, counted: the pipes are
+// not read meanwhile.
+const handoverDrain = 250 * time.Millisecond
+
 // lastChance is how long an abandoned drain and close may take to count
 // what they let go.
 const lastChance = 2 * time.Second
@@ -377,10 +382,16 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 					r.Errors.Printf("%v", err)
 				}
 				return ErrDeadline
+			case r.handingOver():
+				// What the driver could not take is counted (the file
+				// drivers count what they could not write); the next
+				// worker reads on either way.
+				if err != nil {
+					r.Errors.Printf("close %s driver: %v", r.Config.Driver, err)
+				}
+				return ErrHandover
 			case err != nil:
 				return fmt.Errorf("close %s driver: %w", r.Config.Driver, err)
-			case r.handingOver():
-				return ErrHandover
 			}
 			return nil
 		case <-statsTick:
@@ -413,11 +424,19 @@ func (r *run) drainAndClose() <-chan error {
 		var err error
 		if r.async != nil {
 			ctx := r.ctx
-			if r.handingOver() && r.o.Mode == config.Spool {
+			switch {
+			case r.handingOver() && r.o.Mode == config.Spool:
 				// The next worker delivers from the spool: do not wait
 				// on a sink that may be down.
 				c, cancel := context.WithCancel(ctx)
 				cancel()
+				ctx = c
+			case r.handingOver():
+				// Nobody reads the pipes until the next worker starts:
+				// give the ring a short while, then count what is left
+				// as dropped, as a ring does when its sink is down.
+				c, cancel := context.WithTimeout(ctx, handoverDrain)
+				defer cancel()
 				ctx = c
 			}
 			if err = r.async.Drain(ctx); err != nil && ctx != r.ctx {
