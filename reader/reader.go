@@ -74,6 +74,10 @@ type Reader struct {
 	// joining by id gets the line whole.
 	Partial PartialKeeper
 	Resume  PartialLine
+	// SkipReplay consumes the Replay region without counting or handing
+	// it over: the worker before ended normally, past close-timeout, and
+	// counted every message it handed over, delivered or dropped.
+	SkipReplay bool
 
 	base int64 // bytes committed so far
 
@@ -292,6 +296,11 @@ func (r *Reader) emit(line []byte, ts time.Time, end bool, upto int) {
 		r.partialID = ""
 	default:
 		msg.Timestamp = ts
+	}
+	if r.SkipReplay && r.Replay > 0 && r.base+int64(upto) <= r.Replay {
+		// Counted by the worker that handed it over (see SkipReplay).
+		logger.PutMessage(msg)
+		return
 	}
 	if r.Count != nil {
 		// Counted in messages, as drivers see them (a line cut into

@@ -251,13 +251,19 @@ func (s *Supervisor) inputsOpen() bool {
 }
 
 // inputsUnread reports whether an input the supervisor holds still has
-// bytes no worker has read.
+// bytes no worker has handed over (and counted): past what the ledger says
+// the last worker handed to its driver.
 func (s *Supervisor) inputsUnread() bool {
-	for _, f := range s.c.Inputs {
-		if f != nil {
-			if held, _ := pipepeek.Held(f); held > 0 {
-				return true
-			}
+	for i, f := range s.c.Inputs {
+		if f == nil {
+			continue
+		}
+		var handed int64
+		if h := s.ledger.Handed(i); h != nil {
+			handed = h.Load()
+		}
+		if held, _ := pipepeek.Held(f); int64(held) > handed {
+			return true
 		}
 	}
 	return false

@@ -252,6 +252,7 @@ func (r *run) peek(f *os.File, i int, rd *reader.Reader, cons *console.Console) 
 		// Replays are counted in the ledger, across workers.
 		rd.Replay, rd.Handed, rd.Replayed = handed.Load(), handed, r.Ledger.Replayed()
 		rd.Partial = partialKeeper{r.Ledger, i}
+		rd.SkipReplay = r.Finish
 		if id, ord, ts, ok := r.Ledger.Partial(i); ok {
 			rd.Resume = reader.PartialLine{ID: id, Ordinal: ord, Time: time.Unix(0, ts).UTC()}
 		}
