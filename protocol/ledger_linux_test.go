@@ -17,6 +17,7 @@ func TestLedgerLayout(t *testing.T) {
 		"droppedLines": {unsafe.Offsetof(p.droppedLines), 40},
 		"droppedBytes": {unsafe.Offsetof(p.droppedBytes), 48},
 		"partial":      {unsafe.Offsetof(p.partial), 56},
+		"partial[1]":   {unsafe.Offsetof(p.partial) + unsafe.Sizeof(p.partial[0]), 152},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s at offset %d, was %d", name, c.got, c.want)
