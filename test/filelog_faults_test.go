@@ -144,3 +144,78 @@ func TestFilesCompressDiskFull(t *testing.T) {
 		t.Errorf("exit %d: %d records in the files %v, missing %v, twice %v; stats %v; stderr: %.2000s", code, len(got), names, missing, dup, s, l.Errors())
 	}
 }
+
+// TestFilesRotateCreateFails: blocking json-file on a tmpfs out of inodes
+// when the file rotates. The current file was renamed to .1 and the new
+// one could not be created; every retry of the message shifted the
+// rotated files up once more (.1 to .2, .2 removed), so the lines of the
+// files pushed out, counted delivered, were gone. Now a retry only tries
+// the creation again.
+func TestFilesRotateCreateFails(t *testing.T) {
+	dir := fullTmpfs(t, "1m,nr_inodes=16")
+	logPath := filepath.Join(dir, "c-json.log")
+	opts := map[string]string{"log-path": logPath, "close-timeout": "10s", "mode": "blocking",
+		"max-size": "16k", "max-file": "3"}
+	l := StartLogger(t, Env("noinode00001", opts, "DOCKERLOG_SUPERVISOR=off"), "json-file")
+	// Take every inode left.
+	var fillers []string
+	for i := 0; i < 100; i++ {
+		p := filepath.Join(dir, "filler"+strconv.Itoa(i))
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			break
+		}
+		f.Close()
+		fillers = append(fillers, p)
+	}
+	if len(fillers) == 100 {
+		t.Skip("nr_inodes is not enforced here")
+	}
+	rnd := rand.New(rand.NewSource(2))
+	const n = 100 // about 26 KB: the second file begins while no inode is free
+	want := make([]string, n)
+	for i := range want {
+		b := make([]byte, 100)
+		rnd.Read(b)
+		want[i] = strconv.Itoa(i) + " " + hex.EncodeToString(b)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < n; i += 10 {
+			if _, err := l.Stdout.Write([]byte(strings.Join(want[i:i+10], "\n") + "\n")); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(3 * time.Second) // the logger retries the creation
+	for _, p := range fillers {
+		os.Remove(p)
+	}
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the logger did not take the lines once inodes were free")
+	}
+	code := l.Wait(t, 30*time.Second)
+	s := l.Stats(t)
+	got := readRotated(t, dir, "c-json.log")
+	count := map[string]int{}
+	for _, g := range got {
+		count[g]++
+	}
+	var missing []int
+	for i, w := range want {
+		if count[w] != 1 {
+			missing = append(missing, i)
+		}
+	}
+	if code != 0 || len(missing) > 0 || len(got) != n || s["lines_delivered"] != strconv.Itoa(n) {
+		ents, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("exit %d: %d records in the files %v, not there once %v; stats %v; stderr: %.2000s", code, len(got), names, missing, s, l.Errors())
+	}
+}
