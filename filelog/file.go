@@ -332,10 +332,11 @@ func (f *File) report(err error) {
 // renamed as a name, never followed.
 //
 // Unlike Docker it loses no line it counted written: when the shift
-// fails, the current file is kept (and grows) rather than truncated, and
-// the rotation is tried again at the next message; when the new file
-// cannot be created, the next message tries again to create it, without
-// shifting the files once more.
+// fails, the current file is kept rather than truncated, and the error
+// refuses the message (the caller tries it again, or drops it and counts
+// it), so the file does not grow past max-size either; when the new file
+// cannot be created, the next try only creates it, without shifting the
+// files once more.
 func (f *File) rotate() error {
 	if f.zipping != nil {
 		<-f.zipping
@@ -344,8 +345,7 @@ func (f *File) rotate() error {
 	name := f.base
 	if f.f != nil {
 		if err := shift(f.dir, name, f.o.MaxFiles, f.o.Compress); err != nil {
-			f.report(fmt.Errorf("error rotating log file, kept writing the current one: %w", err))
-			return nil
+			return err
 		}
 		if err := f.f.Close(); err != nil && !errors.Is(err, fs.ErrClosed) {
 			f.report(fmt.Errorf("error closing file: %w", err))

@@ -174,3 +174,46 @@ func TestOpenRecoversInterruptedCompression(t *testing.T) {
 		}
 	}
 }
+
+// A rotation that cannot shift the rotated files (here a directory where
+// the oldest goes, that cannot be removed) refuses the message instead of
+// truncating the current file, as Docker does, under lines it counted
+// written; once the obstacle is gone, the retried message rotates.
+func TestFailedShiftKeepsCurrentFile(t *testing.T) {
+	dir := t.TempDir()
+	obstacle := filepath.Join(dir, "json.log.2.gz")
+	if err := os.MkdirAll(filepath.Join(obstacle, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	j, err := NewJSON(Options{Path: filepath.Join(dir, "json.log"), MaxSize: 100, MaxFiles: 3, Compress: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := func(i int) string { return fmt.Sprintf("line %03d %s", i, strings.Repeat("x", 100)) }
+	logFlushed(t, j, line(0))
+	refused := false
+	for try := 0; ; try++ {
+		m := logger.NewMessage()
+		m.Line = append(m.Line, line(1)...)
+		m.Source = "stdout"
+		m.Timestamp = time.Unix(1700000000, 0)
+		err := j.Log(m)
+		if err == nil {
+			break
+		}
+		if try > 0 {
+			t.Fatalf("refused again with the obstacle gone: %v", err)
+		}
+		refused = true
+		if err := os.RemoveAll(obstacle); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := readAllLines(t, dir)
+	if got[line(0)] != 1 || got[line(1)] != 1 || !refused {
+		t.Fatalf("line 0 %d times, line 1 %d times, refused %v: want once, once, true", got[line(0)], got[line(1)], refused)
+	}
+}
