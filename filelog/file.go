@@ -10,6 +10,15 @@
 // is still decided per message, as Docker does, so files split at the same
 // message boundaries.
 //
+// Where Docker loses lines on a failure, File does not: a rotated file
+// whose compression failed (a full disk) stays uncompressed and moves with
+// the rotation (Docker's reader reads name.N before name.N.gz); a .gz is
+// written under a temporary name, synced and renamed into place before
+// the plain file goes, and Open removes what a killed logger left
+// (temporaries) and compresses again what it had not finished; a rotation
+// that cannot shift the files refuses the message rather than truncate
+// the current file.
+//
 // It must never import the reader, a delivery mode, the supervisor or the
 // driver registry: it knows only messages in and files out.
 package filelog
