@@ -284,7 +284,7 @@ func supervise(args []string, c *config.Config, ready *zfd.ReadyPipe, count *dia
 		Exe: exe, Args: args, Env: os.Environ(), Inputs: ins, Consoles: consoles, Ready: ready,
 		Policy: supervisor.Policy(c.Options.OnFailure), InitPID: c.InitPID,
 		Failures: c.Options.MaxFailures, Grace: c.Options.KillGrace,
-		NeverBlock: c.Options.Mode != config.Blocking && c.Options.BufferFull != config.BlockFull,
+		NeverBlock: c.Options.Mode != config.Blocking,
 		Errors:     errs, Count: count, Stats: printStats, Signals: sigs, Stderr: stderr,
 	})
 	code := s.Run()
