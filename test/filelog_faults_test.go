@@ -219,3 +219,56 @@ func TestFilesRotateCreateFails(t *testing.T) {
 		t.Errorf("exit %d: %d records in the files %v, not there once %v; stats %v; stderr: %.2000s", code, len(got), names, missing, s, l.Errors())
 	}
 }
+
+// TestFilesCompressionInterrupted (soak seed 5488964973204324082 -short):
+// a worker killed while compressing json.log.1 left it with a truncated
+// json.log.1.gz. The next rotation shifted the truncated .gz and renamed
+// the current file over json.log.1: its lines were gone, and the .gz was
+// unreadable. Here the directory holds what such a worker left; the
+// logger that starts removes the temporary, compresses json.log.1 again,
+// and every line is readable once.
+func TestFilesCompressionInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "c-json.log")
+	var old strings.Builder
+	var want []string
+	for i := 0; i < 50; i++ {
+		s := "before the kill " + strconv.Itoa(i)
+		want = append(want, s)
+		old.WriteString(`{"log":"` + s + `\n","stream":"stdout","time":"2023-11-14T22:13:20Z"}` + "\n")
+	}
+	write := func(name string, b []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("c-json.log.1", []byte(old.String()))
+	write("c-json.log.1.gz", []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}) // a gzip header, cut
+	write(".c-json.log.1.gz.tmp-00112233aabbccdd", []byte{0x1f, 0x8b})
+	opts := map[string]string{"log-path": logPath, "max-size": "4k", "max-file": "10", "compress": "true"}
+	l := StartLogger(t, Env("gzkill000001", opts, "DOCKERLOG_SUPERVISOR=off"), "json-file")
+	lines := Lines("after", 60) // about three rotations
+	want = append(want, lines...)
+	WriteLines(t, l.Stdout, lines)
+	if code := l.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+	}
+	got := readRotated(t, dir, "c-json.log")
+	count := map[string]int{}
+	for _, g := range got {
+		count[g]++
+	}
+	for _, w := range want {
+		if count[w] != 1 {
+			ents, _ := os.ReadDir(dir)
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Fatalf("%q is in the files %d times, want once (files %v); stderr: %s", w, count[w], names, l.Errors())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".c-json.log.1.gz.tmp-00112233aabbccdd")); err == nil {
+		t.Error("the temporary of the interrupted compression is still there")
+	}
+}
