@@ -10,6 +10,15 @@
 // is still decided per message, as Docker does, so files split at the same
 // message boundaries.
 //
+// Where Docker loses lines on a failure, File does not: a rotated file
+// whose compression failed (a full disk) stays uncompressed and moves with
+// the rotation (Docker's reader reads name.N before name.N.gz); a .gz is
+// written under a temporary name, synced and renamed into place before
+// the plain file goes, and Open removes what a killed logger left
+// (temporaries) and compresses again what it had not finished; a rotation
+// that cannot shift the files refuses the message rather than truncate
+// the current file.
+//
 // It must never import the reader, a delivery mode, the supervisor or the
 // driver registry: it knows only messages in and files out.
 package filelog
@@ -24,6 +33,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -63,6 +73,10 @@ type Accounting interface {
 	// closed); reason is "disk-full" (ENOSPC, EDQUOT) or "write-failed".
 	Lost(lines, bytes int64, reason string)
 }
+
+// errNoFile: a rotation moved the current file away and could not
+// create the new one yet.
+var errNoFile = errors.New("no current log file (its creation failed at the last rotation)")
 
 // ErrClosed is returned by a write after Close.
 var ErrClosed = errors.New("cannot write because the output file was closed")
@@ -144,7 +158,19 @@ func Open(o Options) (*File, error) {
 	if torn > 0 && o.OnError != nil {
 		o.OnError(fmt.Errorf("log file %s ended in a torn record (%d bytes, from a logger killed while writing): cut it; its line is written again", o.Path, torn))
 	}
-	return &File{o: o, dir: dir, base: base, f: f, size: size, buf: make([]byte, 0, FlushSize+4096)}, nil
+	lf := &File{o: o, dir: dir, base: base, f: f, size: size, buf: make([]byte, 0, FlushSize+4096)}
+	if o.Compress && o.MaxFiles > 1 {
+		// Finish what a logger killed while compressing (or one that met
+		// a full disk) left, in the background as a rotation would.
+		removeTemps(dir, base)
+		done := make(chan struct{})
+		lf.zipping = done
+		go func() {
+			defer close(done)
+			lf.compressRotated(time.Time{})
+		}()
+	}
+	return lf, nil
 }
 
 // SetAccounting makes f report what it wrote and lost to a. Call it
@@ -205,6 +231,9 @@ func (f *File) flush() error {
 	if len(f.buf) == 0 {
 		return nil
 	}
+	if f.f == nil {
+		return fmt.Errorf("error writing log entry: %w", errNoFile)
+	}
 	n, err := f.f.Write(f.buf)
 	// Keep what was not written, for the next try.
 	f.buf = f.buf[:copy(f.buf, f.buf[n:])]
@@ -241,7 +270,7 @@ func (f *File) giveUp(err error) {
 	if len(f.buf) == 0 {
 		return
 	}
-	if f.done > 0 {
+	if f.done > 0 && f.f != nil {
 		onDisk := f.size - int64(len(f.buf))
 		if terr := f.f.Truncate(onDisk - int64(f.done)); terr == nil {
 			f.size -= int64(f.done)
@@ -281,7 +310,10 @@ func (f *File) Close() error {
 	if ferr != nil {
 		f.giveUp(ferr)
 	}
-	cerr := f.f.Close()
+	var cerr error
+	if f.f != nil {
+		cerr = f.f.Close()
+	}
 	if f.zipping != nil {
 		<-f.zipping
 	}
@@ -307,24 +339,34 @@ func (f *File) report(err error) {
 // only one file is kept), start afresh, and compress name.1 in the
 // background. Every name is in f.dir; a link found at one is removed or
 // renamed as a name, never followed.
+//
+// Unlike Docker it loses no line it counted written: when the shift
+// fails, the current file is kept rather than truncated, and the error
+// refuses the message (the caller tries it again, or drops it and counts
+// it), so the file does not grow past max-size either; when the new file
+// cannot be created, the next try only creates it, without shifting the
+// files once more.
 func (f *File) rotate() error {
 	if f.zipping != nil {
 		<-f.zipping
 		f.zipping = nil
 	}
 	name := f.base
-	if err := f.f.Close(); err != nil && !errors.Is(err, fs.ErrClosed) {
-		return fmt.Errorf("error closing file: %w", err)
-	}
-	if err := shift(f.dir, name, f.o.MaxFiles, f.o.Compress); err != nil {
-		// Docker logs this and truncates the current file anyway.
-		f.report(fmt.Errorf("error rotating log file, log data may have been lost: %w", err))
-	} else if f.o.MaxFiles < 2 {
-		if err := f.dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			f.report(fmt.Errorf("error unlinking current log file: %w", err))
+	if f.f != nil {
+		if err := shift(f.dir, name, f.o.MaxFiles, f.o.Compress); err != nil {
+			return err
 		}
-	} else if err := f.dir.Rename(name, name+".1"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		f.report(fmt.Errorf("error renaming current log file: %w", err))
+		if err := f.f.Close(); err != nil && !errors.Is(err, fs.ErrClosed) {
+			f.report(fmt.Errorf("error closing file: %w", err))
+		}
+		f.f = nil
+		if f.o.MaxFiles < 2 {
+			if err := f.dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				f.report(fmt.Errorf("error unlinking current log file: %w", err))
+			}
+		} else if err := f.dir.Rename(name, name+".1"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			f.report(fmt.Errorf("error renaming current log file: %w", err))
+		}
 	}
 	// A new file, never one found at the name (Docker truncates).
 	nf, err := f.dir.Create(name, os.O_WRONLY|os.O_APPEND, Perm)
@@ -340,9 +382,71 @@ func (f *File) rotate() error {
 	f.zipping = done
 	go func(ts time.Time) {
 		defer close(done)
-		f.report(compressFile(f.dir, name+".1", ts))
+		f.compressRotated(ts)
 	}(f.lastTS)
 	return nil
+}
+
+// compressRotated compresses every rotated file left uncompressed: name.1
+// just rotated (its last message at ts, if not zero), and any that an
+// earlier compression could not (a full disk, a logger killed). Where
+// both name.N and a whole name.N.gz exist, name.N is removed.
+func (f *File) compressRotated(ts time.Time) {
+	for i := 1; i < f.o.MaxFiles; i++ {
+		plain := f.base + "." + strconv.Itoa(i)
+		st, err := f.dir.Lstat(plain)
+		if err != nil {
+			continue
+		}
+		if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+			continue
+		}
+		if gzipWhole(f.dir, plain+".gz") {
+			if err := f.dir.Remove(plain); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				f.report(fmt.Errorf("failed to remove source log file: %w", err))
+			}
+			continue
+		}
+		last := ts
+		if i > 1 || last.IsZero() {
+			last = time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec))
+		}
+		f.report(compressFile(f.dir, plain, last))
+	}
+}
+
+// gzipWhole says whether name in dir is a regular file and a whole gzip
+// stream (its CRC and size check).
+func gzipWhole(dir *safedir.Dir, name string) bool {
+	in, err := dir.OpenFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return false
+	}
+	defer in.Close()
+	zr, err := gzip.NewReader(in)
+	if err != nil {
+		return false
+	}
+	_, err = io.Copy(io.Discard, zr)
+	return err == nil
+}
+
+// tempPrefix starts the name of the temporary that name.gz is written
+// under: hidden, and no name Docker's reader or a rotation looks at.
+func tempPrefix(name string) string { return "." + name + ".gz.tmp-" }
+
+// removeTemps removes the temporaries of compressions that never ended
+// (a logger killed while compressing).
+func removeTemps(dir *safedir.Dir, base string) {
+	names, err := dir.Names()
+	if err != nil {
+		return
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, "."+base+".") && strings.Contains(n, ".gz.tmp-") {
+			dir.Remove(n)
+		}
+	}
 }
 
 // shift makes room for a new name.1.
@@ -354,14 +458,25 @@ func shift(dir *safedir.Dir, name string, maxFiles int, compress bool) error {
 	if compress {
 		ext = ".gz"
 	}
-	last := name + "." + strconv.Itoa(maxFiles-1) + ext
-	if err := dir.Remove(last); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("error removing oldest log file: %w", err)
+	// A rotated file whose compression failed is still plain: it moves
+	// with the compressed ones, or the current file would be renamed
+	// over it.
+	exts := []string{ext}
+	if compress {
+		exts = append(exts, "")
+	}
+	for _, ext := range exts {
+		last := name + "." + strconv.Itoa(maxFiles-1) + ext
+		if err := dir.Remove(last); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("error removing oldest log file: %w", err)
+		}
 	}
 	for i := maxFiles - 1; i > 1; i-- {
-		from := name + "." + strconv.Itoa(i-1) + ext
-		if err := dir.Rename(from, name+"."+strconv.Itoa(i)+ext); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
+		for _, ext := range exts {
+			from := name + "." + strconv.Itoa(i-1) + ext
+			if err := dir.Rename(from, name+"."+strconv.Itoa(i)+ext); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
 		}
 	}
 	return nil
@@ -373,10 +488,11 @@ type gzipMeta struct {
 	LastTime time.Time `json:"lastTime,omitempty"`
 }
 
-// compressFile replaces name with name.gz in dir, as Docker does: the
-// plain file is removed only once the compressed one is complete. name
-// must be a regular file with no other link (or it is left alone, with an
-// error), and name.gz is a new file, whatever was at that name before.
+// compressFile replaces name with name.gz in dir, as Docker does, but so
+// that a crash at any point loses nothing: name.gz is written under a
+// temporary name, synced, and renamed into place, and only then is name
+// removed. name must be a regular file with no other link (or it is left
+// alone, with an error); the rename replaces whatever was at name.gz.
 func compressFile(dir *safedir.Dir, name string, lastTS time.Time) (err error) {
 	in, err := dir.OpenFile(name, os.O_RDONLY, 0)
 	if err != nil {
@@ -385,30 +501,22 @@ func compressFile(dir *safedir.Dir, name string, lastTS time.Time) (err error) {
 		}
 		return fmt.Errorf("failed to open log file: %w", linkError(dir.Join(name), err))
 	}
+	defer in.Close()
 	if st, serr := in.Stat(); serr == nil {
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Nlink > 1 {
-			in.Close()
 			return fmt.Errorf("failed to open log file: %w", linkError(dir.Join(name), safedir.ErrHardLink))
 		}
 	}
-	defer func() {
-		in.Close()
-		if err == nil {
-			if rerr := dir.Remove(name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				err = fmt.Errorf("failed to remove source log file: %w", rerr)
-			}
-		}
-	}()
-	out, err := dir.Create(name+".gz", os.O_RDWR, Perm)
+	out, tmp, err := dir.CreateTemp(tempPrefix(name), Perm)
 	if err != nil {
-		return fmt.Errorf("failed to open or create gzip log file: %w", linkError(dir.Join(name+".gz"), err))
+		return fmt.Errorf("failed to create gzip log file: %w", linkError(dir.Join(name+".gz"), err))
 	}
 	defer func() {
-		if cerr := out.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("error compressing log file %s: %w", dir.Join(name), cerr)
+		if out != nil {
+			out.Close()
 		}
 		if err != nil {
-			dir.Remove(name + ".gz")
+			dir.Remove(tmp)
 		}
 	}()
 	zw := gzip.NewWriter(out)
@@ -419,6 +527,24 @@ func compressFile(dir *safedir.Dir, name string, lastTS time.Time) (err error) {
 	}
 	if err := zw.Close(); err != nil {
 		return fmt.Errorf("error compressing log file %s: %w", dir.Join(name), err)
+	}
+	if err := out.Sync(); err != nil {
+		return fmt.Errorf("error compressing log file %s: %w", dir.Join(name), err)
+	}
+	cerr := out.Close()
+	out = nil
+	if cerr != nil {
+		return fmt.Errorf("error compressing log file %s: %w", dir.Join(name), cerr)
+	}
+	if err := dir.Rename(tmp, name+".gz"); err != nil {
+		return fmt.Errorf("error compressing log file %s: %w", dir.Join(name), err)
+	}
+	// The rename must be on disk before the only other copy goes.
+	if err := syscall.Fsync(dir.Fd()); err != nil {
+		return fmt.Errorf("error compressing log file %s: sync directory: %w", dir.Join(name), err)
+	}
+	if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("failed to remove source log file: %w", err)
 	}
 	return nil
 }
