@@ -132,6 +132,13 @@ func validate(c *config.Config) error {
 		if err := spool.CheckDir(c.Options.SpoolDir); err != nil {
 			return err
 		}
+		// As line-max may not exceed max-buffer-size in non-blocking: a
+		// line the spool could never hold would be dropped whatever
+		// buffer-full says.
+		if int64(c.Options.LineMax)+spool.MaxOverhead > c.Options.SpoolMaxSize {
+			return fmt.Errorf("log-opt line-max=%d: larger than spool-max-size=%d less %d bytes of record overhead: such a line could never be held",
+				c.Options.LineMax, c.Options.SpoolMaxSize, spool.MaxOverhead)
+		}
 	}
 	// A tag that cannot be rendered would fail every attempt to create the
 	// driver: say so now.

@@ -271,6 +271,7 @@ func TestValidate(t *testing.T) {
 		{"json-file", map[string]string{"mode": "spool", "spool-sync": "always", "line-max": "1k", "close-timeout": "1s"}},
 		{"local", map[string]string{}},
 		{"none", map[string]string{"mode": "non-blocking"}},
+		{"none", map[string]string{"mode": "spool", "spool-dir": "/var/spool/x", "spool-max-size": "1m", "line-max": "1000k"}},
 		{"syslog", map[string]string{"syslog-address": "tcp://127.0.0.1:514", "syslog-format": "rfc5424micro"}},
 		{"gelf", map[string]string{"gelf-address": "udp://127.0.0.1:12201"}},
 	}
@@ -292,6 +293,8 @@ func TestValidate(t *testing.T) {
 		{"awslogs", map[string]string{}, "awslogs-group"},
 		{"json-file", map[string]string{"max-size": "huge"}, "max-size"},
 		{"local", map[string]string{"max-file": "1"}, "compress"},
+		// A line the spool could never hold, whatever buffer-full says.
+		{"none", map[string]string{"mode": "spool", "spool-dir": "/var/spool/x", "spool-max-size": "1m", "line-max": "1m"}, "line-max"},
 	}
 	for _, b := range bad {
 		err := Validate(cfg(b.driver, b.opts))

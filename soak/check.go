@@ -395,7 +395,10 @@ func (r *run) check() {
 	r.maxBlock = maxBlock
 	// buffer-full=block may block once the ring or the spool is full:
 	// there the bound holds only for inputs too small to fill them.
-	canFill := p.opts["buffer-full"] == "block" && p.bytes >= max(p.maxBuffer, p.spoolMax)
+	// So may a gap with no worker (a kill, a restart, an upgrade): with
+	// buffer-full=block the supervisor drops nothing to make room.
+	noWorker := r.kills > 0 || st["restarts"] > 0 || st["upgrades"] > 0
+	canFill := p.opts["buffer-full"] == "block" && (p.bytes >= max(p.maxBuffer, p.spoolMax) || noWorker)
 	if p.mode != "blocking" && !canFill && len(slow) > 0 {
 		slices.SortFunc(slow, func(a, b slowWrite) int { return cmp.Compare(a.at, b.at) })
 		r.fail("never blocks: %d write(2)s over %v, longest %v, first at %.2fs (%v, %d bytes)",

@@ -47,6 +47,10 @@ var (
 	ErrCorrupt = errors.New("record corrupt")
 )
 
+// MaxOverhead is the most a record takes on disk besides its line: header,
+// fixed fields and the longest partial id.
+const MaxOverhead = HeaderSize + fixedBody + 255
+
 // Size is how many bytes rec takes on disk.
 func (rec *Record) Size() int { return HeaderSize + fixedBody + len(rec.ID) + len(rec.Line) }
 

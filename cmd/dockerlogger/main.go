@@ -284,7 +284,8 @@ func supervise(args []string, c *config.Config, ready *zfd.ReadyPipe, count *dia
 		Exe: exe, Args: args, Env: os.Environ(), Inputs: ins, Consoles: consoles, Ready: ready,
 		Policy: supervisor.Policy(c.Options.OnFailure), InitPID: c.InitPID,
 		Failures: c.Options.MaxFailures, Grace: c.Options.KillGrace,
-		NeverBlock: c.Options.Mode != config.Blocking,
+		// buffer-full=block asked that nothing be dropped to make room.
+		NeverBlock: c.Options.Mode != config.Blocking && c.Options.BufferFull != config.BlockFull,
 		Errors:     errs, Count: count, Stats: printStats, Signals: sigs, Stderr: stderr,
 	})
 	code := s.Run()
