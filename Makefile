@@ -51,7 +51,7 @@ e2e: test/node_modules
 clean:
 	rm -rf bin demo-json.log e2e.log
 
-# The throughput benchmark of issue 2: dockerlogger's json-file path beside
+# The throughput benchmark: dockerlogger's json-file path beside
 # cat, Docker's own copier + json-file driver, and a minimal Go loop (see
 # bench/cmd/throughput), then the encoders' Go benchmarks.
 bench: build
@@ -61,7 +61,7 @@ bench: build
 	./bin/supervision -bin bin
 	$(GO) test -run '^$$' -bench . -benchmem ./filelog/
 
-# The fault matrix of issue 5 (see faults/main.go): every fault against
+# The fault matrix (see faults/main.go): every fault against
 # the built binary with real sinks in every mode; exits non-zero on a
 # breach. faults-short is CI's version: short outages, quick faults only.
 .PHONY: faults faults-short

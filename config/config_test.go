@@ -193,7 +193,7 @@ func TestTritonLogPath(t *testing.T) {
 	}
 }
 
-// TestShortContainerID: DESIGN.md says never assume 12+ characters.
+// TestShortContainerID: the interface contract says never assume 12+ characters.
 func TestShortContainerID(t *testing.T) {
 	clearEnv(t, "DOCKERLOG_CONFIG", `{}`, "DOCKERLOG_CONTAINERID", "a")
 	c, err := config.FromArgs([]string{"json-file"})
@@ -519,9 +519,9 @@ func TestSorted(t *testing.T) {
 	}
 }
 
-// TestPathOptionsOneRule (issue 9.14d): every path option must be
+// TestPathOptionsOneRule: every path option must be
 // absolute, whichever it is; and an id that would make a default path the
-// kernel refuses (issue 9.11) is an error naming the option, one line, at
+// kernel refuses is an error naming the option, one line, at
 // parse time, with the value quoted at most about 200 bytes long.
 func TestPathOptionsOneRule(t *testing.T) {
 	for _, c := range []struct {
@@ -580,7 +580,7 @@ func TestPathOptionsOneRule(t *testing.T) {
 	}
 }
 
-// TestSafeName (issue 9.11): control characters, "/" and "%" in an id are
+// TestSafeName: control characters, "/" and "%" in an id are
 // written %XX in the file names derived from it; nothing else changes.
 func TestSafeName(t *testing.T) {
 	for id, want := range map[string]string{
@@ -605,7 +605,7 @@ func TestSafeName(t *testing.T) {
 	}
 }
 
-// TestErrorShowsValueUsed (issue 9.14c): an error about an option left
+// TestErrorShowsValueUsed: an error about an option left
 // at its default shows the default, marked so, never "".
 func TestErrorShowsValueUsed(t *testing.T) {
 	_, err := config.ParseOptions(map[string]string{"mode": "non-blocking", "max-buffer-size": "4k"}, "json-file", "cid")

@@ -72,7 +72,7 @@ type Opt struct {
 }
 
 // Added lists the options dockerlogger adds to every driver's, in the order
-// DESIGN.md gives them. Defaults that depend on the container id show <id>.
+// the README gives them. Defaults that depend on the container id show <id>.
 var Added = []Opt{
 	{"mode", string(Blocking), []string{string(Blocking), string(NonBlocking), string(Spool)}, "delivery mode: block the app, drop from a memory ring, or spool to disk"},
 	{"max-buffer-size", "1m", nil, "bytes held in memory by non-blocking"},

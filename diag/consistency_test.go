@@ -13,7 +13,7 @@ import (
 // TestSnapshotConsistent: writers read lines and then deliver or drop
 // them, and some move delivered lines to dropped (a driver that gave up),
 // while snapshots are taken: every one must have delivered + dropped <=
-// read, for lines and for bytes (issue 9.14e: a stats line showed more
+// read, for lines and for bytes (a stats line showed more
 // delivered than read).
 func TestSnapshotConsistent(t *testing.T) {
 	c := new(Counters)

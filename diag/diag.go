@@ -130,7 +130,7 @@ type KV struct {
 	Value string
 }
 
-// Snapshot returns every counter, totals first in the order DESIGN.md
+// Snapshot returns every counter, totals first in the order the README
 // names them, then per-stream and per-reason keys.
 func (c *Counters) Snapshot() []KV {
 	i := func(v int64) string { return fmt.Sprint(v) }

@@ -38,7 +38,7 @@ func TestLineOrderAndValues(t *testing.T) {
 	c.Set("version", "1.0 beta")
 	c.Set("driver", "json-file")
 	fields := strings.Fields(strings.Replace(c.Line(), `"1.0 beta"`, `"1.0_beta"`, 1))
-	// The totals DESIGN.md names come first, in its order.
+	// The totals the README names come first, in its order.
 	first := []string{"lines_read=7", "lines_delivered=4", "lines_dropped=4", "bytes_read=57", "bytes_dropped=16", "restarts=1"}
 	if len(fields) < len(first) {
 		t.Fatalf("line %q", c.Line())

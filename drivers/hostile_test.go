@@ -54,7 +54,7 @@ func creatable(driver string) bool {
 	return true
 }
 
-// TestEveryDriverEveryIDEveryTag (issue 9.6): with ids of any length and
+// TestEveryDriverEveryIDEveryTag: with ids of any length and
 // a tag that renders empty (no image name under containerd, no name), no
 // driver may fall back to Docker's {{.ID}} (which slices the id to 12 and
 // fails on a shorter one). Every combination validates, the tag the
@@ -149,7 +149,7 @@ func TestValidateRendersAsRun(t *testing.T) {
 	}
 }
 
-// TestUnknownOptionsDeterministic (issue 9.14b): with several unknown
+// TestUnknownOptionsDeterministic: with several unknown
 // options the error names the first in sorted order, every time.
 func TestUnknownOptionsDeterministic(t *testing.T) {
 	for _, driver := range []string{"json-file", "local", "syslog", "gelf", "fluentd", "journald", "splunk", "awslogs", "gcplogs"} {
@@ -178,7 +178,7 @@ func TestUnknownOptionsDeterministic(t *testing.T) {
 	}
 }
 
-// TestBadValuesDeterministic (issue 9.14b): Docker's gelf validator
+// TestBadValuesDeterministic: Docker's gelf validator
 // checks values while ranging over the options: with two bad values the
 // error names the first, sorted, every time.
 func TestBadValuesDeterministic(t *testing.T) {
@@ -192,7 +192,7 @@ func TestBadValuesDeterministic(t *testing.T) {
 	}
 }
 
-// TestLogPathRefusedAtStart (issue 9.2, 9.9, 9.14a): what the file
+// TestLogPathRefusedAtStart: what the file
 // drivers could never write safely is refused by Validate (so at
 // --validate and at start, exit 2) with one line naming it.
 func TestLogPathRefusedAtStart(t *testing.T) {

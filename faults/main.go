@@ -1,4 +1,4 @@
-// Command faults is the fault matrix of issue 5 ("Hardening"): it runs
+// Command faults is the fault matrix: it runs
 // every fault below against the built dockerlogger (supervised, as in
 // production) with real sinks — the in-repo Fluentd Forward server
 // (internal/sink/forward, the real wire protocol, in this process), a
@@ -168,7 +168,7 @@ func main() {
 	if e.short {
 		kind = "short"
 	}
-	fmt.Printf("dockerlogger fault matrix (issue 5), %s run: %s %s/%s, %d CPUs, load %s\n",
+	fmt.Printf("dockerlogger fault matrix, %s run: %s %s/%s, %d CPUs, load %s\n",
 		kind, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), measure.Load())
 	start := time.Now()
 	var rows []row

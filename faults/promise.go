@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The faults of issue 9's promises that are not a sink's: lines the pipe
+// The faults of the logger's promises that are not a sink's: lines the pipe
 // cannot hold, a worker that cannot go on, and signals at the worst
 // moment.
 func promiseFaults() []fault {

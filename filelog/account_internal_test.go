@@ -45,7 +45,7 @@ func jlog(t *testing.T, j *JSON, s string) {
 	}
 }
 
-// TestAccountingCountsOnlyWhatWasWritten (issue 9.9): a message taken
+// TestAccountingCountsOnlyWhatWasWritten: a message taken
 // into the buffer is reported written only once its write(2) succeeded;
 // what a full disk refuses at Close is reported lost as "disk-full", and
 // the file holds exactly the written lines.

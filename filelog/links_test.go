@@ -10,7 +10,7 @@ import (
 	"github.com/docker/docker/daemon/logger"
 )
 
-// TestRotationNeverFollowsLinks (issue 9.2): links planted at every name
+// TestRotationNeverFollowsLinks: links planted at every name
 // rotation and compression use (the log itself after start, .1, .2, .1.gz,
 // .2.gz; symbolic and hard) never make the File write, truncate, rename
 // over or compress their target.

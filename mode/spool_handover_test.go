@@ -29,7 +29,7 @@ func (d *holdDriver) Log(m *logger.Message) error {
 	return d.testDriver.Log(m)
 }
 
-// TestSpoolStopAcksDelivered (issue 9.13): a handover stops the consumer
+// TestSpoolStopAcksDelivered: a handover stops the consumer
 // in the middle of a batch. What the driver took is acknowledged before
 // the spool closes, so the next process delivers the rest of the batch
 // and nothing twice, and counts no replay; what a process hands to a

@@ -221,7 +221,7 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 
 func hasHeader(b []byte) bool { _, _, ok := parseHeader(b); return ok }
 
-// check holds the case to the promises of issue 9.
+// check holds the case to the promises.
 func (r *run) check() {
 	p := r.p
 	st, st2 := r.stats, r.stats2

@@ -1,8 +1,8 @@
-// Command soak is the randomized sibling of faults/ (issue 9, "Keep the
+// Command soak is the randomized sibling of faults/ ("Keep the
 // promise on every path"): it runs the built dockerlogger supervised, as
 // in production (fds 3 and 4 are pipes it creates; it is the application
 // writing to them), over random cases until its time is spent, and holds
-// every case to the promises of DESIGN.md:
+// every case to the promises in the README:
 //
 //  1. every numbered line written is delivered (read back from the sink
 //     and checked byte for byte) or counted in lines_dropped (or left in
@@ -118,7 +118,7 @@ func main() {
 	if *short {
 		flags = " -short"
 	}
-	fmt.Printf("dockerlogger soak (issue 9): seed %d, %s, %s %s/%s, %d CPUs, load %s, root %v\n",
+	fmt.Printf("dockerlogger soak: seed %d, %s, %s %s/%s, %d CPUs, load %s, root %v\n",
 		*seed, map[bool]string{true: fmt.Sprintf("%d cases", *cases), false: duration.String()}[*cases > 0],
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), measure.Load(), root)
 

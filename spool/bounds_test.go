@@ -33,7 +33,7 @@ func du(t testing.TB, dir string) int64 {
 	return n
 }
 
-// TestDiskBoundedSinkDown (issue 9.5): the sink is down (a batch is out
+// TestDiskBoundedSinkDown: the sink is down (a batch is out
 // and never acknowledged) while far more than spool-max-size is
 // appended. The blocks the spool's files take stay within spool-max-size
 // plus one segment at every moment, for every buffer-full, with holes
@@ -197,7 +197,7 @@ func fakeHeader(body uint32) []byte {
 	return h
 }
 
-// TestCorruptLengthBounded (issue 9.7): a header whose length claims more
+// TestCorruptLengthBounded: a header whose length claims more
 // than any record the writer produces (line-max plus the header) is
 // corruption: counted, skipped, the records after it delivered, and
 // never read or allocated, even where the file is long enough to hold
@@ -248,7 +248,7 @@ func TestCorruptLengthBounded(t *testing.T) {
 	}
 }
 
-// TestSparseSegmentScansFast (issue 9.8): a segment made huge and sparse
+// TestSparseSegmentScansFast: a segment made huge and sparse
 // (truncate -s), with records before, and after a hole in the middle, is
 // scanned in the time its data takes: holes are skipped with SEEK_DATA,
 // never read. The records are all delivered, and new ones follow the
@@ -301,7 +301,7 @@ func TestSparseSegmentScansFast(t *testing.T) {
 	}
 }
 
-// TestRefusesLinks (issue 9.2): a spool-dir that is a link, or that holds
+// TestRefusesLinks: a spool-dir that is a link, or that holds
 // a link (or a FIFO) in the place of one of its files, is refused, and
 // the link's target is untouched; so is a dir writable by others. A
 // missing dir is created 0700.
@@ -364,7 +364,7 @@ func TestRefusesLinks(t *testing.T) {
 	}
 }
 
-// TestCheckDirLengths (issue 9.3): names longer than NAME_MAX and paths
+// TestCheckDirLengths: names longer than NAME_MAX and paths
 // reaching PATH_MAX are refused before anything is created.
 func TestCheckDirLengths(t *testing.T) {
 	tmp := t.TempDir()

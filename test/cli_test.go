@@ -3,7 +3,7 @@ package test
 // The command line of the built dockerlogger: every bad input is one line
 // on stderr naming the problem and exit code 2, never a stack trace; the
 // informational commands print exactly what the platform parses; and the
-// signals do what DESIGN.md says.
+// signals do what the interface contract says.
 
 import (
 	"bufio"

@@ -17,7 +17,7 @@ import (
 // world-writable directory (mode 1777, as /tmp) where an unprivileged user
 // (nobody) plants links, FIFOs and the like: nothing the logger does may
 // write, truncate, rename over or compress a file outside what it made
-// (issue 9.2).
+//.
 
 const nobody = 65534
 
@@ -140,7 +140,7 @@ func TestFilesLinkedLogDirectoryRefused(t *testing.T) {
 	}
 }
 
-// TestFilesNotRegularLogPathRefused (issue 9.14a): a FIFO with no reader
+// TestFilesNotRegularLogPathRefused: a FIFO with no reader
 // at log-path hung open(2) with no error; a link or a device was written
 // through. Each is refused at start: exit 2 within a few seconds, one line.
 func TestFilesNotRegularLogPathRefused(t *testing.T) {
@@ -251,7 +251,7 @@ func fsStat(t *testing.T, s map[string]string, k string) int {
 	return n
 }
 
-// TestFilesDiskFullCounted (issue 9.9): json-file on a tmpfs that fills.
+// TestFilesDiskFullCounted: json-file on a tmpfs that fills.
 // Lines taken into the buffer used to count as delivered at once: on a
 // full disk the logger said lines_delivered=3 with an empty file. Now
 // lines_delivered is exactly the lines in the file, whole, and every other

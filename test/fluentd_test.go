@@ -364,7 +364,7 @@ func TestFluentdValidate(t *testing.T) {
 }
 
 // TestFluentdShortContainerID: a container id shorter than 12 characters
-// (DESIGN.md: any length) works with the default tag {{.ID}}.
+// (any length) works with the default tag {{.ID}}.
 func TestFluentdShortContainerID(t *testing.T) {
 	s := startForward(t, false)
 	l := StartLogger(t, Env("abc", map[string]string{"fluentd-address": s.URL()}), "fluentd")

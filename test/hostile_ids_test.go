@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// TestHostileIDsSyslogEmptyTag (issue 9.6): a container id shorter than
+// TestHostileIDsSyslogEmptyTag: a container id shorter than
 // 12 characters with a tag that renders empty ({{.ImageName}} under
 // containerd, which passes no image; {{.Name}} with no name) made Docker's
 // driver fall back to {{.ID}}, which slices the id to 12: the driver never
@@ -62,7 +62,7 @@ func TestHostileIDsSyslogEmptyTag(t *testing.T) {
 	sinkSameLines(t, "rsyslog", got, want)
 }
 
-// TestHostileIDsLong (issue 9.11): an id of 250 characters or more makes
+// TestHostileIDsLong: an id of 250 characters or more makes
 // the default log-path's name longer than NAME_MAX: refused by --validate
 // and at start (exit 2, one short line naming log-path), not retried
 // until close-timeout with 10 KB error lines. The spool directory's
@@ -100,7 +100,7 @@ func TestHostileIDsLong(t *testing.T) {
 	}
 }
 
-// TestHostileIDsControlCharacters (issue 9.11): a newline or an escape
+// TestHostileIDsControlCharacters: a newline or an escape
 // sequence in an id never reaches a file name: they are written %XX (as
 // is "/" and "%" itself) in the default log-path and spool-dir.
 func TestHostileIDsControlCharacters(t *testing.T) {
@@ -120,7 +120,7 @@ func TestHostileIDsControlCharacters(t *testing.T) {
 	}
 }
 
-// TestHostileValuesQuotedShort (issue 9.11): an error quotes a value at
+// TestHostileValuesQuotedShort: an error quotes a value at
 // most about 200 characters long, whatever its size, on one line.
 func TestHostileValuesQuotedShort(t *testing.T) {
 	huge := strings.Repeat("v", 10000)
@@ -138,7 +138,7 @@ func TestHostileValuesQuotedShort(t *testing.T) {
 	}
 }
 
-// TestHostileOptionsDeterministic (issue 9.14b): the same bad
+// TestHostileOptionsDeterministic: the same bad
 // configuration names the same unknown option on every run: the first,
 // sorted.
 func TestHostileOptionsDeterministic(t *testing.T) {

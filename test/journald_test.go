@@ -307,7 +307,7 @@ func TestJournald(t *testing.T) {
 }
 
 // TestJournaldShortContainerID logs with a container id shorter than 12
-// characters, as containerd's CONTAINER_ID may be ("web"): DESIGN.md says
+// characters, as containerd's CONTAINER_ID may be ("web"): the interface contract says
 // any length. Every line must arrive, with CONTAINER_ID and
 // CONTAINER_ID_FULL the id padded to 12 characters with "_" (Docker's
 // driver slices it), and the logger must exit 0.

@@ -1,6 +1,6 @@
 package test
 
-// End-to-end tests of the logger's hardening (issue 5): secrets never
+// End-to-end tests of the logger's hardening: secrets never
 // printed, files created with tight permissions and never through a link,
 // a spool directory of another user refused, hostile tag templates, and
 // the worker's capabilities. The sinks are the real ones the other tests
@@ -216,7 +216,7 @@ func TestFilePermissions(t *testing.T) {
 // TestLogPathSymlink: a log-path that someone made a symbolic link (to a
 // file the logger's user may write) is never written through. Seen at
 // start, it is refused there: one line naming it, exit 2, nothing read
-// (issue 9.14a: what is not a regular file is refused at start). A link
+// (what is not a regular file is refused at start). A link
 // that appears later is refused when the file is opened, at a rotation
 // (test/files_security_test.go).
 func TestLogPathSymlink(t *testing.T) {

@@ -1,7 +1,7 @@
 package test
 
 // End-to-end tests of what the spool costs on disk and in memory, and of
-// what it delivers twice (issue 9.5, 9.7, 9.8, 9.13): the blocks it takes
+// what it delivers twice: the blocks it takes
 // stay within spool-max-size while the sink is down, a corrupt length on
 // disk is never allocated, a huge sparse segment does not delay ready,
 // and a live upgrade (SIGHUP) delivers nothing twice that it does not

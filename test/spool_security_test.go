@@ -1,6 +1,6 @@
 package test
 
-// End-to-end tests of the spool directory's safety (issue 9.2, 9.3): the
+// End-to-end tests of the spool directory's safety: the
 // logger runs as root inside every container, often on a directory the
 // container can write. A spool-dir that is a link, that another user
 // owns, that group or others may write, or that holds a link in the place
@@ -79,7 +79,7 @@ func TestSpoolDirLinkRefused(t *testing.T) {
 // TestSpoolPlantedLinks: a link planted in the place of each of the
 // spool's files (state, lock, the first and a later segment) is refused,
 // in a private directory (planted before it was made private) and in a
-// world-writable one (the reproduction of issue 9.2: nobody plants it).
+// world-writable one (nobody plants it).
 func TestSpoolPlantedLinks(t *testing.T) {
 	needRoot(t)
 	for _, name := range []string{"state", "lock", "0000000000000000.seg", "0000000000000007.seg"} {

@@ -501,7 +501,7 @@ func sinkSelfSignedCert(t testing.TB, certPath, keyPath string) {
 
 // TestSyslogShortContainerIDDefaultTag logs with Docker's default tag,
 // {{.ID}} (the first 12 characters of the id), and a container id shorter
-// than that, as containerd's CONTAINER_ID may be ("web"): DESIGN.md says
+// than that, as containerd's CONTAINER_ID may be ("web"): the interface contract says
 // any length. Every line must arrive tagged with the whole id.
 func TestSyslogShortContainerIDDefaultTag(t *testing.T) {
 	r := startRsyslog(t, false)

@@ -1,5 +1,5 @@
 // Command dockerlogger ships a container's stdout and stderr to one of
-// Docker's log drivers from inside the container. See DESIGN.md for the
+// Docker's log drivers from inside the container. See docs/architecture.md and the README for the
 // interface: argv, DOCKERLOG_* environment, log-opts and exit codes.
 package main
 

@@ -1,4 +1,4 @@
-// Command stall is the benchmark of issue 3: what a sink that stops
+// Command stall is the benchmark: what a sink that stops
 // reading does to the application, in each delivery mode.
 //
 // The sink is the in-repo Fluentd Forward server (internal/sink/forward,
@@ -446,7 +446,7 @@ func run(p params) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Printf("dockerlogger under a stalled sink (issue 3): fluentd driver, fluentd-async=false, in-repo Forward sink\n")
+	fmt.Printf("dockerlogger under a stalled sink: fluentd driver, fluentd-async=false, in-repo Forward sink\n")
 	fmt.Printf("%s %s/%s, %d CPUs, load %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), measure.Load())
 	fmt.Printf("application: %d lines/s of %d B; sink stalled for %v after %v, writing goes on %v after release\n\n",
 		p.rate, lineSize, p.stall, p.warmup, p.after)

@@ -1,4 +1,4 @@
-// Command supervision is the benchmark of issue 4: what the supervisor
+// Command supervision is the benchmark: what the supervisor
 // costs, and how fast it brings a crashed worker back.
 //
 // Cost: `dockerlogger json-file` reads N lines of 100 bytes from a pipe
@@ -348,7 +348,7 @@ func run(p params) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Printf("the cost of supervision (issue 4): dockerlogger json-file\n")
+	fmt.Printf("the cost of supervision: dockerlogger json-file\n")
 	fmt.Printf("%s %s/%s, %d CPUs, load %s\n\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), measure.Load())
 
 	input := make([]byte, 0, p.lines*lineSize)
