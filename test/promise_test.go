@@ -22,19 +22,7 @@ import (
 // and counts. The application never gets EPIPE (SIGPIPE), and every line
 // it wrote is counted.
 func TestWorkerFailureKeepsPipes(t *testing.T) {
-	dir := t.TempDir()
-	spoolDir := filepath.Join(dir, "spool")
-	if err := os.Mkdir(spoolDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	lock, err := os.OpenFile(filepath.Join(spoolDir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	spoolDir, _ := lockedSpool(t)
 	opts := map[string]string{"mode": "spool", "spool-dir": spoolDir, "on-failure": "ignore", "max-failures": "2"}
 	l := StartLoggerNoWait(t, Env("locked", opts), "none")
 	const n = 200
@@ -232,19 +220,7 @@ func execLogger(env []string, fd3, fd4 *os.File) *exec.Cmd {
 // counted, and the worker that finally runs reports them. Every line
 // written is delivered or counted dropped.
 func TestNoWorkerNeverBlocks(t *testing.T) {
-	dir := t.TempDir()
-	spoolDir := filepath.Join(dir, "spool")
-	if err := os.Mkdir(spoolDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	lock, err := os.OpenFile(filepath.Join(spoolDir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	spoolDir, lock := lockedSpool(t)
 	opts := map[string]string{"mode": "spool", "spool-dir": spoolDir, "max-failures": "100"}
 	l := StartLoggerNoWait(t, Env("relieve", opts), "none")
 	// Past the first failures, the backoff is seconds long.
@@ -284,4 +260,24 @@ func TestNoWorkerNeverBlocks(t *testing.T) {
 	if delivered+dropped != n || dropped == 0 {
 		t.Fatalf("delivered %d + dropped %d != written %d (or nothing dropped); stats %v", delivered, dropped, n, st)
 	}
+}
+
+// lockedSpool makes a spool directory whose lock another process (this
+// test) holds, as a logger would: no worker can open it until
+// lock is unlocked or closed.
+func lockedSpool(t *testing.T) (dir string, lock *os.File) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "spool")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	return dir, lock
 }
