@@ -308,7 +308,7 @@ func (s *Supervisor) afterCrash(failures *[]time.Time, wait *backoff.Backoff, st
 		for i, f := range c.Inputs {
 			if f != nil && zfd.CanHangUp(f) {
 				wg.Add(1)
-				go func() { defer wg.Done(); s.relieve([]string{"stdout", "stderr"}[i], f, stop) }()
+				go func() { defer wg.Done(); s.relieve(i, f, stop) }()
 			}
 		}
 		defer wg.Wait()
@@ -461,7 +461,7 @@ const relieveEvery = 5 * time.Millisecond
 // to maxRelievedTail more), counted as dropped for the next worker to
 // report (the ledger's carried drops). Only a line longer than that
 // reaches the next worker without its start, counted dropped as well.
-func (s *Supervisor) relieve(name string, f *os.File, stop <-chan struct{}) {
+func (s *Supervisor) relieve(stream int, f *os.File, stop <-chan struct{}) {
 	buf := make([]byte, 64<<10)
 	t := time.NewTicker(relieveEvery)
 	defer t.Stop()
@@ -509,6 +509,9 @@ func (s *Supervisor) relieve(name string, f *os.File, stop <-chan struct{}) {
 			lines++ // cut: its tail reaches the next worker as a line of its own
 		}
 		bytesDropped := dropped - newlines
+		// The line the last worker was cutting into partial messages is
+		// gone (or cut): the next one starts a new partial id.
+		s.ledger.SavePartial(stream, "", 0, 0)
 		if cl, cb := s.ledger.CarriedDrops(); cl != nil {
 			// The next worker reports them, with its own counts.
 			cl.Add(lines)
