@@ -1,6 +1,10 @@
 package protocol
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -37,6 +41,11 @@ type ledgerPage struct {
 	// messages when it last committed, so the next one goes on with the
 	// same partial id and ordinals.
 	partial [2]partialSlot
+	// consumed, per stream: bytes of the pipe consumed by all workers, and
+	// nonce: random, set when the ledger is made. Together they name a
+	// line by where it starts (PartialID).
+	consumed [2]atomic.Int64
+	nonce    [16]byte
 }
 
 // partialSlot is written by one worker at a time and read by the next
@@ -57,7 +66,14 @@ func NewLedger() (*Ledger, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("create ledger: %w", err)
 	}
-	return mapLedger(os.NewFile(uintptr(fd), "ledger"))
+	l, err := mapLedger(os.NewFile(uintptr(fd), "ledger"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := rand.Read(l.p.nonce[:]); err != nil {
+		return nil, fmt.Errorf("create ledger: %w", err)
+	}
+	return l, nil
 }
 
 // OpenLedger maps the ledger passed as fd.
@@ -149,6 +165,28 @@ func (l *Ledger) Partial(stream int) (id string, ordinal int, ts int64, ok bool)
 		return "", 0, 0, false
 	}
 	return string(s.id[:n]), int(s.ordinal.Load()), s.ts.Load(), true
+}
+
+// Consumed is the count of bytes of stream's pipe consumed by all
+// workers.
+func (l *Ledger) Consumed(stream int) *atomic.Int64 {
+	if l == nil || stream < 0 || stream > 1 {
+		return nil
+	}
+	return &l.p.consumed[stream]
+}
+
+// PartialID names the line of stream that starts at offset (in bytes
+// consumed by all workers): 64 hex digits, as Docker's, the same for every
+// worker that reads that line.
+func (l *Ledger) PartialID(stream int, offset int64) string {
+	h := sha256.New()
+	h.Write(l.p.nonce[:])
+	var b [9]byte
+	b[0] = byte(stream)
+	binary.LittleEndian.PutUint64(b[1:], uint64(offset))
+	h.Write(b[:])
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // File is the memory file, to pass to a worker.

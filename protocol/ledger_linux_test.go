@@ -76,3 +76,30 @@ func TestPartialSlot(t *testing.T) {
 		t.Fatal("a cleared slot was read")
 	}
 }
+
+// TestPartialIDByOffset: a line is named by where it starts, the same for
+// every worker of one ledger, another for another stream, offset or
+// container.
+func TestPartialIDByOffset(t *testing.T) {
+	a, err := NewLedger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewLedger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := mapLedger(a.File()) // the next worker's mapping
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.PartialID(0, 4096)
+	if len(id) != 64 || again.PartialID(0, 4096) != id {
+		t.Fatalf("id %q, the next worker's %q", id, again.PartialID(0, 4096))
+	}
+	for _, other := range []string{a.PartialID(1, 4096), a.PartialID(0, 4097), b.PartialID(0, 4096)} {
+		if other == id {
+			t.Fatalf("two lines named %s", id)
+		}
+	}
+}

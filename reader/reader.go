@@ -74,6 +74,12 @@ type Reader struct {
 	// joining by id gets the line whole.
 	Partial PartialKeeper
 	Resume  PartialLine
+	// PartialID, if set, names a line cut into partial messages by the
+	// offset where it starts, counted from the first byte this reader
+	// reads: the same line read again gets the same id.
+	PartialID func(offset int64) string
+	// Consumed, if set, counts the bytes committed, across workers.
+	Consumed interface{ Add(int64) int64 }
 	// SkipReplay consumes the Replay region without counting or handing
 	// it over: the worker before ended normally, past close-timeout, and
 	// counted every message it handed over, delivered or dropped.
@@ -255,6 +261,9 @@ func (r *Reader) commit(c Committer, p int) error {
 		return fmt.Errorf("read %s: %w", r.Source, err)
 	}
 	r.base += int64(p)
+	if r.Consumed != nil {
+		r.Consumed.Add(int64(p))
+	}
 	r.covered, r.ahead = 0, 0
 	if r.Partial != nil && (r.partialID != "" || r.kept) {
 		r.Partial.KeepPartial(PartialLine{ID: r.partialID, Ordinal: r.ordinal, Time: r.partialTS})
@@ -282,7 +291,13 @@ func (r *Reader) emit(line []byte, ts time.Time, end bool, upto int) {
 	switch {
 	case !end:
 		if r.partialID == "" {
-			r.partialID = stringid.GenerateRandomID()
+			if r.PartialID != nil {
+				// Where the line starts in the stream names it: a worker
+				// that delivers it again (after a kill) names it alike.
+				r.partialID = r.PartialID(r.base + int64(upto-len(line)))
+			} else {
+				r.partialID = stringid.GenerateRandomID()
+			}
 			r.partialTS = ts
 			r.ordinal = 0
 		}

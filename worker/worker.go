@@ -253,6 +253,11 @@ func (r *run) peek(f *os.File, i int, rd *reader.Reader, cons *console.Console) 
 		rd.Replay, rd.Handed, rd.Replayed = handed.Load(), handed, r.Ledger.Replayed()
 		rd.Partial = partialKeeper{r.Ledger, i}
 		rd.SkipReplay = r.Finish
+		if consumed := r.Ledger.Consumed(i); consumed != nil {
+			start, l := consumed.Load(), r.Ledger
+			rd.Consumed = consumed
+			rd.PartialID = func(off int64) string { return l.PartialID(i, start+off) }
+		}
 		if id, ord, ts, ok := r.Ledger.Partial(i); ok {
 			rd.Resume = reader.PartialLine{ID: id, Ordinal: ord, Time: time.Unix(0, ts).UTC()}
 		}
