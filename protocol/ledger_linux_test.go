@@ -18,6 +18,8 @@ func TestLedgerLayout(t *testing.T) {
 		"droppedBytes": {unsafe.Offsetof(p.droppedBytes), 48},
 		"partial":      {unsafe.Offsetof(p.partial), 56},
 		"partial[1]":   {unsafe.Offsetof(p.partial) + unsafe.Sizeof(p.partial[0]), 152},
+		"consumed":     {unsafe.Offsetof(p.consumed), 248},
+		"nonce":        {unsafe.Offsetof(p.nonce), 264},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s at offset %d, was %d", name, c.got, c.want)
