@@ -577,11 +577,7 @@ func (s *Spool) Append(rec *Record) error {
 			}
 			s.cond.Wait()
 		default:
-			// No progress (what is left is a batch out, or rounding to
-			// the file system's blocks keeps the record from fitting):
-			// the new record goes, rather than the reader waiting.
-			before := s.held()
-			if !s.makeRoom(size) || s.held() >= before {
+			if !s.makeRoom(size) {
 				s.o.Drop(rec, Full)
 				return nil
 			}

@@ -281,3 +281,43 @@ func lockedSpool(t *testing.T) (dir string, lock *os.File) {
 	}
 	return dir, lock
 }
+
+// TestNoWorkerBufferFullBlock: with buffer-full=block the user asked that
+// nothing be dropped to make room, so while no worker can run the
+// supervisor leaves the pipes alone: the application waits (here 3 MB,
+// three times what the pipe holds), and once a worker runs every line is
+// delivered, none dropped.
+func TestNoWorkerBufferFullBlock(t *testing.T) {
+	spoolDir, lock := lockedSpool(t)
+	opts := map[string]string{"mode": "spool", "spool-dir": spoolDir, "max-failures": "100", "buffer-full": "block"}
+	l := StartLoggerNoWait(t, Env("noroom", opts), "none")
+	const n = 30000 // 3 MB of lines
+	wrote := make(chan error, 1)
+	go func() {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "%099d\n", i)
+		}
+		_, err := l.Stdout.WriteString(b.String())
+		wrote <- err
+	}()
+	Eventually(t, 10*time.Second, "three failed workers", func() bool {
+		return strings.Count(l.Errors(), "still open; restarting") >= 3
+	})
+	unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatalf("write: %v; stderr: %s", err, l.Errors())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the application still blocked 30 s after the spool was free; stderr: %s", l.Errors())
+	}
+	if code := l.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+	}
+	st := l.Stats(t)
+	if d := statInt(t, st, "lines_delivered"); d != n || statInt(t, st, "lines_dropped") != 0 {
+		t.Fatalf("delivered %d, dropped %s, want %d and 0; stats %v", d, st["lines_dropped"], n, st)
+	}
+}
