@@ -109,7 +109,9 @@ func TestFilesCompressDiskFull(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(2 * time.Second) // the disk full: the logger waits
+	Eventually(t, 20*time.Second, "the logger meeting the full disk", func() bool {
+		return strings.Contains(l.Errors(), "no space left on device")
+	})
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +190,9 @@ func TestFilesRotateCreateFails(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(3 * time.Second) // the logger retries the creation
+	Eventually(t, 20*time.Second, "the logger meeting no free inode", func() bool {
+		return strings.Contains(l.Errors(), "no space left on device")
+	})
 	for _, p := range fillers {
 		os.Remove(p)
 	}
