@@ -575,6 +575,14 @@ func (s *Spool) Append(rec *Record) error {
 				s.o.Drop(rec, Full)
 				return nil
 			}
+			if len(s.pending) > 0 {
+				// The consumer makes room only from what is written,
+				// and waits for it: write what is buffered first.
+				if err := s.flushWaiting(); err != nil {
+					return err
+				}
+				continue
+			}
 			s.cond.Wait()
 		default:
 			if !s.makeRoom(size) {
