@@ -49,6 +49,9 @@ type Counters struct {
 	extra   map[string]string
 	// carried drops across workers (see CarryDrops); nil when not shared
 	carryLines, carryBytes *atomic.Int64
+	// carrySeen: what the carried counts held as far as this process
+	// knows (its own drops included), for CatchUp.
+	carrySeen [2]int64
 }
 
 // CarryDrops makes the drop counts survive this process: lines and bytes
@@ -59,12 +62,32 @@ func (c *Counters) CarryDrops(lines, bytes *atomic.Int64) {
 	if lines == nil || bytes == nil {
 		return
 	}
-	if l, b := lines.Load(), bytes.Load(); l > 0 {
+	c.mu.Lock()
+	l, b := lines.Load(), bytes.Load()
+	c.carryLines, c.carryBytes = lines, bytes
+	c.carrySeen = [2]int64{l, b}
+	c.mu.Unlock()
+	if l > 0 {
 		c.drop(EarlierWorkers, l, b)
 	}
+}
+
+// CatchUp counts, as earlier-workers', what another process added to the
+// carried drops since CarryDrops or the last CatchUp: the supervisor
+// drops while it keeps room in the pipes, until this worker reads.
+func (c *Counters) CatchUp() {
 	c.mu.Lock()
-	c.carryLines, c.carryBytes = lines, bytes
+	if c.carryLines == nil {
+		c.mu.Unlock()
+		return
+	}
+	l, b := c.carryLines.Load(), c.carryBytes.Load()
+	dl, db := l-c.carrySeen[0], b-c.carrySeen[1]
+	c.carrySeen = [2]int64{l, b}
 	c.mu.Unlock()
+	if dl > 0 {
+		c.drop(EarlierWorkers, dl, db)
+	}
 }
 
 // Stream returns the counters of the stream named source.
@@ -78,12 +101,13 @@ func (c *Counters) Stream(source string) *Stream {
 // Drop counts lines and bytes lost for reason (e.g. "buffer-full").
 func (c *Counters) Drop(reason string, lines, bytes int64) {
 	c.mu.Lock()
-	cl, cb := c.carryLines, c.carryBytes
-	c.mu.Unlock()
-	if cl != nil {
-		cl.Add(lines)
-		cb.Add(bytes)
+	if c.carryLines != nil {
+		c.carryLines.Add(lines)
+		c.carryBytes.Add(bytes)
+		c.carrySeen[0] += lines
+		c.carrySeen[1] += bytes
 	}
+	c.mu.Unlock()
 	c.drop(reason, lines, bytes)
 }
 

@@ -46,6 +46,10 @@ type ledgerPage struct {
 	// line by where it starts (PartialID).
 	consumed [2]atomic.Int64
 	nonce    [16]byte
+	// relieving: nonzero while the supervisor reads the pipes to keep
+	// room in them (no worker reading). A worker waits for zero after its
+	// ready byte, before it reads.
+	relieving atomic.Int64
 }
 
 // partialSlot is written by one worker at a time and read by the next
@@ -187,6 +191,14 @@ func (l *Ledger) PartialID(stream int, offset int64) string {
 	binary.LittleEndian.PutUint64(b[1:], uint64(offset))
 	h.Write(b[:])
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Relieving is nonzero while the supervisor reads the pipes itself.
+func (l *Ledger) Relieving() *atomic.Int64 {
+	if l == nil {
+		return nil
+	}
+	return &l.p.relieving
 }
 
 // File is the memory file, to pass to a worker.

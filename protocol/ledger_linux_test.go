@@ -20,6 +20,7 @@ func TestLedgerLayout(t *testing.T) {
 		"partial[1]":   {unsafe.Offsetof(p.partial) + unsafe.Sizeof(p.partial[0]), 152},
 		"consumed":     {unsafe.Offsetof(p.consumed), 248},
 		"nonce":        {unsafe.Offsetof(p.nonce), 264},
+		"relieving":    {unsafe.Offsetof(p.relieving), 280},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s at offset %d, was %d", name, c.got, c.want)

@@ -27,3 +27,4 @@ func (*Ledger) SavePartial(int, string, int, int64)        {}
 func (*Ledger) Partial(int) (string, int, int64, bool)     { return "", 0, 0, false }
 func (*Ledger) Consumed(int) *atomic.Int64                 { return nil }
 func (*Ledger) PartialID(int, int64) string                { return "" }
+func (*Ledger) Relieving() *atomic.Int64                   { return nil }

@@ -47,6 +47,18 @@ const (
 // signals cannot end it: from then on the supervisor passes signals on.
 const HelloByte = 'H'
 
+// ReadyByte is the ready byte, on StatusFD as on the platform's ready pipe:
+// a worker says it when it starts reading (the supervisor passes the first
+// on to the platform).
+const ReadyByte = 1
+
+// StoppedByte is what a worker handing over says on StatusFD, after the
+// ready byte, once it has stopped reading every input for good: from then
+// on nobody reads the pipes until the next worker does, so a supervisor
+// whose mode never blocks the application keeps room in them meanwhile
+// (see Ledger.Relieving).
+const StoppedByte = 'S'
+
 // Exit codes of the logger, and of a worker to its supervisor.
 const (
 	ExitOK      = 0 // inputs at EOF, everything delivered, driver closed

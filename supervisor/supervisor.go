@@ -75,6 +75,12 @@ type Config struct {
 	// (non-blocking, spool), so while no worker runs the supervisor keeps
 	// room in the pipes by dropping, counted, the oldest bytes.
 	NeverBlock bool
+	// RelieveUpgrades: the mode may also drop across a live upgrade
+	// (non-blocking: the old worker's ring drops what it cannot deliver
+	// within its handover), so the pipes are relieved from the old
+	// worker's last read to the new one's first. Without it (spool) an
+	// upgrade loses nothing, and a fast writer may wait out that gap.
+	RelieveUpgrades bool
 }
 
 // Defaults fills in the documented defaults.
@@ -112,6 +118,9 @@ type Supervisor struct {
 	// finishing: close-timeout has passed; the next worker only counts
 	// what is left (protocol.FinishEnv).
 	finishing bool
+	// relief: reading the pipes while no worker does; only the run
+	// goroutine touches it.
+	relief *relief
 }
 
 // New returns a supervisor for c.
@@ -185,7 +194,8 @@ func (s *Supervisor) runWorker() (ex exit, upgraded bool) {
 		return exit{code: ExitFailure, crashed: true, describe: fmt.Sprintf("could not start: %v", err)}, false
 	}
 	hello := make(chan struct{})
-	go s.readStatus(statusR, hello)
+	said := make(chan byte, 8)
+	go s.readStatus(statusR, hello, said)
 	done := make(chan exit, 1)
 	go func() { done <- wait(cmd) }()
 	// Signals wait until the worker says its handlers are in place: one
@@ -212,7 +222,25 @@ func (s *Supervisor) runWorker() (ex exit, upgraded bool) {
 			if ex.signal != nil && sent[ex.signal] {
 				ex.crashed, ex.relayed = false, true
 			}
+			if ex.code == ExitHandover && upgraded {
+				// Whether or not its StoppedByte came through, it
+				// reads no more: keep room until the next one reads.
+				s.startRelief(reliefUpgrade)
+			} else {
+				s.stopRelief()
+			}
 			return ex, upgraded
+		case b := <-said:
+			switch b {
+			case protocol.ReadyByte:
+				// It reads from now (after waiting for the relief to
+				// stop, see protocol.Ledger.Relieving).
+				s.stopRelief()
+			case protocol.StoppedByte:
+				if upgraded {
+					s.startRelief(reliefUpgrade)
+				}
+			}
 		case <-hello:
 			hello = nil
 			for _, sig := range pending {
@@ -299,21 +327,9 @@ func (s *Supervisor) afterCrash(failures *[]time.Time, wait *backoff.Backoff, st
 	}
 	t := time.NewTimer(wait.Next())
 	defer t.Stop()
-	if c.NeverBlock {
-		// No worker reads while we wait: keep room in the pipes, or
-		// the application would block in a mode that promises it never
-		// does.
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		for i, f := range c.Inputs {
-			if f != nil && zfd.CanHangUp(f) {
-				wg.Add(1)
-				go func() { defer wg.Done(); s.relieve(i, f, stop) }()
-			}
-		}
-		defer wg.Wait()
-		defer close(stop)
-	}
+	// No worker reads while we wait.
+	s.startRelief(reliefCrash)
+	defer s.stopRelief()
 	for {
 		select {
 		case <-t.C:
@@ -368,9 +384,10 @@ func (s *Supervisor) start() (*exec.Cmd, *os.File, error) {
 	return cmd, readyR, nil
 }
 
-// readStatus reads a worker's private ready pipe: hello (closes hello),
-// then the ready byte, which goes on to the platform once.
-func (s *Supervisor) readStatus(r *os.File, hello chan<- struct{}) {
+// readStatus reads a worker's private status pipe to its end: hello
+// (closes hello), then the ready byte, which goes on to the platform once,
+// then what the worker says later. Every byte after hello goes to said.
+func (s *Supervisor) readStatus(r *os.File, hello chan<- struct{}, said chan<- byte) {
 	defer r.Close()
 	var b [1]byte
 	if n, _ := r.Read(b[:]); n != 1 {
@@ -382,6 +399,20 @@ func (s *Supervisor) readStatus(r *os.File, hello chan<- struct{}) {
 			return // the worker died before it was ready; the next one will say
 		}
 	}
+	s.relayReady()
+	for {
+		select {
+		case said <- b[0]:
+		default: // a worker says a few bytes in its life: never reached
+		}
+		if n, _ := r.Read(b[:]); n != 1 {
+			return
+		}
+	}
+}
+
+// relayReady passes the first worker's ready byte on to the platform.
+func (s *Supervisor) relayReady() {
 	if s.c.Ready == nil {
 		return
 	}
@@ -447,6 +478,63 @@ func (s *Supervisor) killInit() {
 	}
 }
 
+// relief is the supervisor reading the pipes while no worker does.
+type relief struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// startRelief keeps room in the pipes, in a mode that promises the
+// application never blocks, until stopRelief: while a worker restarts
+// after a crash, and across a live upgrade from the old worker's last
+// read to the new one's first. The ledger says so, for the new worker to
+// wait (protocol.Ledger.Relieving). Across an upgrade the gap is short
+// and the old worker may have left a long line's peek window in a pipe:
+// only what goes beyond that window is relieved (reliefUpgrade).
+func (s *Supervisor) startRelief(level reliefLevel) {
+	if !s.c.NeverBlock || s.relief != nil || (level == reliefUpgrade && !s.c.RelieveUpgrades) {
+		return
+	}
+	rl := &relief{stop: make(chan struct{})}
+	if flag := s.ledger.Relieving(); flag != nil {
+		flag.Store(1)
+	}
+	for i, f := range s.c.Inputs {
+		if f != nil && zfd.CanHangUp(f) {
+			rl.wg.Add(1)
+			go func() { defer rl.wg.Done(); s.relieve(i, f, level, rl.stop) }()
+		}
+	}
+	s.relief = rl
+}
+
+// reliefLevel is when relieve drops, and down to what, in fractions of
+// what a pipe surely holds (pipepeek.Held's limit): over limit/over it
+// drops down to limit/down.
+type reliefLevel struct{ over, down int }
+
+var (
+	// reliefCrash: a restart's backoff may be long.
+	reliefCrash = reliefLevel{over: 4, down: 8}
+	// reliefUpgrade: beyond a peek window, which a worker fills before
+	// it cuts a long line.
+	reliefUpgrade = reliefLevel{over: 1, down: 2}
+)
+
+// stopRelief ends what startRelief started and waits for it.
+func (s *Supervisor) stopRelief() {
+	rl := s.relief
+	if rl == nil {
+		return
+	}
+	close(rl.stop)
+	rl.wg.Wait()
+	s.relief = nil
+	if flag := s.ledger.Relieving(); flag != nil {
+		flag.Store(0)
+	}
+}
+
 // maxRelievedTail is how far relieve reads, a byte at a time, to finish
 // the line it cut.
 const maxRelievedTail = 64 << 10
@@ -456,12 +544,12 @@ const relieveEvery = 5 * time.Millisecond
 
 // relieve keeps an input pipe from filling while no worker reads it (in a
 // mode that never blocks the application): whenever it holds more than a
-// quarter of what it can surely hold (see pipepeek.Peek.Window), the oldest
-// bytes go, down to an eighth and on to the end of the line they cut (up
+// fraction of what it can surely hold (see pipepeek.Peek.Window), the oldest
+// bytes go, down to a smaller one and on to the end of the line they cut (up
 // to maxRelievedTail more), counted as dropped for the next worker to
 // report (the ledger's carried drops). Only a line longer than that
 // reaches the next worker without its start, counted dropped as well.
-func (s *Supervisor) relieve(stream int, f *os.File, stop <-chan struct{}) {
+func (s *Supervisor) relieve(stream int, f *os.File, level reliefLevel, stop <-chan struct{}) {
 	buf := make([]byte, 64<<10)
 	t := time.NewTicker(relieveEvery)
 	defer t.Stop()
@@ -472,12 +560,12 @@ func (s *Supervisor) relieve(stream int, f *os.File, stop <-chan struct{}) {
 		case <-t.C:
 		}
 		held, limit := pipepeek.Held(f)
-		if held <= limit/4 {
+		if held <= limit/level.over {
 			continue
 		}
 		var newlines, dropped int64
 		last := byte('\n')
-		for left := held - limit/8; left > 0; {
+		for left := held - limit/level.down; left > 0; {
 			n, err := f.Read(buf[:min(left, len(buf))])
 			newlines += int64(bytes.Count(buf[:n], []byte{'\n'}))
 			dropped += int64(n)
@@ -489,6 +577,7 @@ func (s *Supervisor) relieve(stream int, f *os.File, stop <-chan struct{}) {
 				break
 			}
 		}
+		s.consumedByRelief(stream, dropped)
 		// Finish the line that was cut, a byte at a time from what the
 		// pipe holds, so that the next worker starts on a whole line.
 		for tail := 0; last != '\n' && tail < maxRelievedTail; tail++ {
@@ -499,6 +588,7 @@ func (s *Supervisor) relieve(stream int, f *os.File, stop <-chan struct{}) {
 				break
 			}
 			dropped++
+			s.consumedByRelief(stream, 1)
 			last = buf[0]
 			if last == '\n' {
 				newlines++
@@ -519,6 +609,19 @@ func (s *Supervisor) relieve(stream int, f *os.File, stop <-chan struct{}) {
 		} else {
 			s.c.Count.Drop(diag.LoggerDown, lines, bytesDropped)
 		}
+	}
+}
+
+// consumedByRelief keeps the ledger true to the pipe after relieve took n
+// bytes from its front: the stream's offset moves on (partial ids are
+// named by it), and bytes a dead worker had handed over are no longer
+// there for the next one to deliver again.
+func (s *Supervisor) consumedByRelief(stream int, n int64) {
+	if c := s.ledger.Consumed(stream); c != nil {
+		c.Add(n)
+	}
+	if h := s.ledger.Handed(stream); h != nil {
+		h.Store(max(0, h.Load()-n))
 	}
 }
 

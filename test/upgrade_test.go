@@ -87,3 +87,97 @@ func TestLiveUpgrade(t *testing.T) {
 		t.Fatalf("last stats: version=%s upgrades=%s restarts=%s, want v2-upgraded, 1, 0", st["version"], st["upgrades"], st["restarts"])
 	}
 }
+
+// TestUpgradeGap holds the new worker of a live upgrade back (the binary
+// on disk is a script that waits for a file) while the application writes
+// far more than the pipe holds. In non-blocking mode the supervisor keeps
+// room in the pipe: every write returns, and what it had to drop is
+// counted (read by nobody, so in lines_dropped_earlier_workers, by the
+// new worker), the rest delivered in order. In spool mode an upgrade loses
+// nothing: the writes wait for the new worker, and every line arrives.
+func TestUpgradeGap(t *testing.T) {
+	for _, mode := range []string{"non-blocking", "spool"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			exe, real := filepath.Join(dir, "dockerlogger"), filepath.Join(dir, "dockerlogger.real")
+			copyExe(t, filepath.Join(bin, "dockerlogger"), exe)
+			copyExe(t, filepath.Join(bin, "dockerlogger"), real)
+			started, goOn := filepath.Join(dir, "started"), filepath.Join(dir, "go")
+			script := filepath.Join(dir, "held-back")
+			if err := os.WriteFile(script, []byte("#!/bin/sh\ntouch "+started+"\nwhile [ ! -e "+goOn+" ]; do sleep 0.01; done\nexec "+real+" \"$@\"\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			logPath := filepath.Join(dir, "gap.log")
+			opts := map[string]string{"mode": mode, "log-path": logPath}
+			if mode == "spool" {
+				opts["spool-dir"] = filepath.Join(dir, "spool")
+			}
+			l := StartLoggerAt(t, exe, Env("upgrade-gap", opts), "json-file")
+			if err := l.WaitReady(30 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+			before, gap, after := Lines("before", 1000), Lines("in the gap", 400000), Lines("after", 1000)
+			WriteLines(t, l.Stdout, before)
+			if err := os.Rename(script, exe); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			Eventually(t, 30*time.Second, "the held-back worker", func() bool { _, err := os.Stat(started); return err == nil })
+			wrote := make(chan struct{})
+			go func() {
+				defer close(wrote)
+				for i := 0; i < len(gap); i += 1000 {
+					WriteLines(t, l.Stdout, gap[i:i+1000]) // 8 MB in all
+				}
+			}()
+			if mode == "non-blocking" {
+				select {
+				case <-wrote:
+				case <-time.After(60 * time.Second):
+					t.Fatal("the application blocked while no worker read its output")
+				}
+			}
+			if err := os.WriteFile(goOn, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			<-wrote
+			WriteLines(t, l.Stdout, after)
+			if code := l.Wait(t, 60*time.Second); code != 0 {
+				t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+			}
+			got := jsonLines(t, logPath)["stdout"]
+			st := l.Stats(t)
+			dropped := statInt(t, st, "lines_dropped")
+			// In order, each once: before, what of the gap survived, after.
+			want := append(append([]string{}, before...), gap...)
+			want = append(want, after...)
+			kept := make([]string, 0, len(want))
+			j := 0
+			for _, g := range got {
+				for j < len(want) && want[j] != g {
+					j++
+				}
+				if j == len(want) {
+					t.Fatalf("line %q out of order or not written", g)
+				}
+				kept = append(kept, g)
+				j++
+			}
+			sinkSameLines(t, "before", kept[:len(before)], before)
+			sinkSameLines(t, "after", kept[len(kept)-len(after):], after)
+			lost := int64(len(want) - len(kept))
+			t.Logf("%s: %d of %d lines in the gap delivered, lines_dropped=%s (earlier workers %s)", mode, len(kept)-len(before)-len(after), len(gap), st["lines_dropped"], st["lines_dropped_earlier_workers"])
+			if lost != dropped {
+				t.Fatalf("%d lines lost, lines_dropped=%d", lost, dropped)
+			}
+			if mode == "non-blocking" && statInt(t, st, "lines_dropped_earlier_workers") == 0 {
+				t.Fatal("nothing dropped while no worker read: the writes could not all have fit")
+			}
+			if mode == "spool" && dropped != 0 {
+				t.Fatalf("spool: %d lines dropped across an upgrade", dropped)
+			}
+		})
+	}
+}

@@ -145,8 +145,34 @@ func (w *Worker) Run() error {
 	if err := w.Ready.Signal(); err != nil {
 		w.Errors.Printf("%v", err)
 	}
+	w.waitRelief()
 	r.inputsDone = r.startReaders(ins, consoles)
 	return r.live(r.inputsDone)
+}
+
+// reliefWait bounds how long a worker waits for the supervisor to stop
+// reading the pipes; past it, a supervisor that does not answer must not
+// keep the container's output unread.
+const reliefWait = 5 * time.Second
+
+// waitRelief waits, after the ready byte, until the supervisor no longer
+// reads the pipes itself (protocol.Ledger.Relieving): two readers would
+// cut lines between them. It stops as soon as it sees the ready byte, so
+// this is short; polling keeps the protocol to the ledger already shared.
+func (w *Worker) waitRelief() {
+	flag := w.Ledger.Relieving()
+	if flag == nil || flag.Load() == 0 {
+		return
+	}
+	// What it dropped meanwhile is this worker's to report.
+	defer w.Count.CatchUp()
+	for deadline := time.Now().Add(reliefWait); flag.Load() != 0; {
+		if time.Now().After(deadline) {
+			w.Errors.Printf("the supervisor still reads the inputs after %v: reading anyway", reliefWait)
+			return
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
 }
 
 // countDeadRing counts as dropped what a worker that died held in its
@@ -348,6 +374,15 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 	for {
 		select {
 		case <-inputsDone:
+			if r.handingOver() {
+				// Nobody reads the pipes now: the supervisor may keep
+				// room in them until the next worker does.
+				// (A supervisor older than this byte stopped listening
+				// after the ready byte: EPIPE.)
+				if err := r.Ready.Say(protocol.StoppedByte); err != nil && !errors.Is(err, syscall.EPIPE) {
+					r.Errors.Printf("%v", err)
+				}
+			}
 			if deadline == nil {
 				deadline = time.After(r.o.CloseTimeout)
 			}

@@ -13,6 +13,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/joyent/dockerlogger/protocol"
 )
 
 // Well-known descriptors: what init passes the logger.
@@ -139,6 +141,16 @@ func Valid(fd int) bool {
 // ReadyPipe is the write end of the pipe on which the logger says it is up.
 type ReadyPipe struct {
 	f *os.File
+	// status: a worker's private pipe to its supervisor, which stays open
+	// after the ready byte for what the worker says later.
+	status, signalled bool
+}
+
+// KeepOpen makes r a worker's status pipe: Signal leaves it open.
+func (r *ReadyPipe) KeepOpen() {
+	if r != nil {
+		r.status = true
+	}
 }
 
 // OpenReady takes fd 5 as the ready pipe if it is open, and marks it
@@ -161,19 +173,30 @@ func (r *ReadyPipe) Say(b byte) error {
 		return nil
 	}
 	if _, err := r.f.Write([]byte{b}); err != nil {
-		return fmt.Errorf("say hello: %w", err)
+		return fmt.Errorf("say %q on the status pipe: %w", b, err)
 	}
 	return nil
 }
 
 // Signal writes one byte and closes the pipe, which satisfies both
-// containerd's old handshake (EOF) and binary-v2 (a byte). It is safe on
-// a nil ReadyPipe and after the first call.
+// containerd's old handshake (EOF) and binary-v2 (a byte); a status pipe
+// (KeepOpen) stays open. It is safe on a nil ReadyPipe and after the first
+// call.
 func (r *ReadyPipe) Signal() error {
 	if r == nil || r.f == nil {
 		return nil
 	}
-	_, err := r.f.Write([]byte{1})
+	if r.status {
+		if r.signalled {
+			return nil
+		}
+		r.signalled = true
+		if _, err := r.f.Write([]byte{protocol.ReadyByte}); err != nil {
+			return fmt.Errorf("signal ready: %w", err)
+		}
+		return nil
+	}
+	_, err := r.f.Write([]byte{protocol.ReadyByte})
 	cerr := r.f.Close()
 	r.f = nil
 	if err != nil {

@@ -192,6 +192,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	if isWorker {
 		// Handlers are in place (package earlysignal): the supervisor
 		// may pass signals on from now.
+		ready.KeepOpen()
 		ready.Say(protocol.HelloByte)
 	}
 	c, err := load(args)
@@ -286,7 +287,9 @@ func supervise(args []string, c *config.Config, ready *zfd.ReadyPipe, count *dia
 		Failures: c.Options.MaxFailures, Grace: c.Options.KillGrace,
 		// buffer-full=block asked that nothing be dropped to make room.
 		NeverBlock: c.Options.Mode != config.Blocking && c.Options.BufferFull != config.BlockFull,
-		Errors:     errs, Count: count, Stats: printStats, Signals: sigs, Stderr: stderr,
+		// The ring drops at a handover anyway; the spool loses nothing.
+		RelieveUpgrades: c.Options.Mode == config.NonBlocking && c.Options.BufferFull != config.BlockFull,
+		Errors:          errs, Count: count, Stats: printStats, Signals: sigs, Stderr: stderr,
 	})
 	code := s.Run()
 	if count.Dropped.Load() > 0 {
