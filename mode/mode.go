@@ -109,5 +109,28 @@ func (b *Blocking) Log(msg *logger.Message) error {
 	}
 }
 
-// Flush flushes a driver that buffers.
-func (b *Blocking) Flush() error { return b.Driver.Flush() }
+// Flush flushes a driver that buffers, retrying as Log does while it
+// fails (a full disk under json-file, which keeps what it could not
+// write): the reader consumes its input only after a flush, so in
+// blocking mode the application waits instead of a line being lost.
+func (b *Blocking) Flush() error {
+	wait := backoff.New(firstBackoff, maxBackoff)
+	for {
+		err := b.Driver.Flush()
+		if err == nil {
+			return nil
+		}
+		b.Count.DriverErrors.Add(1)
+		select {
+		case <-b.Stop: // past close-timeout: what is left is counted at close
+			return err
+		default:
+		}
+		d := wait.Next()
+		b.Errors.Printf("flush: %v (retrying in %v)", err, d)
+		if !backoff.Sleep(d, b.Stop) {
+			return err
+		}
+		b.Count.Retries.Add(1)
+	}
+}

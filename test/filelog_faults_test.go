@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -274,5 +275,59 @@ func TestFilesCompressionInterrupted(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".c-json.log.1.gz.tmp-00112233aabbccdd")); err == nil {
 		t.Error("the temporary of the interrupted compression is still there")
+	}
+}
+
+// TestFilesHandoverDiskFull: blocking json-file meets a full disk, and a
+// live upgrade comes meanwhile: the application waits for the disk, the
+// upgrade happens once it has room, and every line is in the file once,
+// nothing dropped. (This run passes on the code before the fix too; the
+// soak seeds 16269148235434856638 and 12524330903834654161, where the
+// handing-over worker counted lines it could not write as dropped that
+// the next one delivered, fail there and pass now.)
+func TestFilesHandoverDiskFull(t *testing.T) {
+	dir := fullTmpfs(t, "256k")
+	filler := filepath.Join(dir, "filler")
+	exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=4k").Run() // until ENOSPC
+	st, err := os.Stat(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filler, st.Size()-8<<10); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "h-json.log")
+	l := StartLogger(t, Env("fullhup00001", map[string]string{"log-path": logPath, "close-timeout": "20s", "mode": "blocking"}), "json-file")
+	want := Lines("across a full disk and an upgrade", 2000) // about 90 kB of json-file
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < len(want); i++ {
+			if _, err := l.Stdout.Write([]byte(want[i] + "\n")); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Microsecond) // the soak's pace: a read, a flush, a commit a line
+		}
+	}()
+	Eventually(t, 20*time.Second, "the logger meeting the full disk", func() bool {
+		return strings.Contains(l.Errors(), "no space left on device")
+	})
+	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the logger did not take the lines once the disk had room")
+	}
+	code := l.Wait(t, 60*time.Second)
+	s := l.Stats(t)
+	got := jsonLines(t, logPath)["stdout"]
+	sinkSameLines(t, "stdout", got, want)
+	if code != 0 || s["lines_dropped"] != "0" || s["upgrades"] != "1" {
+		t.Fatalf("exit %d, lines_dropped=%s, upgrades=%s; stderr: %.2000s", code, s["lines_dropped"], s["upgrades"], l.Errors())
 	}
 }
