@@ -57,6 +57,7 @@ type params struct {
 	bin            string
 	n, drivern     int
 	idle, settle   time.Duration
+	driverIdle     time.Duration
 	starts, lines  int
 	drivers, skip  string
 	awsKey, region string
@@ -68,6 +69,7 @@ func main() {
 	flag.IntVar(&p.n, "n", 100, "idle supervised json-file loggers for the memory and wakeup figures")
 	flag.IntVar(&p.drivern, "drivern", 20, "idle loggers per driver (and per floor) for the per-driver table")
 	flag.DurationVar(&p.idle, "idle", 10*time.Second, "how long the context switches are counted")
+	flag.DurationVar(&p.driverIdle, "driveridle", 5*time.Second, "how long each driver's fleet's context switches are counted")
 	flag.DurationVar(&p.settle, "settle", 2*time.Second, "how long a fleet is left idle before it is measured")
 	flag.IntVar(&p.starts, "starts", 20, "starts timed, for the exec-to-ready medians")
 	flag.IntVar(&p.lines, "lines", 1_000_000, "lines of 100 bytes in the busy run")
@@ -114,6 +116,28 @@ func (f *fleet) procs() [][]int {
 		ps = append(ps, append([]int{l.Pid()}, measure.Children(l.Pid())...))
 	}
 	return ps
+}
+
+// switches returns the context switches of each logger's processes
+// (every thread) during d.
+func (f *fleet) switches(d time.Duration) []int64 {
+	procs := f.procs()
+	count := func(ps []int) (n int64) {
+		for _, pid := range ps {
+			n += measure.CtxSwitches(pid)
+		}
+		return n
+	}
+	start := make([]int64, len(procs))
+	for i, ps := range procs {
+		start[i] = count(ps)
+	}
+	time.Sleep(d)
+	var cs []int64
+	for i, ps := range procs {
+		cs = append(cs, count(ps)-start[i])
+	}
+	return cs
 }
 
 // pss returns the Pss of each logger's processes summed, and the number
@@ -248,22 +272,9 @@ func idleFleet(p params, dir string) (idleFigures, error) {
 	}
 	r.pss, r.supPriv, r.avail = mean(per), median(sup), (before-after)/int64(p.n)
 
-	procs := f.procs()
-	start := make([]int64, len(procs))
-	for i, ps := range procs {
-		for _, pid := range ps {
-			start[i] += measure.CtxSwitches(pid)
-		}
-	}
-	time.Sleep(p.idle)
-	var cs []int64
-	for i, ps := range procs {
-		var n int64
-		for _, pid := range ps {
-			n += measure.CtxSwitches(pid)
-		}
-		cs = append(cs, n-start[i])
-		r.ctxMax = max(r.ctxMax, n-start[i])
+	cs := f.switches(p.idle)
+	for _, n := range cs {
+		r.ctxMax = max(r.ctxMax, n)
 	}
 	r.ctxMed = median(cs)
 	return r, nil
@@ -368,7 +379,7 @@ func busyPrivate(p params, dir string) (int64, error) {
 // floor, drivern at a time.
 func perDriver(p params, dir string) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "idle, %d at a time\tPss per logger MB\tprocesses\t\n", p.drivern)
+	fmt.Fprintf(tw, "idle, %d at a time\tPss per logger MB\tprocesses\tcontext switches in %v\t\n", p.drivern, p.driverIdle)
 	floor := func(name string, args ...string) error {
 		f, err := launch(p.drivern, append([]string{filepath.Join(p.bin, "idlefloor")}, args...), func(int) []string { return os.Environ() })
 		if err != nil {
@@ -376,8 +387,9 @@ func perDriver(p params, dir string) error {
 		}
 		time.Sleep(p.settle)
 		per, n := f.pss()
+		cs := median(f.switches(p.driverIdle))
 		f.stop()
-		fmt.Fprintf(tw, "%s\t%s\t%d\t\n", name, measure.MB(mean(per)), n/p.drivern)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t\n", name, measure.MB(mean(per)), n/p.drivern, cs)
 		return nil
 	}
 	if err := floor("floor: Go program blocking on its pipes"); err != nil {
@@ -392,7 +404,7 @@ func perDriver(p params, dir string) error {
 			return fmt.Errorf("%s: %w", d, err)
 		}
 		if argv == nil {
-			fmt.Fprintf(tw, "%s\tskipped: needs Linux, root and nsenter\t\t\n", d)
+			fmt.Fprintf(tw, "%s\tskipped: needs Linux, root and nsenter\t\t\t\n", d)
 			continue
 		}
 		f, err := launch(p.drivern, argv, envf)
@@ -403,9 +415,10 @@ func perDriver(p params, dir string) error {
 		}
 		time.Sleep(p.settle)
 		per, n := f.pss()
+		cs := median(f.switches(p.driverIdle))
 		f.stop()
 		cleanup()
-		fmt.Fprintf(tw, "%s\t%s\t%d\t\n", d, measure.MB(mean(per)), n/p.drivern)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t\n", d, measure.MB(mean(per)), n/p.drivern, cs)
 	}
 	return tw.Flush()
 }
