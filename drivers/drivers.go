@@ -18,15 +18,16 @@ import (
 
 	"github.com/docker/docker/daemon/logger"
 	// Each import registers its driver with Docker's registry.
-	_ "github.com/docker/docker/daemon/logger/gcplogs"
 	_ "github.com/docker/docker/daemon/logger/gelf"
 	_ "github.com/docker/docker/daemon/logger/splunk"
 	_ "github.com/docker/docker/daemon/logger/syslog"
 
 	"github.com/joyent/dockerlogger/config"
 	"github.com/joyent/dockerlogger/diag"
-	// Our own fluentd driver registers itself the same way.
+	// Our own fluentd and gcplogs drivers register themselves the same
+	// way.
 	_ "github.com/joyent/dockerlogger/drivers/fluentd"
+	_ "github.com/joyent/dockerlogger/drivers/gcplogs"
 	"github.com/joyent/dockerlogger/spool"
 )
 
