@@ -24,10 +24,9 @@ import (
 
 	"github.com/joyent/dockerlogger/config"
 	"github.com/joyent/dockerlogger/diag"
-	// Our own fluentd and gcplogs drivers register themselves the same
-	// way.
+	// Our own fluentd driver registers itself the same way; gcplogs is
+	// in gcplogs.go.
 	_ "github.com/joyent/dockerlogger/drivers/fluentd"
-	_ "github.com/joyent/dockerlogger/drivers/gcplogs"
 	"github.com/joyent/dockerlogger/spool"
 )
 
