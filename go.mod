@@ -94,3 +94,8 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261012220534-4341edf3f941 // indirect
 	gotest.tools/v3 v3.5.2 // indirect
 )
+
+// Docker's api/types/backend names one type of distribution/reference; the
+// real package compiles its regular expressions in every process at start
+// (third_party/reference says more).
+replace github.com/distribution/reference => ./third_party/reference
