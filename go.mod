@@ -95,7 +95,11 @@ require (
 	gotest.tools/v3 v3.5.2 // indirect
 )
 
-// Docker's api/types/backend names one type of distribution/reference; the
-// real package compiles its regular expressions in every process at start
-// (third_party/reference says more).
-replace github.com/distribution/reference => ./third_party/reference
+// Stand-ins for packages that what we link names but never uses, whose
+// real versions allocate at every process start (regular expressions, a
+// Prometheus registry): see each one's package comment under third_party/.
+replace (
+	github.com/distribution/reference => ./third_party/reference
+	github.com/docker/go-metrics => ./third_party/go-metrics
+	github.com/opencontainers/go-digest => ./third_party/go-digest
+)
