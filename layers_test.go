@@ -38,6 +38,7 @@ var mustNot = map[string][]string{
 
 	"drivers/capability": {"drivers", "drivers/fluentd", "reader", "mode", "supervisor", "worker", "config"},
 	"drivers/fluentd":    {"drivers", "reader", "mode", "supervisor", "worker"},
+	"drivers/gcplogs":    {"drivers", "reader", "mode", "supervisor", "worker"},
 	"drivers/logopt":     {"*"},
 	"relp":               {"reader", "mode", "worker", "github.com/docker/docker"},
 	"mode":               {"worker", "supervisor"},

@@ -26,6 +26,9 @@ type Stream struct {
 	Lines   atomic.Int64
 	Bytes   atomic.Int64
 	Partial atomic.Int64 // messages that were partial chunks of a longer line
+	// Read is poked after each message counted: an idle worker sleeps
+	// on it instead of writing its stats file on a timer.
+	Read Waker
 }
 
 // Counters are the totals for one logger process.

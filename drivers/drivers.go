@@ -18,14 +18,14 @@ import (
 
 	"github.com/docker/docker/daemon/logger"
 	// Each import registers its driver with Docker's registry.
-	_ "github.com/docker/docker/daemon/logger/gcplogs"
 	_ "github.com/docker/docker/daemon/logger/gelf"
 	_ "github.com/docker/docker/daemon/logger/splunk"
 	_ "github.com/docker/docker/daemon/logger/syslog"
 
 	"github.com/joyent/dockerlogger/config"
 	"github.com/joyent/dockerlogger/diag"
-	// Our own fluentd driver registers itself the same way.
+	// Our own fluentd driver registers itself the same way; gcplogs is
+	// in gcplogs.go.
 	_ "github.com/joyent/dockerlogger/drivers/fluentd"
 	"github.com/joyent/dockerlogger/spool"
 )

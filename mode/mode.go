@@ -39,6 +39,11 @@ type Blocking struct {
 	Stop <-chan struct{}
 
 	copies sync.Pool
+	// Failing is poked when the driver starts refusing every message:
+	// an idle worker sleeps on it instead of checking failure-timeout on
+	// a timer.
+	Failing diag.Waker
+
 	// failingSince is when the driver started refusing every message
 	// (unix nanoseconds), 0 while it accepts them.
 	failingSince atomic.Int64
@@ -89,7 +94,9 @@ func (b *Blocking) Log(msg *logger.Message) error {
 			return nil
 		}
 		b.Count.DriverErrors.Add(1)
-		b.failingSince.CompareAndSwap(0, time.Now().UnixNano())
+		if b.failingSince.CompareAndSwap(0, time.Now().UnixNano()) {
+			b.Failing.Poke()
+		}
 		select {
 		case <-b.Stop: // past close-timeout: no retry to announce
 			b.Count.Drop(diag.CloseTimeout, 1, n)

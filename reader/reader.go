@@ -326,6 +326,7 @@ func (r *Reader) emit(line []byte, ts time.Time, end bool, upto int) {
 		if msg.PLogMetaData != nil {
 			r.Count.Partial.Add(1)
 		}
+		r.Count.Read.Poke()
 	}
 	if r.Replay > 0 && r.base+int64(upto) <= r.Replay {
 		if r.Replayed != nil {

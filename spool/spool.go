@@ -151,6 +151,7 @@ type Spool struct {
 	dead        int64  // bytes dropped below the cursor, not yet freed
 	pending     []byte // appended, not yet written
 	dirty       bool
+	dirtied     chan struct{} // SyncInterval: told when dirty is set
 	closed      bool
 	finished    bool // no more appends: Next returns io.EOF once empty
 	nextName    int
@@ -206,6 +207,7 @@ func Open(o Options) (*Spool, error) {
 		return nil, err
 	}
 	if o.Sync == SyncInterval {
+		s.dirtied = make(chan struct{}, 1)
 		go s.syncLoop()
 	} else {
 		close(s.syncDone)
@@ -785,6 +787,10 @@ func (s *Spool) flush() error {
 	w.end += int64(len(s.pending))
 	s.pending = s.pending[:0]
 	s.dirty = true
+	select {
+	case s.dirtied <- struct{}{}: // nil unless SyncInterval
+	default:
+	}
 	s.cond.Broadcast()
 	return nil
 }
@@ -994,13 +1000,21 @@ func (s *Spool) free() {
 	}
 }
 
+// syncLoop fsyncs what was written at most once a second, a second after
+// the first write since the last fsync: a spool with nothing written does
+// not wake up (a logger runs in every container).
 func (s *Spool) syncLoop() {
 	defer close(s.syncDone)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
 	for {
 		select {
 		case <-s.stop:
+			return
+		case <-s.dirtied:
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-s.stop:
+			t.Stop()
 			return
 		case <-t.C:
 		}

@@ -228,7 +228,9 @@ func TestFluentdAsyncCloseFlush(t *testing.T) {
 	if code := l.Wait(t, 20*time.Second); code != 0 {
 		t.Fatalf("exit code %d; stderr: %s", code, l.Errors())
 	}
-	evs := s.Events()
+	// Sent before the exit, the events may still be in the sink's socket
+	// (nothing acknowledges them): wait for them to be read.
+	evs, _ := s.Wait(len(out), 10*time.Second)
 	checkStream(t, evs, "stdout", out)
 }
 

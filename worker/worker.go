@@ -351,19 +351,24 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 	if r.Finish {
 		ph, deadline = closing, time.After(0)
 	}
+	var statsTicker *time.Ticker
 	var statsTick <-chan time.Time
 	if r.o.StatsFile != "" {
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		statsTick = t.C
+		statsTicker = time.NewTicker(statsEvery)
+		defer statsTicker.Stop()
+		statsTick = statsTicker.C
 	}
 	started := time.Now()
-	failTick := time.NewTicker(min(r.o.FailureTimeout/4, time.Second))
+	checkEvery := min(r.o.FailureTimeout/4, time.Second)
+	failTick := time.NewTicker(checkEvery)
 	defer failTick.Stop()
 	check := failTick.C
-	var closed <-chan error // the drain and close, once draining
+	q := r.newIdle()
+	var wake <-chan struct{} // q.wake, while the timers are stopped
+	var closed <-chan error  // the drain and close, once draining
 	drain := func() {
-		ph, inputsDone, check, statsTick = draining, nil, nil, nil
+		ph, inputsDone, check, statsTick, wake = draining, nil, nil, nil, nil
+		q.resume()
 		closed = r.drainAndClose()
 	}
 	abandon := func() {
@@ -399,6 +404,22 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 			if ph == reading && failing > 0 && r.hungUp() {
 				r.Errors.Printf("inputs closed while the %s driver is failing: giving up in %v", r.Config.Driver, r.o.CloseTimeout)
 				ph, deadline = closing, time.After(r.o.CloseTimeout)
+			}
+			if ph == reading && q.park() {
+				failTick.Stop()
+				check, wake = nil, q.wake
+				if statsTicker != nil {
+					statsTicker.Stop()
+					statsTick = nil
+				}
+			}
+		case <-wake:
+			q.resume()
+			failTick.Reset(checkEvery)
+			check, wake = failTick.C, nil
+			if statsTicker != nil {
+				statsTicker.Reset(statsEvery)
+				statsTick = statsTicker.C
 			}
 		case <-deadline:
 			if ph == closing {
@@ -436,7 +457,7 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 			}
 			return nil
 		case <-statsTick:
-			r.writeStats()
+			q.writeStats()
 		case sig := <-r.Signals:
 			switch sig {
 			case syscall.SIGUSR1:

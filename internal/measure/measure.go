@@ -338,3 +338,46 @@ func (s *Sampler) Stop() Peaks {
 	}
 	return Peaks{Group: max(group, s.pss), Procs: s.procs, Disk: s.disk}
 }
+
+// MemAvailable reads the host's MemAvailable from /proc/meminfo, in bytes:
+// what the kernel reckons can still be given to new work without swapping.
+func MemAvailable() (int64, error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "MemAvailable:"); ok {
+			f := strings.Fields(v)
+			if len(f) != 2 || f[1] != "kB" {
+				break
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no MemAvailable in /proc/meminfo")
+}
+
+// CtxSwitches is the number of context switches, voluntary and not, of
+// every thread of pid now (/proc/PID/task/*/status: the process's own
+// status counts its main thread only). Threads that ended are not
+// counted; a process that has gone counts 0.
+func CtxSwitches(pid int) int64 {
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	var n int64
+	for _, p := range dirs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(l, ":")
+			if ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
+				c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += c
+			}
+		}
+	}
+	return n
+}

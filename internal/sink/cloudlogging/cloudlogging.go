@@ -1,15 +1,18 @@
 // Package cloudlogging is a test sink: Google Cloud Logging's write path,
 // for the end-to-end tests of the gcplogs driver where Google is out of
-// reach. It speaks the real API — gRPC google.logging.v2.LoggingServiceV2
-// over TLS with HTTP/2, the generated types and service descriptor of
-// cloud.google.com/go/logging/apiv2/loggingpb — so Docker's driver talks
-// to it through the unmodified Google client libraries.
+// reach. It speaks the real API on one TLS port, both ways Google serves
+// it: gRPC google.logging.v2.LoggingServiceV2 over HTTP/2, with the
+// generated types and service descriptor of
+// cloud.google.com/go/logging/apiv2/loggingpb, so Docker's driver talks to
+// it through the unmodified Google client libraries; and REST, POST
+// /v2/entries:write with the request as JSON (protojson of the same
+// types) and errors as Google's JSON error body, for our own driver.
 //
 // It owns the Google side of one project: a service account's key pair
 // and the JSON key file Google hands out for it (ServiceAccount), a TLS
 // identity for logging.googleapis.com signed by a CA of its own (Certs),
 // and WriteLogEntries with the checks the service makes that a client can
-// trip over: a bearer token that is a JWT signed by the account's key
+// trip over (in both protocols): a bearer token that is a JWT signed by the account's key
 // (the self-signed JWT the Google libraries send for service-account
 // keys; Unauthenticated otherwise), a log name of the account's project
 // (PermissionDenied for another), and a log name and a monitored resource
@@ -33,8 +36,10 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -44,9 +49,9 @@ import (
 	mrpb "google.golang.org/genproto/googleapis/api/monitoredres"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/joyent/dockerlogger/internal/sink/store"
@@ -175,6 +180,8 @@ type Server struct {
 	loggingpb.UnimplementedLoggingServiceV2Server
 	account *ServiceAccount
 	grpc    *grpc.Server
+	tls     *tls.Config
+	servers []*http.Server
 
 	// Store holds the entries accepted; it changes at every call.
 	store.Store[Entry]
@@ -188,22 +195,42 @@ type Server struct {
 // starts it.
 func New(account *ServiceAccount, cert tls.Certificate) *Server {
 	s := &Server{Store: store.Store[Entry]{Name: "cloudlogging"}, account: account}
-	s.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS12,
-	})))
+	s.grpc = grpc.NewServer()
 	loggingpb.RegisterLoggingServiceV2Server(s.grpc, s)
+	s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	return s
 }
 
 // Serve serves on ln in the background, until Close. It may be called
 // more than once, to serve again after Stop.
 func (s *Server) Serve(ln net.Listener) {
-	go s.grpc.Serve(ln)
+	hs := &http.Server{Handler: http.HandlerFunc(s.route), TLSConfig: s.tls}
+	s.mu.Lock()
+	s.servers = append(s.servers, hs)
+	s.mu.Unlock()
+	go hs.ServeTLS(ln, "", "")
+}
+
+// route hands gRPC to the gRPC server and the rest to REST.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		s.grpc.ServeHTTP(w, r)
+		return
+	}
+	s.rest(w, r)
 }
 
 // Close stops serving and drops every connection.
-func (s *Server) Close() { s.grpc.Stop() }
+func (s *Server) Close() {
+	s.mu.Lock()
+	servers := s.servers
+	s.servers = nil
+	s.mu.Unlock()
+	for _, hs := range servers {
+		hs.Close()
+	}
+	s.grpc.Stop()
+}
 
 // Requests are the accepted WriteLogEntries requests, in order.
 func (s *Server) Requests() []*loggingpb.WriteLogEntriesRequest {
@@ -242,7 +269,68 @@ func (s *Server) Wait(logName string, n int, d time.Duration) ([]Entry, error) {
 
 // WriteLogEntries is the service's one write method.
 func (s *Server) WriteLogEntries(ctx context.Context, req *loggingpb.WriteLogEntriesRequest) (*loggingpb.WriteLogEntriesResponse, error) {
-	entries, err := s.write(ctx, req)
+	md, _ := metadata.FromIncomingContext(ctx)
+	return &loggingpb.WriteLogEntriesResponse{}, s.accept(md.Get("authorization"), req)
+}
+
+// rest serves POST /v2/entries:write, as Google's REST API: the request
+// as JSON, an empty JSON object back, or {"error": {code, message,
+// status}} with the HTTP status of the error's code.
+func (s *Server) rest(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.URL.Path != "/v2/entries:write" {
+		restError(w, status.Error(codes.NotFound, "The requested URL "+r.URL.Path+" was not found on this server."))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+	if err != nil {
+		return
+	}
+	req := &loggingpb.WriteLogEntriesRequest{}
+	if err := protojson.Unmarshal(body, req); err != nil {
+		restError(w, status.Error(codes.InvalidArgument, "Invalid JSON payload received. "+err.Error()))
+		return
+	}
+	if err := s.accept(r.Header.Values("Authorization"), req); err != nil {
+		restError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	io.WriteString(w, "{}\n")
+}
+
+// restError writes err (a gRPC status) as Google's REST APIs do.
+func restError(w http.ResponseWriter, err error) {
+	st := status.Convert(err)
+	httpStatus := map[codes.Code]int{
+		codes.InvalidArgument: 400, codes.Unauthenticated: 401, codes.PermissionDenied: 403,
+		codes.NotFound: 404, codes.Unimplemented: 501, codes.Unavailable: 503,
+	}[st.Code()]
+	if httpStatus == 0 {
+		httpStatus = 500
+	}
+	name := strings.ToUpper(strings.Join(splitCamel(st.Code().String()), "_"))
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"code": httpStatus, "message": st.Message(), "status": name}})
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.WriteHeader(httpStatus)
+	w.Write(b)
+}
+
+// splitCamel splits PermissionDenied into Permission and Denied.
+func splitCamel(s string) []string {
+	var words []string
+	start := 0
+	for i := 1; i < len(s); i++ {
+		if s[i] >= 'A' && s[i] <= 'Z' {
+			words = append(words, s[start:i])
+			start = i
+		}
+	}
+	return append(words, s[start:])
+}
+
+// accept checks and stores one write, whichever protocol it came by.
+func (s *Server) accept(auth []string, req *loggingpb.WriteLogEntriesRequest) error {
+	entries, err := s.write(auth, req)
 	s.mu.Lock()
 	if err != nil {
 		s.refused = append(s.refused, status.Code(err).String()+": "+status.Convert(err).Message())
@@ -255,11 +343,11 @@ func (s *Server) WriteLogEntries(ctx context.Context, req *loggingpb.WriteLogEnt
 	} else {
 		s.Add(entries...)
 	}
-	return &loggingpb.WriteLogEntriesResponse{}, err
+	return err
 }
 
-func (s *Server) write(ctx context.Context, req *loggingpb.WriteLogEntriesRequest) ([]Entry, error) {
-	if err := s.authenticate(ctx); err != nil {
+func (s *Server) write(auth []string, req *loggingpb.WriteLogEntriesRequest) ([]Entry, error) {
+	if err := s.authenticate(auth); err != nil {
 		return nil, err
 	}
 	if len(req.Entries) == 0 {
@@ -320,9 +408,7 @@ func logProject(name string) (string, error) {
 // authenticate accepts a bearer token that is a JWT signed (RS256) by the
 // account's key, issued by the account, unexpired, and scoped for writing
 // or addressed to the service: what Google accepts as a self-signed JWT.
-func (s *Server) authenticate(ctx context.Context) error {
-	md, _ := metadata.FromIncomingContext(ctx)
-	auth := md.Get("authorization")
+func (s *Server) authenticate(auth []string) error {
 	if len(auth) != 1 || !strings.HasPrefix(auth[0], "Bearer ") {
 		return unauthenticated("no bearer token")
 	}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -194,5 +197,78 @@ func TestOtherCA(t *testing.T) {
 			Resource: &mrpb.MonitoredResource{Type: "global"}, Entries: []*loggingpb.LogEntry{text("x")}})
 	if status.Code(err) != codes.Unavailable || len(f.s.Requests()) != 0 {
 		t.Fatalf("error %v with an untrusted certificate; requests %v", err, f.s.Requests())
+	}
+}
+
+// TestREST: entries:write over HTTPS with a JSON body, on the same port:
+// accepted with a valid token (jsonPayload, timestamp and resource as
+// sent), refused as Google's REST API refuses, with the JSON error body
+// and the HTTP status of the code, and recorded as refused.
+func TestREST(t *testing.T) {
+	f := newFixture(t)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(f.certs.CAPEM)
+	hc := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: pool, ServerName: Host},
+		ForceAttemptHTTP2: true,
+	}}
+	post := func(path, tok, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, "https://"+f.addr+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	tok := token(t, f.account, "https://www.googleapis.com/auth/logging.write")
+	body := `{"logName":"projects/` + project + `/logs/app","resource":{"type":"project","labels":{"project_id":"` + project + `"}},` +
+		`"entries":[{"timestamp":"2024-05-06T07:08:09.123456789Z","jsonPayload":{"message":"hi","n":{"k":"v"}}}]}`
+	if code, b := post("/v2/entries:write", tok, body); code != 200 || strings.TrimSpace(b) != "{}" {
+		t.Fatalf("valid write: %d %s", code, b)
+	}
+	es := f.s.Entries()
+	if len(es) != 1 || es[0].GetJsonPayload().AsMap()["message"] != "hi" || es[0].Resource.Labels["project_id"] != project ||
+		es[0].Timestamp.AsTime() != time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC) {
+		t.Fatalf("entries %v", es)
+	}
+	for _, c := range []struct {
+		name, path, tok, body string
+		code                  int
+		status                string
+	}{
+		{"no token", "/v2/entries:write", "", body, 401, "UNAUTHENTICATED"},
+		{"bad log name", "/v2/entries:write", tok, strings.ReplaceAll(body, "logs/app", "x"), 400, "INVALID_ARGUMENT"},
+		{"not JSON", "/v2/entries:write", tok, "{", 400, "INVALID_ARGUMENT"},
+		{"other path", "/v2/entries:list", tok, body, 404, "NOT_FOUND"},
+	} {
+		code, b := post(c.path, c.tok, c.body)
+		var e struct {
+			Error struct {
+				Code   int
+				Status string
+			}
+		}
+		if json.Unmarshal([]byte(b), &e); code != c.code || e.Error.Code != c.code || e.Error.Status != c.status {
+			t.Errorf("%s: %d %s, want %d %s", c.name, code, b, c.code, c.status)
+		}
+	}
+	denied := strings.ReplaceAll(body, "projects/"+project+"/logs", "projects/someone-else/logs")
+	if code, b := post("/v2/entries:write", tok, denied); code != 403 || !strings.Contains(b, `"PERMISSION_DENIED"`) {
+		t.Errorf("another project: %d %s", code, b)
+	}
+	// Recorded as refused: the requests that parsed (no token, bad log
+	// name, another project), as the gRPC path records them.
+	if len(f.s.Entries()) != 1 || len(f.s.Refused()) != 3 {
+		t.Fatalf("entries %d (want 1), refused %v (want 3)", len(f.s.Entries()), f.s.Refused())
 	}
 }

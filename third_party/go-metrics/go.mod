@@ -1,0 +1,3 @@
+module github.com/docker/go-metrics
+
+go 1.22

@@ -1,0 +1,3 @@
+module github.com/distribution/reference
+
+go 1.22
