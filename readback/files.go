@@ -1,7 +1,9 @@
 package readback
 
 import (
+	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -104,3 +106,57 @@ func openRegular(name string) (*os.File, error) {
 
 // sameFile reports whether a and b are one file.
 func sameFile(a, b os.FileInfo) bool { return a != nil && b != nil && os.SameFile(a, b) }
+
+// newer returns, oldest first, the rotated files written after f, which
+// has rotated away from path with size bytes: f is found among them as
+// the same file, or, once compressed, as the .gz of its size (gzip's
+// trailer) that starts with its bytes. Nil when f is not found (it
+// rotated out of max-file, or was the only one).
+func newer(path string, f *os.File, info os.FileInfo, size int64) ([]string, error) {
+	names, err := rotated(path) // oldest first
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, min(size, 512))
+	if _, err := f.ReadAt(head, 0); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	for i := len(names) - 1; i >= 0; i-- {
+		if isSelf(names[i], info, size, head) {
+			return names[i+1:], nil
+		}
+	}
+	return nil, nil
+}
+
+func isSelf(name string, info os.FileInfo, size int64, head []byte) bool {
+	if !strings.HasSuffix(name, ".gz") {
+		st, err := os.Stat(name)
+		return err == nil && sameFile(st, info)
+	}
+	g, err := openRegular(name)
+	if err != nil {
+		return false
+	}
+	defer g.Close()
+	st, err := g.Stat()
+	if err != nil || st.Size() < 18 {
+		return false
+	}
+	var trailer [4]byte
+	if _, err := g.ReadAt(trailer[:], st.Size()-4); err != nil {
+		return false
+	}
+	if binary.LittleEndian.Uint32(trailer[:]) != uint32(size) {
+		return false
+	}
+	zr, err := gzip.NewReader(g)
+	if err != nil {
+		return false
+	}
+	got := make([]byte, len(head))
+	if _, err := io.ReadFull(zr, got); err != nil {
+		return false
+	}
+	return bytes.Equal(got, head)
+}

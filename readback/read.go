@@ -60,11 +60,10 @@ func Read(ctx context.Context, path string, o Options) error {
 	defer w.flush()
 	fw := forwarder{since: o.Since, until: o.Until}
 	emit := func(e *Entry) bool {
-		if !fw.pass(e) {
-			return false
+		if fw.pass(e) {
+			w.write(e)
 		}
-		w.write(e)
-		return true
+		return !fw.done
 	}
 
 	var ring *tailRing
@@ -124,6 +123,23 @@ func follow(ctx context.Context, path string, cur **os.File, curInfo os.FileInfo
 			// this one holds now is all it will ever hold.
 			if more, err := s.read(emit, true); err != nil || !more {
 				return err
+			}
+			// More than one rotation since the last look: the files
+			// between this one and the current are read whole first.
+			between, err := newer(path, *cur, curInfo, s.off+int64(len(s.buf)))
+			if err != nil {
+				return err
+			}
+			for _, name := range between {
+				rc, _, err := openRotated(name)
+				if err != nil {
+					return err
+				}
+				more, err := (&stream{name: name, r: rc}).read(emit, true)
+				rc.Close()
+				if err != nil || !more {
+					return err
+				}
 			}
 			nf, err := openRegular(path)
 			if err != nil {
@@ -233,14 +249,15 @@ type forwarder struct {
 	done         bool
 }
 
-// pass says whether e is shown; once an entry is past until, nothing is.
+// pass says whether e is shown; once an entry is past until, nothing
+// is, and done is set.
 func (f *forwarder) pass(e *Entry) bool {
 	if f.done {
 		return false
 	}
 	if !f.since.IsZero() {
 		if e.Time.Before(f.since) {
-			return true // skipped, reading goes on
+			return false // skipped; reading goes on
 		}
 		f.since = time.Time{} // timestamps need not be monotonic
 	}
