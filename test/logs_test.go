@@ -252,3 +252,63 @@ func TestLogsBadInput(t *testing.T) {
 	}
 }
 
+// TestLogsFollow: logs -f shows each batch of lines as it is written,
+// goes on across rotations (several between two looks, and compressed
+// ones), and ends by itself, exit 0, once the logger's inputs ended,
+// having shown every line once, in order.
+func TestLogsFollow(t *testing.T) {
+	for _, driver := range []string{"json-file", "local"} {
+		t.Run(driver, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.log")
+			opts := map[string]string{"max-size": "2k", "max-file": "20", "compress": "true"}
+			l := StartLogger(t, Env("f011ow", opts, "DOCKERLOG_LOGPATH="+path), driver)
+			cmd := exec.Command(filepath.Join(bin, "dockerlogger"), "logs", "-f", path)
+			var errb bytes.Buffer
+			out := &syncBuffer{}
+			cmd.Stdout, cmd.Stderr = out, &errb
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			t.Cleanup(func() { cmd.Process.Kill() })
+			var want bytes.Buffer
+			for batch := 0; batch < 8; batch++ {
+				// Batch 5 rotates several times at once.
+				n := 10
+				if batch == 5 {
+					n = 200
+				}
+				var b bytes.Buffer
+				for i := 0; i < n; i++ {
+					fmt.Fprintf(&b, "batch %d line %03d %s\n", batch, i, strings.Repeat("x", 40))
+				}
+				if _, err := l.Stdout.Write(b.Bytes()); err != nil {
+					t.Fatal(err)
+				}
+				want.Write(b.Bytes())
+				w := want.String()
+				Eventually(t, 10*time.Second, fmt.Sprintf("batch %d shown by logs -f", batch), func() bool {
+					return out.String() == w
+				})
+			}
+			if code := l.Wait(t, 30*time.Second); code != 0 {
+				t.Fatalf("logger exit %d: %s", code, l.Errors())
+			}
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Fatalf("logs -f: %v; stderr %q", err, errb.String())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("logs -f did not end after the logger's inputs ended")
+			}
+			if got := out.String(); got != want.String() {
+				t.Errorf("logs -f showed %d bytes, want the %d written", len(got), want.Len())
+			}
+			if gz, _ := filepath.Glob(path + ".*.gz"); len(gz) < 3 {
+				t.Errorf("%d compressed files: the test did not rotate as meant", len(gz))
+			}
+		})
+	}
+}
