@@ -176,9 +176,13 @@ func (c *Cache) run() {
 }
 
 // Close writes what the buffer holds, within timeout, and closes the
-// file; what is left is counted dropped.
+// file; what is left is counted dropped. Only the first call does.
 func (c *Cache) Close(timeout time.Duration) error {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
 	c.closed = true
 	c.mu.Unlock()
 	select {

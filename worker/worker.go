@@ -143,7 +143,7 @@ func (w *Worker) Run() error {
 		r.sink = r.async
 	}
 	if r.cache = w.openCache(); r.cache != nil {
-		defer r.cache.Close(cacheClose)
+		defer r.cache.Close(cacheClose) // when the run ends before its drain
 	}
 	// Ready after the first attempt at the driver, up or not: a sink that
 	// is down must not stop the container from starting.
@@ -486,6 +486,10 @@ func (r *run) drainAndClose() <-chan error {
 		}
 		if cerr := r.drv.Close(); err == nil {
 			err = cerr
+		}
+		if r.cache != nil {
+			// Before the counters are written: they include the cache's.
+			r.cache.Close(cacheClose)
 		}
 		closed <- err
 	}()
