@@ -31,7 +31,7 @@ import (
 
 // BufferSize is the most bytes of lines the cache holds in memory, waiting
 // for its file.
-const BufferSize = 4 << 20
+const BufferSize = 1 << 20
 
 // overhead is what a held message costs beyond its line, for the bound.
 const overhead = 128
