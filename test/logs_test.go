@@ -312,3 +312,35 @@ func TestLogsFollow(t *testing.T) {
 		})
 	}
 }
+
+// TestLogsFromConfiguration: without a path, logs reads the file the
+// logger writes for the same DOCKERLOG_* environment and DRIVER, or the
+// same containerd arguments; a driver with no file to read is refused.
+func TestLogsFromConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c-json.log")
+	env := Env("c0ffee", map[string]string{}, "DOCKERLOG_LOGPATH="+path)
+	l := StartLogger(t, env, "json-file")
+	WriteLines(t, l.Stdout, []string{"one", "two"})
+	if code := l.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, l.Errors())
+	}
+	for _, args := range [][]string{{"logs", "json-file"}, {"logs", "driver", "json-file", "log-path", path}} {
+		cmd := exec.Command(filepath.Join(bin, "dockerlogger"), args...)
+		if args[1] == "json-file" {
+			cmd.Env = env
+		} else {
+			cmd.Env = []string{"CONTAINER_ID=c0ffee", "CONTAINER_NAMESPACE=default"}
+		}
+		out, err := cmd.Output()
+		if err != nil || string(out) != "one\ntwo\n" {
+			t.Errorf("%v: %q, %v", args, out, err)
+		}
+	}
+	cmd := exec.Command(filepath.Join(bin, "dockerlogger"), "logs", "syslog")
+	cmd.Env = Env("c0ffee", map[string]string{"cache-disabled": "true"})
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || strings.Count(string(out), "\n") != 1 {
+		t.Errorf("logs syslog with cache-disabled: %v, %q: want exit 2 and one line", err, out)
+	}
+}
