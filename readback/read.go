@@ -307,6 +307,7 @@ type writer struct {
 	o       Options
 	out     map[string]*bufio.Writer
 	pending map[string]bool // a stream's line is unfinished
+	last    string          // the stream written last
 }
 
 func newWriter(o Options) *writer {
@@ -324,6 +325,14 @@ func (w *writer) write(e *Entry) {
 	b := w.out[e.Source]
 	if b == nil {
 		return
+	}
+	if e.Source != w.last {
+		// In the order they were logged, as docker logs writes them,
+		// when both go to one terminal.
+		if p := w.out[w.last]; p != nil {
+			p.Flush()
+		}
+		w.last = e.Source
 	}
 	if !w.pending[e.Source] {
 		if w.o.Timestamps {

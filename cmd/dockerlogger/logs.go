@@ -113,13 +113,15 @@ func parseTime(flag, v string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%s %s: not a time (RFC 3339, a Unix timestamp, or a duration such as 10m)", flag, strconv.Quote(v))
 }
 
-// logsPath is the file to read: PATH as given (a word with a "/"), or the
-// file the logger would write for the same environment and arguments
-// (DRIVER, or containerd's pairs): log-path for json-file and local, the
-// cache for drivers that keep one.
+// logsPath is the file to read: PATH as given (one word with a "/", or
+// naming a file that exists), or the file the logger would write for the
+// same environment and arguments (DRIVER, or containerd's pairs):
+// log-path for json-file and local, the cache for drivers that keep one.
 func logsPath(rest []string) (string, error) {
-	if len(rest) == 1 && strings.Contains(rest[0], "/") {
-		return rest[0], nil
+	if len(rest) == 1 {
+		if _, err := os.Lstat(rest[0]); err == nil || strings.Contains(rest[0], "/") {
+			return rest[0], nil
+		}
 	}
 	if len(rest) == 0 && !config.IsContainerdArgs(rest, os.Getenv) {
 		return "", errors.New(logsUsage)
