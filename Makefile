@@ -57,12 +57,15 @@ clean:
 
 # The throughput benchmark: dockerlogger's json-file path beside
 # cat, Docker's own copier + json-file driver, and a minimal Go loop (see
-# bench/cmd/throughput), then the encoders' Go benchmarks.
+# bench/cmd/throughput), the stall and supervision benchmarks, reading
+# 1,000,000 lines back beside Docker's reader (bench/cmd/readback), then
+# the encoders' Go benchmarks.
 bench: build
 	$(GO) build -trimpath -ldflags '-s -w' -o bin/ ./bench/cmd/...
 	./bin/throughput -bin bin
 	./bin/stall -bin bin
 	./bin/supervision -bin bin
+	./bin/readback -bin bin
 	$(GO) test -run '^$$' -bench . -benchmem ./filelog/
 
 # The fault matrix (see faults/main.go): every fault against
