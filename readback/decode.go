@@ -119,21 +119,10 @@ type decoder struct {
 func (d *decoder) decode(f Format, rec []byte, e *Entry) error {
 	switch f {
 	case JSONFile:
-		d.jl.Reset()
-		if err := json.Unmarshal(rec, &d.jl); err != nil {
-			return fmt.Errorf("json-file record: %v: %w", err, ErrFormat)
+		if fastJSON(rec, e) {
+			return nil
 		}
-		e.Source, e.Time = d.jl.Stream, d.jl.Created
-		e.Line = append(e.Line[:0], d.jl.Log...)
-		e.Partial = len(e.Line) == 0 || e.Line[len(e.Line)-1] != '\n'
-		e.Attrs = nil
-		if len(d.jl.Attrs) > 0 {
-			e.Attrs = make(map[string]string, len(d.jl.Attrs))
-			for k, v := range d.jl.Attrs {
-				e.Attrs[k] = v
-			}
-		}
-		return nil
+		return d.decodeJSON(rec, e)
 	case Local:
 		d.le.Reset()
 		body := rec[frameLen : len(rec)-frameLen]
@@ -151,4 +140,24 @@ func (d *decoder) decode(f Format, rec []byte, e *Entry) error {
 		return nil
 	}
 	return ErrFormat
+}
+
+// decodeJSON decodes a json-file record with encoding/json into Docker's
+// own type, as Docker's reader does.
+func (d *decoder) decodeJSON(rec []byte, e *Entry) error {
+	d.jl.Reset()
+	if err := json.Unmarshal(rec, &d.jl); err != nil {
+		return fmt.Errorf("json-file record: %v: %w", err, ErrFormat)
+	}
+	e.Source, e.Time = d.jl.Stream, d.jl.Created
+	e.Line = append(e.Line[:0], d.jl.Log...)
+	e.Partial = len(e.Line) == 0 || e.Line[len(e.Line)-1] != '\n'
+	e.Attrs = nil
+	if len(d.jl.Attrs) > 0 {
+		e.Attrs = make(map[string]string, len(d.jl.Attrs))
+		for k, v := range d.jl.Attrs {
+			e.Attrs[k] = v
+		}
+	}
+	return nil
 }
