@@ -55,6 +55,7 @@ var mustNot = map[string][]string{
 	"internal/logproc":           {"*"},
 	"internal/measure":           {"*"},
 	"bench/cmd/dockercopier":     {"drivers"},
+	"bench/cmd/readback":         {"drivers"},
 	"bench":                      {"drivers"},
 	"internal/leakcheck":         {"*"},
 }
