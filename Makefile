@@ -15,13 +15,17 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
 # The main job on the embedded default: loginit runs a small program with
-# the json-file driver writing to a local file, then shows that file.
+# the json-file driver writing to a local file, then shows that file, and
+# reads it back with dockerlogger logs.
 demo: build
 	@rm -f demo-json.log
 	DOCKERLOG_LOGPATH=$(CURDIR)/demo-json.log ./bin/loginit --wait json-file -- \
 	  sh -c 'echo "hello from stdout"; echo "hello from stderr" >&2; printf "a line with no newline"'
 	@echo "--- demo-json.log, as Docker's json-file driver writes it:"
 	@cat demo-json.log
+	@echo "--- read back with docker logs' flags (stdout to stdout, stderr to stderr):"
+	./bin/dockerlogger logs --timestamps demo-json.log
+	@echo
 
 # Everything CI runs: formatting, vet, the illumos build, unit and
 # end-to-end tests, and the short fault matrix.
@@ -54,13 +58,15 @@ clean:
 # The throughput benchmark: dockerlogger's json-file path beside
 # cat, Docker's own copier + json-file driver, and a minimal Go loop (see
 # bench/cmd/throughput), the stall and supervision tables, what an idle
-# logger costs (bench/cmd/footprint), then the encoders' Go benchmarks.
+# logger costs (bench/cmd/footprint), reading 1,000,000 lines back beside
+# Docker's reader (bench/cmd/readback), then the encoders' Go benchmarks.
 bench: build
 	$(GO) build -trimpath -ldflags '-s -w' -o bin/ ./bench/cmd/...
 	./bin/throughput -bin bin
 	./bin/stall -bin bin
 	./bin/supervision -bin bin
 	./bin/footprint -bin bin
+	./bin/readback -bin bin
 	$(GO) test -run '^$$' -bench . -benchmem ./filelog/
 
 # The fault matrix (see faults/main.go): every fault against

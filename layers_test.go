@@ -35,6 +35,8 @@ var mustNot = map[string][]string{
 	"spool":       {"drivers", "reader", "mode", "worker", "supervisor"},
 	"diag":        {"config", "drivers", "reader", "mode", "ring", "spool", "filelog", "supervisor", "worker", "zfd"},
 	"drivers":     {"reader", "mode", "supervisor", "worker"},
+	"logcache":    {"drivers", "mode", "supervisor", "worker"},
+	"readback":    {"drivers", "reader", "mode", "supervisor", "worker", "filelog"},
 
 	"drivers/capability": {"drivers", "drivers/fluentd", "reader", "mode", "supervisor", "worker", "config"},
 	"drivers/fluentd":    {"drivers", "reader", "mode", "supervisor", "worker"},
@@ -54,6 +56,7 @@ var mustNot = map[string][]string{
 	"internal/logproc":           {"*"},
 	"internal/measure":           {"*"},
 	"bench/cmd/dockercopier":     {"drivers"},
+	"bench/cmd/readback":         {"drivers"},
 	"bench":                      {"drivers"},
 	"internal/leakcheck":         {"*"},
 }

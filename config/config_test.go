@@ -622,3 +622,48 @@ func TestErrorShowsValueUsed(t *testing.T) {
 		t.Errorf("%d bytes: %.300s", len(err.Error()), err)
 	}
 }
+
+// TestCacheOptions: Docker's dual-logging options are accepted for every
+// driver with Docker's defaults; the cache is kept only for drivers that
+// cannot be read back; every option is honoured and checked.
+func TestCacheOptions(t *testing.T) {
+	for _, d := range []string{"syslog", "fluentd", "gelf", "splunk", "awslogs", "gcplogs", "otlp", "loki", "some-new-driver"} {
+		o, err := config.ParseOptions(map[string]string{}, d, "cid")
+		if err != nil || !o.Cache || o.CachePath != "/var/log/containers/cid-cached.log" ||
+			o.CacheMaxSize != 20_000_000 || o.CacheMaxFiles != 5 || !o.CacheCompress {
+			t.Errorf("%s: defaults %+v, %v", d, o, err)
+		}
+	}
+	for _, d := range []string{"json-file", "local", "journald", "none"} {
+		o, err := config.ParseOptions(map[string]string{"cache-disabled": "false", "cache-max-size": "1m"}, d, "cid")
+		if err != nil || o.Cache {
+			t.Errorf("%s: cache %v, %v: want the options accepted and no cache", d, o.Cache, err)
+		}
+	}
+	o, err := config.ParseOptions(map[string]string{"cache-disabled": "true"}, "syslog", "cid")
+	if err != nil || o.Cache {
+		t.Errorf("cache-disabled=true: cache %v, %v", o.Cache, err)
+	}
+	o, err = config.ParseOptions(map[string]string{"cache-max-size": "3k", "cache-max-file": "2", "cache-compress": "false", "cache-path": "/c/x.log"}, "gelf", "cid")
+	if err != nil || o.CacheMaxSize != 3000 || o.CacheMaxFiles != 2 || o.CacheCompress || o.CachePath != "/c/x.log" {
+		t.Errorf("given values: %+v, %v", o, err)
+	}
+	if o, err := config.ParseOptions(map[string]string{"cache-max-file": "1"}, "gelf", "cid"); err != nil || o.CacheCompress {
+		t.Errorf("cache-max-file=1 with the default compression: %+v, %v: want accepted, nothing compressed", o, err)
+	}
+	for opts, name := range map[*map[string]string]string{
+		{"cache-disabled": "yes please"}:                  "cache-disabled",
+		{"cache-max-size": "0"}:                           "cache-max-size",
+		{"cache-max-size": "big"}:                         "cache-max-size",
+		{"cache-max-file": "0"}:                           "cache-max-file",
+		{"cache-compress": "zip"}:                         "cache-compress",
+		{"cache-compress": "true", "cache-max-file": "1"}: "cache-compress",
+		{"cache-path": "relative.log"}:                    "cache-path",
+		{"cache-path": "/" + strings.Repeat("n", 300)}:    "cache-path",
+	} {
+		_, err := config.ParseOptions(*opts, "syslog", "cid")
+		if err == nil || !strings.HasPrefix(err.Error(), "log-opt "+name+"=") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: %v, want one line naming %s", *opts, err, name)
+		}
+	}
+}

@@ -61,7 +61,19 @@ type Options struct {
 	FailureTimeout time.Duration
 	MaxFailures    int
 	KillGrace      time.Duration // on-failure=kill-init: SIGTERM to SIGKILL
+	// Cache says whether the dual-logging cache is kept: cache-disabled
+	// is false and the driver cannot be read back (see ReadBack).
+	Cache         bool
+	CachePath     string
+	CacheMaxSize  int64 // bytes per file before rotation
+	CacheMaxFiles int
+	CacheCompress bool
 }
+
+// ReadBack lists the drivers whose output can be read back, which keep
+// no dual-logging cache, as in Docker (its LogReader drivers, and none).
+// Every other driver, present or added later, gets the cache.
+var ReadBack = map[string]bool{"json-file": true, "local": true, "journald": true, "none": true}
 
 // Opt describes one added option: its name, default and allowed values.
 type Opt struct {
@@ -89,6 +101,13 @@ var Added = []Opt{
 	{"log-path", "/var/log/containers/<id>-json.log", nil, "file for json-file and local (local: <id>-local.log)"},
 	{"close-timeout", "10s", nil, "longest time to flush and close the driver at exit (8s under containerd)"},
 	{"stats-file", "", nil, "file that holds the counters in Prometheus text format"},
+	// Docker's dual logging, all four honoured (Docker v28 only reads
+	// cache-disabled); the defaults are Docker's local driver's.
+	{"cache-disabled", "false", []string{"false", "true"}, "keep no local copy (in local format) of what a driver that cannot be read back was given"},
+	{"cache-max-size", "20m", nil, "size of a cache file before it is rotated"},
+	{"cache-max-file", "5", nil, "cache files kept, the current one included"},
+	{"cache-compress", "true", []string{"true", "false"}, "gzip rotated cache files"},
+	{"cache-path", "/var/log/containers/<id>-cached.log", nil, "the cache file, for drivers that cannot be read back"},
 }
 
 // added returns the Added entry of name: every default and value list is
@@ -291,7 +310,50 @@ func ParseOptions(opts map[string]string, driver, id string) (Options, error) {
 			return o, err
 		}
 	}
+	if err := parseCache(&o, opts, driver, id, get, bad, path); err != nil {
+		return o, err
+	}
 	return o, nil
+}
+
+// parseCache parses the cache-* options, as Docker's local driver parses
+// max-size, max-file and compress.
+func parseCache(o *Options, opts map[string]string, driver, id string, get func(string, string) string,
+	bad func(string, string) error, path func(string, string, string) (string, error)) error {
+	off, err := strconv.ParseBool(get("cache-disabled", added("cache-disabled").Default))
+	if err != nil {
+		return bad("cache-disabled", "must be true or false")
+	}
+	if o.CacheMaxSize, err = units.FromHumanSize(get("cache-max-size", added("cache-max-size").Default)); err != nil || o.CacheMaxSize <= 0 {
+		return bad("cache-max-size", "not a positive size (e.g. 20m)")
+	}
+	if o.CacheMaxFiles, err = strconv.Atoi(get("cache-max-file", added("cache-max-file").Default)); err != nil || o.CacheMaxFiles < 1 {
+		return bad("cache-max-file", "not a whole number of at least 1")
+	}
+	if o.CacheCompress, err = strconv.ParseBool(get("cache-compress", added("cache-compress").Default)); err != nil {
+		return bad("cache-compress", "must be true or false")
+	}
+	if _, set := opts["cache-compress"]; set && o.CacheCompress && o.CacheMaxFiles == 1 {
+		return bad("cache-compress", "compression needs cache-max-file of 2 or more")
+	}
+	if o.CacheMaxFiles == 1 {
+		o.CacheCompress = false // the default, with nothing to compress
+	}
+	o.Cache = !off && !ReadBack[driver]
+	o.CachePath = get("cache-path", filepath.Join("/var/log/containers", SafeName(id)+"-cached.log"))
+	// Checked only when given: a default the kernel would refuse (a
+	// very long id) costs the cache, said at the start, not the
+	// container (see package logcache).
+	if _, set := opts["cache-path"]; set {
+		// Room for the rotated names (.N.gz) and compression's temporaries.
+		if o.CachePath, err = path("cache-path", o.CachePath, ""); err != nil {
+			return err
+		}
+		if why := checkPath(o.CachePath, len(".gz.tmp-0123456789abcdef")+4); why != "" {
+			return bad("cache-path", why)
+		}
+	}
+	return nil
 }
 
 // Limits of Linux (and illumos: MAXNAMELEN 256 and MAXPATHLEN 1024 there

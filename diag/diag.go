@@ -46,6 +46,13 @@ type Counters struct {
 	Replayed       atomic.Int64 // lines delivered again after a worker died
 	Resent         atomic.Int64 // lines a driver sent again after its connection broke (may arrive twice)
 	BufferBytes    atomic.Int64 // bytes held by the ring or spool now
+	// The dual-logging cache (package logcache) keeps its own counts: a
+	// line it could not keep was not lost from delivery, so it is in
+	// neither Delivered nor Dropped.
+	// Its keys show only when it is on (CacheOn).
+	CacheOn                         atomic.Bool
+	Cached, CachedBytes             atomic.Int64
+	CacheDropped, CacheDroppedBytes atomic.Int64
 
 	mu      sync.Mutex
 	reasons map[string]*[2]int64 // drop reason -> lines, bytes
@@ -189,6 +196,11 @@ func (c *Counters) Snapshot() []KV {
 		{"stderr_lines_read", i(c.Stderr.Lines.Load())},
 		{"stderr_bytes_read", i(c.Stderr.Bytes.Load())},
 		{"partial_messages", i(c.Stdout.Partial.Load() + c.Stderr.Partial.Load())},
+	}
+	if c.CacheOn.Load() {
+		// Not a drop reason: lines_dropped does not include it.
+		kv = append(kv, KV{"lines_cached", i(c.Cached.Load())}, KV{"bytes_cached", i(c.CachedBytes.Load())},
+			KV{"lines_dropped_cache", i(c.CacheDropped.Load())}, KV{"bytes_dropped_cache", i(c.CacheDroppedBytes.Load())})
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

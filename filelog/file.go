@@ -143,6 +143,7 @@ func Open(o Options) (*File, error) {
 		dir.Close()
 		return nil, linkError(o.Path, err) // names the file already
 	}
+	lockWriting(f)
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		f.Close()
@@ -356,9 +357,15 @@ func (f *File) rotate() error {
 		if err := shift(f.dir, name, f.o.MaxFiles, f.o.Compress); err != nil {
 			return err
 		}
-		if err := f.f.Close(); err != nil && !errors.Is(err, fs.ErrClosed) {
-			f.report(fmt.Errorf("error closing file: %w", err))
-		}
+		// The old file stays open, and locked, until the new one is in
+		// place and locked: a reader following the file (readback) takes
+		// a file no one holds for the end of the logger's output.
+		old := f.f
+		defer func() {
+			if err := old.Close(); err != nil && !errors.Is(err, fs.ErrClosed) {
+				f.report(fmt.Errorf("error closing file: %w", err))
+			}
+		}()
 		f.f = nil
 		if f.o.MaxFiles < 2 {
 			if err := f.dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -373,6 +380,7 @@ func (f *File) rotate() error {
 	if err != nil {
 		return linkError(f.o.Path, err)
 	}
+	lockWriting(nf)
 	f.f = nf
 	f.size = 0
 	if f.o.MaxFiles <= 1 || !f.o.Compress {

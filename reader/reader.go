@@ -159,7 +159,8 @@ func isHandover(err error) bool {
 }
 
 // Copy reads src to EOF and returns nil, or the read error that ended it.
-// A final line with no newline is delivered as a line of its own.
+// A final line with no newline is delivered as a partial message that is
+// not the last, as Docker's copier delivers it.
 func (r *Reader) Copy(src io.Reader) error {
 	lineMax := r.LineMax
 	if lineMax <= 0 {
@@ -222,8 +223,13 @@ func (r *Reader) Copy(src io.Reader) error {
 			case stopped && n > p:
 				r.emit(buf[p:n], ts, false, n)
 				p = n
-			case n > p || r.partialID != "":
-				r.emit(buf[p:n], ts, true, n)
+			case n > p:
+				// A last line without a newline is sent as Docker's
+				// copier sends it: a partial message not marked last,
+				// so the file drivers write no newline the
+				// application did not (json-file, local and the cache
+				// read back the bytes written).
+				r.emit(buf[p:n], ts, false, n)
 				p = n
 			}
 			if cerr := r.commit(committer, p); cerr != nil {

@@ -103,8 +103,14 @@ func got(rs []rec) []string {
 // checkGroups asserts Docker's partial-message invariants: one ID per
 // group, a new ID for each group, ordinals 1..n, Last only on the final
 // part, and every part stamped with the first part's time.
-func checkGroups(t *testing.T, rs []rec) {
+// checkGroups checks the partial metadata; open says the input ended
+// without a newline, so its last group ends with a part not marked last
+// (as Docker's copier sends it), and every other group has a last part.
+func checkGroups(t *testing.T, rs []rec, open bool) {
 	t.Helper()
+	if open && (len(rs) == 0 || !rs[len(rs)-1].Partial || rs[len(rs)-1].Last) {
+		t.Errorf("input without a final newline: the last message is not a partial message without Last")
+	}
 	seen := map[string]bool{}
 	var cur *rec
 	for i, r := range rs {
@@ -143,7 +149,7 @@ func checkGroups(t *testing.T, rs []rec) {
 			cur = nil
 		}
 	}
-	if cur != nil {
+	if cur != nil && !open {
 		t.Errorf("partial group %s never got a Last part", cur.ID)
 	}
 }
@@ -162,8 +168,10 @@ var cases = []struct {
 	{"empty lines", "\n\na\n\n", []want{line(""), line(""), line("a"), line("")}, 4, 1},
 	{"CRLF kept", "a\r\nb\r\n", []want{line("a\r"), line("b\r")}, 2, 4},
 	{"NUL and invalid UTF-8 byte for byte", "\x00\xff\xfe\n\xc3(\x00\n", []want{line("\x00\xff\xfe"), line("\xc3(\x00")}, 2, 6},
-	{"final line without newline is complete", "a\nlast", []want{line("a"), line("last")}, 2, 5},
-	{"only an unterminated line", "x", []want{line("x")}, 1, 1},
+	// A final line without a newline is a partial message not marked
+	// last, as Docker's copier sends it: no newline is added.
+	{"final line without newline is an open partial", "a\nlast", []want{line("a"), part("last", 1, false)}, 2, 5},
+	{"only an unterminated line", "x", []want{part("x", 1, false)}, 1, 1},
 	{"exactly line-max", "12345678\n", []want{line("12345678")}, 1, 8},
 	{"line-max+1", "123456789\n", []want{part("12345678", 1, false), part("9", 2, true)}, 2, 9},
 	{"3*line-max+2", "aaaaaaaabbbbbbbbccccccccdd\nz\n",
@@ -171,12 +179,11 @@ var cases = []struct {
 	// Two chunks exactly: the line fits its parts with nothing left over.
 	{"long line ending at a chunk boundary", "aaaaaaaabbbbbbbb\nz\n",
 		[]want{part("aaaaaaaa", 1, false), part("bbbbbbbb", 2, true), line("z")}, 3, 17},
-	// An unterminated last line is complete, even at exactly line-max.
-	{"unterminated line of exactly line-max", "x\n12345678", []want{line("x"), line("12345678")}, 2, 9},
+	{"unterminated line of exactly line-max", "x\n12345678", []want{line("x"), part("12345678", 1, false)}, 2, 9},
 	{"unterminated long line ending at a chunk boundary", "aaaaaaaabbbbbbbb",
-		[]want{part("aaaaaaaa", 1, false), part("bbbbbbbb", 2, true)}, 2, 16},
+		[]want{part("aaaaaaaa", 1, false), part("bbbbbbbb", 2, false)}, 2, 16},
 	{"long unterminated line at EOF", "x\naaaaaaaabbb",
-		[]want{line("x"), part("aaaaaaaa", 1, false), part("bbb", 2, true)}, 3, 12},
+		[]want{line("x"), part("aaaaaaaa", 1, false), part("bbb", 2, false)}, 3, 12},
 	{"two long lines get two groups", "aaaaaaaaa\nbbbbbbbbb\n",
 		[]want{part("aaaaaaaa", 1, false), part("a", 2, true), part("bbbbbbbb", 1, false), part("b", 2, true)}, 4, 18},
 }
@@ -190,7 +197,7 @@ func TestCopyOneRead(t *testing.T) {
 			if g, w := got(s.msgs), describe(c.want); strings.Join(g, " ") != strings.Join(w, " ") {
 				t.Errorf("messages\n got %v\nwant %v", g, w)
 			}
-			checkGroups(t, s.msgs)
+			checkGroups(t, s.msgs, unterminated(c.in))
 			for i, r := range s.msgs {
 				if r.Source != "stdout" {
 					t.Errorf("msg %d: source %q", i, r.Source)
@@ -238,7 +245,7 @@ func TestCopySplitReads(t *testing.T) {
 				if g := strings.Join(got(s.msgs), " "); g != w {
 					t.Errorf("%s: messages\n got %v\nwant %v", name, g, w)
 				}
-				checkGroups(t, s.msgs)
+				checkGroups(t, s.msgs, unterminated(c.in))
 				if cnt.Lines.Load() != c.lines || cnt.Bytes.Load() != c.bytes {
 					t.Errorf("%s: counted %d lines %d bytes, want %d, %d", name, cnt.Lines.Load(), cnt.Bytes.Load(), c.lines, c.bytes)
 				}
@@ -289,7 +296,7 @@ func TestPartialTimestamps(t *testing.T) {
 	if len(s.msgs) != 4 {
 		t.Fatalf("got %v", got(s.msgs))
 	}
-	checkGroups(t, s.msgs)
+	checkGroups(t, s.msgs, false)
 	first := s.msgs[0].TS
 	for _, r := range s.msgs[:3] {
 		if !r.TS.Equal(first) {
@@ -319,7 +326,7 @@ func TestLargeLines(t *testing.T) {
 	if err := r.Copy(bytes.NewReader(in.Bytes())); err != nil {
 		t.Fatal(err)
 	}
-	checkGroups(t, s.msgs)
+	checkGroups(t, s.msgs, false)
 	if g := reassemble(s.msgs, true); !bytes.Equal(g, in.Bytes()) {
 		t.Errorf("reassembled %d bytes, want %d", len(g), in.Len())
 	}
@@ -348,12 +355,12 @@ func reassemble(rs []rec, terminated bool) []byte {
 			b.WriteByte('\n')
 		}
 	}
-	out := b.Bytes()
-	if !terminated && len(out) > 0 {
-		out = out[:len(out)-1]
-	}
-	return out
+	// A final line without a newline ends in a part not marked last:
+	// nothing to take away.
+	return b.Bytes()
 }
+
+func unterminated(in string) bool { return in != "" && !strings.HasSuffix(in, "\n") }
 
 func TestReadErrorIsWrapped(t *testing.T) {
 	boom := errors.New("boom")
@@ -367,7 +374,7 @@ func TestReadErrorIsWrapped(t *testing.T) {
 		t.Errorf("error %q does not name the stream", err)
 	}
 	// What was read before the error is still delivered.
-	if g := strings.Join(got(s.msgs), " "); g != `"a" "pending"` {
+	if g := strings.Join(got(s.msgs), " "); g != `"a" "pending"[#1 last=false]` {
 		t.Errorf("got %s", g)
 	}
 }

@@ -115,7 +115,7 @@ func TestLoginitExecInPlace(t *testing.T) {
 	}
 	// The logger is CMD's child and finishes on its own after CMD's
 	// pipes close: poll the file it writes.
-	want := map[string]string{"stdout": "hello\nno newline\n", "stderr": "to stderr\n"}
+	want := map[string]string{"stdout": "hello\nno newline", "stderr": "to stderr\n"}
 	Eventually(t, 10*time.Second, "CMD's lines in the json-file log", func() bool {
 		if _, err := os.Stat(path); err != nil {
 			return false

@@ -21,6 +21,7 @@ import (
 	"github.com/joyent/dockerlogger/console"
 	"github.com/joyent/dockerlogger/diag"
 	"github.com/joyent/dockerlogger/drivers"
+	"github.com/joyent/dockerlogger/logcache"
 	"github.com/joyent/dockerlogger/mode"
 	"github.com/joyent/dockerlogger/pipepeek"
 	"github.com/joyent/dockerlogger/protocol"
@@ -78,6 +79,7 @@ type run struct {
 	sink     sink
 	blocking *mode.Blocking // when mode=blocking
 	async    *mode.Async    // when mode=non-blocking or spool
+	cache    *logcache.Cache
 	// ctx is the run's one context: it ends when the worker abandons
 	// delivery (close-timeout passed).
 	ctx        context.Context
@@ -140,6 +142,9 @@ func (w *Worker) Run() error {
 		}
 		r.sink = r.async
 	}
+	if r.cache = w.openCache(); r.cache != nil {
+		defer r.cache.Close(cacheClose) // when the run ends before its drain
+	}
 	// Ready after the first attempt at the driver, up or not: a sink that
 	// is down must not stop the container from starting.
 	if err := w.Ready.Signal(); err != nil {
@@ -173,6 +178,27 @@ func (w *Worker) waitRelief() {
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
+}
+
+// cacheClose is how long the cache may take, after the driver closed, to
+// write what it holds: what it cannot is counted in lines_dropped_cache.
+const cacheClose = time.Second
+
+// openCache opens the dual-logging cache if the driver gets one. A cache
+// that cannot be opened is said and done without: it must never stop the
+// logger.
+func (w *Worker) openCache() *logcache.Cache {
+	o := w.Config.Options
+	if !o.Cache {
+		return nil
+	}
+	c, err := logcache.Open(logcache.Options{Path: o.CachePath, MaxSize: o.CacheMaxSize,
+		MaxFiles: o.CacheMaxFiles, Compress: o.CacheCompress}, w.Count, func(err error) { w.Errors.Printf("%v", err) })
+	if err != nil {
+		w.Errors.Printf("%v (no cache kept)", err)
+		return nil
+	}
+	return c
 }
 
 // countDeadRing counts as dropped what a worker that died held in its
@@ -234,7 +260,11 @@ func (r *run) startReaders(ins []zfd.Input, consoles []*console.Console) <-chan 
 				r.mu.Unlock()
 				f.Close()
 			}()
-			rd := &reader.Reader{Source: in.Name, LineMax: r.o.LineMax, Sink: r.sink, Count: r.Count.Stream(in.Name)}
+			var sink reader.Sink = r.sink
+			if r.cache != nil {
+				sink = r.cache.Tee(sink)
+			}
+			rd := &reader.Reader{Source: in.Name, LineMax: r.o.LineMax, Sink: sink, Count: r.Count.Stream(in.Name)}
 			var cons *console.Console
 			if i < len(consoles) {
 				cons = consoles[i]
@@ -512,6 +542,10 @@ func (r *run) drainAndClose() <-chan error {
 		}
 		if cerr := r.drv.Close(); err == nil {
 			err = cerr
+		}
+		if r.cache != nil {
+			// Before the counters are written: they include the cache's.
+			r.cache.Close(cacheClose)
 		}
 		closed <- err
 	}()

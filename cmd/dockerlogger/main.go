@@ -43,6 +43,7 @@ const usage = `usage:
   dockerlogger --list-drivers [--json]
   dockerlogger --validate DRIVER
   dockerlogger ctxdump
+  dockerlogger logs [-f] [--tail N|all] [--since T] [--until T] [-t] [--details] [PATH | DRIVER]
   dockerlogger version | --version
 configuration: DOCKERLOG_CONFIG (JSON log-opts), DOCKERLOG_CONTAINERID, ...`
 
@@ -125,6 +126,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "ctxdump":
 		return ctxdump(args[1:], stderr, fail)
+	case "logs":
+		return logs(args[1:], stdout, stderr, fail)
 	}
 	if strings.HasPrefix(args[0], "-") && !config.IsContainerdArgs(args, os.Getenv) {
 		return fail(exitConfig, fmt.Errorf("unknown flag %s (see dockerlogger --help)", args[0]))
@@ -135,7 +138,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // runsLogger says whether args run the logger rather than a command.
 func runsLogger(args []string) bool {
 	switch args[0] {
-	case "-h", "--help", "help", "version", "--version", "--list-drivers", "--validate", "ctxdump":
+	case "-h", "--help", "help", "version", "--version", "--list-drivers", "--validate", "ctxdump", "logs":
 		return false
 	}
 	return !strings.HasPrefix(args[0], "-") || config.IsContainerdArgs(args, os.Getenv)
@@ -237,7 +240,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	}
 	w := &worker.Worker{Config: c, Count: count, Errors: errs, Ready: ready, Signals: sigs, Stats: printStats}
 	if isWorker {
-		files := c.Driver == "json-file" || c.Driver == "local" || c.Options.Mode == config.Spool
+		files := c.Driver == "json-file" || c.Driver == "local" || c.Options.Mode == config.Spool || c.Options.Cache
 		if err := dropCapabilities(files); err != nil {
 			errs.Printf("drop capabilities: %v", err)
 		}

@@ -1,0 +1,81 @@
+package logcache
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/daemon/logger"
+
+	"github.com/joyent/dockerlogger/diag"
+	"github.com/joyent/dockerlogger/readback"
+)
+
+type countSink struct{ n, flushes int }
+
+func (s *countSink) Log(m *logger.Message) error { s.n++; logger.PutMessage(m); return nil }
+func (s *countSink) Flush() error                { s.flushes++; return nil }
+
+// TestTeeKeepsOrCounts: every message reaches the sink; each is either in
+// the cache file or counted in lines_dropped_cache (a buffer of a few
+// lines makes drops likely), never both, never neither.
+func TestTeeKeepsOrCounts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c-cached.log")
+	var count diag.Counters
+	var reported []error
+	c, err := Open(Options{Path: path, MaxSize: 1 << 20, MaxFiles: 2, Buffer: 4 * overhead}, &count,
+		func(err error) { reported = append(reported, err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &countSink{}
+	tee := c.Tee(sink)
+	const n = 20000
+	for i := 0; i < n; i++ {
+		m := logger.NewMessage()
+		m.Source, m.Timestamp = "stdout", time.Unix(int64(i), 0)
+		m.Line = fmt.Appendf(m.Line[:0], "line %d", i)
+		tee.Log(m)
+	}
+	tee.(interface{ Flush() error }).Flush()
+	if err := c.Close(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if sink.n != n || sink.flushes != 1 {
+		t.Errorf("sink got %d messages and %d flushes, want %d and 1", sink.n, sink.flushes, n)
+	}
+	cached, dropped := count.Cached.Load(), count.CacheDropped.Load()
+	if cached+dropped != n || count.Dropped.Load() != 0 {
+		t.Errorf("cached %d + dropped from the cache %d != %d (delivery drops %d)", cached, dropped, n, count.Dropped.Load())
+	}
+	if dropped > 0 && len(reported) == 0 {
+		t.Errorf("%d lines dropped from the cache, nothing said", dropped)
+	}
+	var out bytes.Buffer
+	if err := readback.Read(context.Background(), path, readback.Options{Tail: -1, Stdout: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if got := int64(bytes.Count(out.Bytes(), []byte("\n"))); got != cached {
+		t.Errorf("the cache file holds %d lines, %d counted cached", got, cached)
+	}
+	if !bytes.HasPrefix(out.Bytes(), []byte("line 0\n")) {
+		t.Errorf("the cache does not start with the first line: %.40q", out.Bytes())
+	}
+	t.Logf("%d cached, %d dropped", cached, dropped)
+}
+
+// TestOpenFails: a cache-path whose directory is a file cannot be opened,
+// and says so.
+func TestOpenFails(t *testing.T) {
+	var count diag.Counters
+	_, err := Open(Options{Path: "/dev/null/x-cached.log", MaxSize: 1 << 20, MaxFiles: 1}, &count, func(error) {})
+	if err == nil {
+		t.Fatalf("opened a cache under /dev/null: %v", err)
+	}
+	if count.CacheOn.Load() {
+		t.Error("the counters show a cache that is not there")
+	}
+}
