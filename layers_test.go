@@ -39,6 +39,8 @@ var mustNot = map[string][]string{
 	"drivers/capability": {"drivers", "drivers/fluentd", "reader", "mode", "supervisor", "worker", "config"},
 	"drivers/fluentd":    {"drivers", "reader", "mode", "supervisor", "worker"},
 	"drivers/logopt":     {"*"},
+	"drivers/httppush":   {"drivers", "drivers/fluentd", "drivers/otlp", "drivers/loki", "reader", "mode", "supervisor", "worker"},
+	"drivers/otlp":       {"drivers", "reader", "mode", "supervisor", "worker"},
 	"relp":               {"reader", "mode", "worker", "github.com/docker/docker"},
 	"mode":               {"worker", "supervisor"},
 	"faults":             {"*"},

@@ -25,8 +25,9 @@ import (
 
 	"github.com/joyent/dockerlogger/config"
 	"github.com/joyent/dockerlogger/diag"
-	// Our own fluentd driver registers itself the same way.
+	// Our own drivers register themselves the same way.
 	_ "github.com/joyent/dockerlogger/drivers/fluentd"
+	_ "github.com/joyent/dockerlogger/drivers/otlp"
 	"github.com/joyent/dockerlogger/spool"
 )
 

@@ -114,6 +114,14 @@ func (d *Driver) try() bool {
 			count.Drop(diag.DriverGaveUp, lines, bytes)
 		})
 	}
+	if r, ok := l.(capability.DroppingLogger); ok && d.count != nil {
+		count := d.count
+		r.OnDrop(func(reason string, lines, bytes int64) {
+			count.Delivered.Add(-lines)
+			count.DeliveredBytes.Add(-bytes)
+			count.Drop(reason, lines, bytes)
+		})
+	}
 	d.l = l
 	close(d.up)
 	return true

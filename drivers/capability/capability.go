@@ -46,3 +46,11 @@ type AccountedLogger interface {
 type GivingUpLogger interface {
 	OnGiveUp(gaveUp func(lines, bytes int64))
 }
+
+// DroppingLogger is a driver that may learn, after it accepted a line,
+// that the sink refused it (otlp, loki: a 400 or a partial success): it
+// calls dropped for those lines with a reason of diag/reasons.go, so they
+// move from delivered to dropped.
+type DroppingLogger interface {
+	OnDrop(dropped func(reason string, lines, bytes int64))
+}
