@@ -41,6 +41,8 @@ var mustNot = map[string][]string{
 	"drivers/logopt":     {"*"},
 	"drivers/httppush":   {"drivers", "drivers/fluentd", "drivers/otlp", "drivers/loki", "reader", "mode", "supervisor", "worker"},
 	"drivers/otlp":       {"drivers", "reader", "mode", "supervisor", "worker"},
+	"drivers/loki":       {"drivers", "reader", "mode", "supervisor", "worker"},
+	"internal/sink/loki": {"*"},
 	"relp":               {"reader", "mode", "worker", "github.com/docker/docker"},
 	"mode":               {"worker", "supervisor"},
 	"faults":             {"*"},

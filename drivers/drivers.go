@@ -27,6 +27,7 @@ import (
 	"github.com/joyent/dockerlogger/diag"
 	// Our own drivers register themselves the same way.
 	_ "github.com/joyent/dockerlogger/drivers/fluentd"
+	_ "github.com/joyent/dockerlogger/drivers/loki"
 	_ "github.com/joyent/dockerlogger/drivers/otlp"
 	"github.com/joyent/dockerlogger/spool"
 )

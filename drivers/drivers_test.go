@@ -205,7 +205,7 @@ func TestList(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the expected set is Linux's")
 	}
-	want := []string{"awslogs", "fluentd", "gcplogs", "gelf", "journald", "json-file", "local", "none", "otlp", "splunk", "syslog"}
+	want := []string{"awslogs", "fluentd", "gcplogs", "gelf", "journald", "json-file", "local", "loki", "none", "otlp", "splunk", "syslog"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("List = %v, want %v", got, want)
 	}

@@ -7,6 +7,7 @@ import (
 	units "github.com/docker/go-units"
 
 	"github.com/joyent/dockerlogger/diag"
+	"github.com/joyent/dockerlogger/drivers/loki"
 	"github.com/joyent/dockerlogger/drivers/otlp"
 )
 
@@ -102,6 +103,7 @@ var driverOptions = map[string][]Option{
 	},
 	"none": nil,
 	"otlp": ownTable(otlp.Options),
+	"loki": ownTable(loki.Options),
 }
 
 // ownTable turns the option table of one of our own drivers' packages into

@@ -60,8 +60,8 @@ type Config struct {
 	BatchWait  time.Duration // a batch is sent this long after its first line at the latest
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
-	// Retries bounds the attempts after the first; 0 retries without end.
-	Retries int
+	// Attempts bounds the posts of one batch; 0 retries without end.
+	Attempts int
 	// Send posts body; it bounds its own time.
 	Send func(ctx context.Context, body []byte) Result
 	// Report says what went wrong (rate limited by the caller).
@@ -90,19 +90,18 @@ type sealed struct {
 type Pusher struct {
 	cfg Config
 
-	mu        sync.Mutex
-	notify    chan struct{} // closed and replaced at every change
-	cur       Batch
-	curLines  int64
-	curBytes  int64
-	gen       uint64 // counts seals, so a late timer seals nothing
-	timer     *time.Timer
-	queue     []sealed // queue[0] is being sent
-	free      []Batch
-	closing   bool
-	done      chan struct{}
-	dropped   atomic.Pointer[func(reason string, lines, bytes int64)]
-	failedFor atomic.Int64 // lines given up on, for tests and stats
+	mu       sync.Mutex
+	notify   chan struct{} // closed and replaced at every change
+	cur      Batch
+	curLines int64
+	curBytes int64
+	gen      uint64 // counts seals, so a late timer seals nothing
+	timer    *time.Timer
+	queue    []sealed // queue[0] is being sent
+	free     []Batch
+	closing  bool
+	done     chan struct{}
+	dropped  atomic.Pointer[func(reason string, lines, bytes int64)]
 }
 
 // New starts the sender.
@@ -311,9 +310,8 @@ func (p *Pusher) send(s sealed) {
 			}
 			return
 		}
-		if p.cfg.Retries > 0 && attempt >= p.cfg.Retries {
+		if p.cfg.Attempts > 0 && attempt+1 >= p.cfg.Attempts {
 			p.cfg.Report(fmt.Errorf("%s: gave up on %d lines after %d attempts: %v", p.cfg.Name, s.lines, attempt+1, r.Err))
-			p.failedFor.Add(s.lines)
 			p.drop(diag.DriverGaveUp, s.lines, s.bytes)
 			return
 		}
