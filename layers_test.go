@@ -43,6 +43,7 @@ var mustNot = map[string][]string{
 	"drivers/otlp":       {"drivers", "reader", "mode", "supervisor", "worker"},
 	"drivers/loki":       {"drivers", "reader", "mode", "supervisor", "worker"},
 	"internal/sink/loki": {"*"},
+	"internal/otelcol":   {"*"},
 	"relp":               {"reader", "mode", "worker", "github.com/docker/docker"},
 	"mode":               {"worker", "supervisor"},
 	"faults":             {"*"},
