@@ -53,11 +53,14 @@ clean:
 
 # The throughput benchmark: dockerlogger's json-file path beside
 # cat, Docker's own copier + json-file driver, and a minimal Go loop (see
-# bench/cmd/throughput), then the encoders' Go benchmarks.
+# bench/cmd/throughput), the network drivers (fluentd, otlp into the
+# OpenTelemetry Collector, loki: bench/cmd/netput), then the encoders' Go
+# benchmarks.
 bench: build
 	$(GO) build -trimpath -ldflags '-s -w' -o bin/ ./bench/cmd/...
 	./bin/throughput -bin bin
 	./bin/stall -bin bin
+	./bin/netput -bin bin
 	./bin/supervision -bin bin
 	$(GO) test -run '^$$' -bench . -benchmem ./filelog/
 

@@ -19,8 +19,8 @@
 //     not stored, as Loki deduplicates;
 //   - while Limit is set, every push: 429 (a tenant over its ingestion rate).
 //
-// For fault tests it can be stopped and started on the same address and
-// told to answer the next pushes with a status (Fail).
+// For fault tests it can be stopped and started on the same address,
+// stalled, and told to answer the next pushes with a status (Fail).
 //
 // It must never import dockerlogger's own packages: it stands for a real
 // server and knows nothing of the client under test.
@@ -76,7 +76,8 @@ type Server struct {
 	last    map[string]Entry // per tenant and stream, the last stored
 	fail    []failure
 	limit   bool
-	pushes  []int // status of every push, in order
+	stalled chan struct{} // while set, pushes wait until it is closed
+	pushes  []int         // status of every push, in order
 }
 
 type failure struct {
@@ -165,6 +166,20 @@ func (s *Server) Limit(on bool) {
 	s.mu.Unlock()
 }
 
+// Stall holds (true) or lets go (false) every push before it is read: a
+// Loki that hangs with its connections open.
+func (s *Server) Stall(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case on && s.stalled == nil:
+		s.stalled = make(chan struct{})
+	case !on && s.stalled != nil:
+		close(s.stalled)
+		s.stalled = nil
+	}
+}
+
 // Pushes returns the status of every push so far.
 func (s *Server) Pushes() []int {
 	s.mu.Lock()
@@ -183,6 +198,16 @@ type stream struct {
 }
 
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	stalled := s.stalled
+	s.mu.Unlock()
+	if stalled != nil {
+		select {
+		case <-stalled:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	status, text := s.push(w, r)
 	s.mu.Lock()
 	s.pushes = append(s.pushes, status)
