@@ -224,6 +224,7 @@ type otlpEndpoint struct {
 	mu       sync.Mutex
 	accepted []string
 	retried  map[string]bool
+	noAuth   int // posts without the basic authentication of the URL
 }
 
 func (e *otlpEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -242,6 +243,9 @@ func (e *otlpEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body := req.ResourceLogs[0].ScopeLogs[0].LogRecords[0].Body.text()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if u, p, ok := r.BasicAuth(); !ok || u != "user" || p != "sekrit-pass" {
+		e.noAuth++
+	}
 	w.Header().Set("Content-Type", "application/json")
 	switch {
 	case strings.HasPrefix(body, "partial"):
@@ -262,11 +266,14 @@ func (e *otlpEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TestOTLPRefusedCounted: records the collector refuses for good (a
 // partial success, a 400) are dropped and counted with their reason and
 // never stall the stream; a 503 with Retry-After is sent again after it.
+// The endpoint's user:password is sent as basic authentication and never
+// printed.
 func TestOTLPRefusedCounted(t *testing.T) {
 	e := &otlpEndpoint{retried: map[string]bool{}}
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	l := StartLogger(t, Env(otlpID, map[string]string{"otlp-endpoint": srv.URL, "otlp-protocol": "http/json",
+	url := strings.Replace(srv.URL, "://", "://user:sekrit-pass@", 1)
+	l := StartLogger(t, Env(otlpID, map[string]string{"otlp-endpoint": url, "otlp-protocol": "http/json",
 		"otlp-batch-wait": "0"}), "otlp")
 	lines := []string{"one", "partial two", "three", "invalid four", "busy five", "six"}
 	start := time.Now()
@@ -290,6 +297,9 @@ func TestOTLPRefusedCounted(t *testing.T) {
 	}
 	if !strings.Contains(l.Errors(), "record refused") || !strings.Contains(l.Errors(), "400") {
 		t.Fatalf("the reasons are not reported: %s", l.Errors())
+	}
+	if e.noAuth != 0 || strings.Contains(l.Errors(), "sekrit") {
+		t.Fatalf("%d posts without basic authentication; stderr: %s", e.noAuth, l.Errors())
 	}
 }
 

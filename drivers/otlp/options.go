@@ -78,7 +78,8 @@ const logsPath = "/v1/logs"
 
 // options is a parsed configuration.
 type options struct {
-	url         string // the full URL posted to
+	url         string // the full URL posted to, without user information
+	user, pass  string // the endpoint's user information, sent as basic auth
 	protocol    string
 	headers     [][2]string
 	gzip        bool
@@ -138,7 +139,7 @@ next:
 	}
 	// The endpoint.
 	var err error
-	if o.url, err = endpoint(cfg, getenv); err != nil {
+	if o.url, o.user, o.pass, err = endpoint(cfg, getenv); err != nil {
 		return nil, err
 	}
 	s := lookup(cfg, getenv, protocolKey)
@@ -209,8 +210,9 @@ next:
 	return o, nil
 }
 
-// endpoint returns the URL to post to.
-func endpoint(cfg map[string]string, getenv func(string) string) (string, error) {
+// endpoint returns the URL to post to and its user information, taken
+// out of it so that no error quoting the URL quotes a password.
+func endpoint(cfg map[string]string, getenv func(string) string) (u string, user, pass string, err error) {
 	s, base := setting{}, true
 	if v, ok := cfg[endpointKey]; ok {
 		s = setting{"log-opt " + endpointKey, v}
@@ -221,21 +223,26 @@ func endpoint(cfg map[string]string, getenv func(string) string) (string, error)
 	} else {
 		s = setting{"log-opt " + endpointKey, "http://localhost:4318"}
 	}
-	u, err := httppush.ParseURL(s.value)
+	pu, err := httppush.ParseURL(s.value)
 	if err != nil {
 		// A URL may hold user:password: name it, never quote it.
-		return "", fmt.Errorf("%s: %w", s.from, err)
+		return "", "", "", fmt.Errorf("%s: %w", s.from, err)
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("%s: no query or fragment allowed", s.from)
+	if pu.RawQuery != "" || pu.Fragment != "" {
+		return "", "", "", fmt.Errorf("%s: no query or fragment allowed", s.from)
 	}
 	// A base gets /v1/logs added to its path, as the specification says
 	// of OTEL_EXPORTER_OTLP_ENDPOINT; one that ends with it already is
 	// taken as it is.
-	if base && !strings.HasSuffix(u.Path, logsPath) {
-		u.Path = strings.TrimSuffix(u.Path, "/") + logsPath
+	if base && !strings.HasSuffix(pu.Path, logsPath) {
+		pu.Path = strings.TrimSuffix(pu.Path, "/") + logsPath
 	}
-	return u.String(), nil
+	if pu.User != nil {
+		user = pu.User.Username()
+		pass, _ = pu.User.Password()
+		pu.User = nil
+	}
+	return pu.String(), user, pass, nil
 }
 
 // pairs parses k=v,k=v as the OTEL_EXPORTER_OTLP_HEADERS and

@@ -113,13 +113,14 @@ func newDriver(info logger.Info) (logger.Logger, error) {
 		if o.gzip {
 			req.Header.Set("Content-Encoding", "gzip")
 		}
+		if o.user != "" || o.pass != "" {
+			req.SetBasicAuth(o.user, o.pass)
+		}
 		for _, kv := range o.headers {
 			req.Header.Set(kv[0], kv[1])
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			// The error quotes the URL, which may hold credentials:
-			// the caller's error line redacts them (config.Secrets).
 			return httppush.Result{Retry: true, Err: fmt.Errorf("otlp: post: %w", err)}
 		}
 		answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
@@ -153,12 +154,13 @@ func newDriver(info logger.Info) (logger.Logger, error) {
 	return &driver{p}, nil
 }
 
-// Backoff between attempts: the OpenTelemetry SDKs' exporters' (5 s
-// initial would be theirs; the collector answers at once when it is up,
-// so start sooner).
+// Backoff between attempts. The SDKs' exporters start at 5 s and stop at
+// 30 s; a collector answers at once when it is up, and a logger that
+// waits 30 s after a collector's restart holds lines for nothing: start
+// sooner and stop at 5 s (a server's Retry-After may ask for longer).
 const (
 	minBackoff = 100 * time.Millisecond
-	maxBackoff = 30 * time.Second
+	maxBackoff = 5 * time.Second
 )
 
 // report is where Docker's drivers say what went wrong (the worker routes
