@@ -44,7 +44,7 @@ const (
 // the OTEL_EXPORTER_OTLP_* variables of the logger's environment replace
 // (see envNames).
 var Options = [][2]string{
-	{"tag", "{{.ID}}"}, {"labels", ""}, {"labels-regex", ""}, {"env", ""}, {"env-regex", ""},
+	{"labels", ""}, {"labels-regex", ""}, {"env", ""}, {"env-regex", ""},
 	{endpointKey, "http://localhost:4318"},
 	{protocolKey, protoProtobuf},
 	{headersKey, ""},
