@@ -299,7 +299,10 @@ func (a *Async) markGaps(i int, before uint64) bool {
 		m.lines, m.bytes, streamName[i],
 		time.Unix(0, m.t1).UTC().Format(time.RFC3339Nano), time.Unix(0, m.t2).UTC().Format(time.RFC3339Nano),
 		reasonText[m.why])
-	rec := spool.Record{Stderr: i == 1, Time: time.Now().UnixNano(), Line: []byte(line)}
+	// Stamped with the read time of the last line lost, not now: the lines
+	// still held were read after it, and a stream whose times go back is
+	// refused by Loki (an entry older than its stream's last: 400).
+	rec := spool.Record{Stderr: i == 1, Time: m.t2, Line: []byte(line)}
 	if !a.deliver(&rec) {
 		return false
 	}

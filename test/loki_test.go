@@ -307,3 +307,50 @@ func TestLokiValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestLokiDropMarkerInOrder: after a non-blocking ring overflowed while
+// Loki was down, the drop marker takes its place in the stream's order
+// (stamped with the last lost line's time), so a Loki that refuses entries
+// older than its stream's last takes it and every line after it.
+func TestLokiDropMarkerInOrder(t *testing.T) {
+	s, err := loki.Reserve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	l := StartLogger(t, Env(lokiID, map[string]string{"loki-url": s.URL(), "mode": "non-blocking",
+		"max-buffer-size": "64k", "loki-min-backoff": "50ms", "loki-max-backoff": "200ms", "loki-retries": "0"}), "loki")
+	WriteLines(t, l.Stdout, Lines("lost", 3000)) // with their records' overhead, more than the ring holds
+	Eventually(t, 10*time.Second, "a connection error on the logger's stderr", func() bool {
+		return strings.Contains(l.Errors(), "connection refused")
+	})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	late := Lines("late", 20)
+	WriteLines(t, l.Stdout, late)
+	if code := l.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit code %d; stderr: %s", code, l.Errors())
+	}
+	st := l.Stats(t)
+	if st["lines_dropped_rejected"] != "" || st["lines_dropped_buffer_full"] == "" {
+		t.Fatalf("stats %v; stderr: %s", st, l.Errors())
+	}
+	es := s.All()
+	marker := -1
+	for i, e := range es {
+		if strings.HasPrefix(e.Line, "dockerlogger: dropped ") {
+			marker = i
+		}
+	}
+	if marker < 0 || len(es) < len(late) {
+		t.Fatalf("no marker among %d entries", len(es))
+	}
+	var got []string
+	for _, e := range es[len(es)-len(late):] {
+		got = append(got, e.Line)
+	}
+	if strings.Join(got, "\n") != strings.Join(late, "\n") {
+		t.Fatalf("the last entries are %q, want %q", got, late)
+	}
+}
