@@ -362,3 +362,36 @@ func TestOTLPValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestOTLPPartialLines: a line longer than line-max arrives as one record
+// per part, in order, each with docker.partial.id (the same for all),
+// .ordinal (1, 2, ...) and .last (true on the last part only); the parts
+// joined are the line.
+func TestOTLPPartialLines(t *testing.T) {
+	c := startOtelcol(t)
+	l := StartLogger(t, Env(otlpID, map[string]string{"otlp-endpoint": c.URL("http"), "line-max": "1k"}), "otlp")
+	long := strings.Repeat("0123456789", 250) // 2500 bytes: three parts
+	WriteLines(t, l.Stdout, []string{"before", long, "after"})
+	if code := l.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit code %d; stderr: %s", code, l.Errors())
+	}
+	recs := c.Records()
+	if len(recs) != 5 || recs[0].Body.text() != "before" || recs[4].Body.text() != "after" {
+		t.Fatalf("%d records: %+v", len(recs), recs)
+	}
+	if recs[0].attr("docker.partial.id") != "" {
+		t.Fatalf("a whole line carries partial attributes: %+v", recs[0].Attributes)
+	}
+	var joined string
+	id := recs[1].attr("docker.partial.id")
+	for i, r := range recs[1:4] {
+		last := strconv.FormatBool(i == 2)
+		if r.attr("docker.partial.id") != id || id == "" || r.attr("docker.partial.ordinal") != strconv.Itoa(i+1) || r.attr("docker.partial.last") != last {
+			t.Fatalf("part %d: attributes %+v", i, r.Attributes)
+		}
+		joined += r.Body.text()
+	}
+	if joined != long {
+		t.Fatalf("the parts joined are %d bytes, want the line's %d", len(joined), len(long))
+	}
+}
