@@ -59,12 +59,13 @@ func (f forwardSink) Messages(atLeast int, d time.Duration) ([]string, error) {
 func startSink(name, dir string, reserve bool) (netSink, error) {
 	switch name {
 	case "loki":
-		srv, err := loki.Listen("127.0.0.1:0")
+		open := loki.Listen
+		if reserve {
+			open = func(string) (*loki.Server, error) { return loki.Reserve() }
+		}
+		srv, err := open("127.0.0.1:0")
 		if err != nil {
 			return nil, err
-		}
-		if reserve {
-			srv.Stop()
 		}
 		return lokiSink{srv}, nil
 	case "otlp":

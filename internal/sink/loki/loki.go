@@ -29,6 +29,7 @@ package loki
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,6 +72,7 @@ type Server struct {
 	MaxLineSize int
 
 	address string
+	tls     *tls.Config // nil: plain HTTP
 	mu      sync.Mutex
 	srv     *http.Server
 	last    map[string]Entry // per tenant and stream, the last stored
@@ -86,32 +88,44 @@ type failure struct {
 }
 
 // Listen serves on address ("127.0.0.1:0" picks a free port).
-func Listen(address string) (*Server, error) {
+func Listen(address string) (*Server, error) { return listen(address, nil, true) }
+
+// ListenTLS serves HTTPS on address with cfg (which may require client
+// certificates), as a Loki behind a TLS-terminating gateway.
+func ListenTLS(address string, cfg *tls.Config) (*Server, error) { return listen(address, cfg, true) }
+
+// Reserve picks a free address and does not serve it until Start.
+func Reserve() (*Server, error) { return listen("127.0.0.1:0", nil, false) }
+
+func listen(address string, cfg *tls.Config, serve bool) (*Server, error) {
 	s := &Server{Store: store.Store[Entry]{Name: "loki sink"}, RejectOldSamplesMaxAge: 7 * 24 * time.Hour,
-		MaxLineSize: 256 << 10, last: map[string]Entry{}}
+		MaxLineSize: 256 << 10, last: map[string]Entry{}, tls: cfg}
 	ln, err := net.Listen("tcp", address)
 	if err != nil {
 		return nil, fmt.Errorf("loki sink: listen %s: %w", address, err)
 	}
 	s.address = ln.Addr().String()
+	if !serve {
+		ln.Close()
+		return s, nil
+	}
 	s.serve(ln)
 	return s, nil
 }
 
-// Reserve picks a free address and does not serve it until Start.
-func Reserve() (*Server, error) {
-	s, err := Listen("127.0.0.1:0")
-	if err != nil {
-		return nil, err
+// URL is the push URL, for loki-url.
+func (s *Server) URL() string {
+	scheme := "http"
+	if s.tls != nil {
+		scheme = "https"
 	}
-	s.Stop()
-	return s, nil
+	return scheme + "://" + s.address + "/loki/api/v1/push"
 }
 
-// URL is the push URL, for loki-url.
-func (s *Server) URL() string { return "http://" + s.address + "/loki/api/v1/push" }
-
 func (s *Server) serve(ln net.Listener) {
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 	srv := &http.Server{Handler: http.HandlerFunc(s.handle), ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
 	s.srv = srv
