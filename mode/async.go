@@ -303,7 +303,7 @@ func (a *Async) markGaps(i int, before uint64) bool {
 	// still held were read after it, and a stream whose times go back is
 	// refused by Loki (an entry older than its stream's last: 400).
 	rec := spool.Record{Stderr: i == 1, Time: m.t2, Line: []byte(line)}
-	if !a.deliver(&rec) {
+	if !a.deliverAs(&rec, true) {
 		return false
 	}
 	a.cfg.Count.Set("drop_markers", strconv.FormatInt(a.markers.Add(1), 10))
@@ -326,7 +326,17 @@ func (a *Async) markAll() bool {
 
 // deliver hands rec to the driver, retrying with backoff until it is
 // accepted (true) or Drain gives up (false).
-func (a *Async) deliver(rec *spool.Record) bool {
+func (a *Async) deliver(rec *spool.Record) bool { return a.deliverAs(rec, false) }
+
+// markerDriver is a driver that takes drop markers apart
+// (drivers.Driver, for a capability.MarkerLogger): a marker is a line the
+// logger made, never read, so never counted delivered or dropped.
+type markerDriver interface {
+	LogMarker(*logger.Message) error
+}
+
+// deliverAs is deliver, for a drop marker when marker is set.
+func (a *Async) deliverAs(rec *spool.Record, marker bool) bool {
 	wait := backoff.New(firstBackoff, maxBackoff)
 	for {
 		msg := logger.NewMessage()
@@ -336,7 +346,12 @@ func (a *Async) deliver(rec *spool.Record) bool {
 		if rec.Partial {
 			msg.PLogMetaData = &backend.PartialLogMetaData{ID: rec.ID, Ordinal: int(rec.Ordinal), Last: rec.Last}
 		}
-		err := a.cfg.Driver.Log(msg) // the driver owns msg now, even on error
+		var err error // the driver owns msg now, even on error
+		if md, ok := a.cfg.Driver.(markerDriver); ok && marker {
+			err = md.LogMarker(msg)
+		} else {
+			err = a.cfg.Driver.Log(msg)
+		}
 		if err == nil {
 			return true
 		}

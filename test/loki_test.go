@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -237,9 +236,8 @@ func TestLokiDownNeverBlocks(t *testing.T) {
 	code := l.Wait(t, 20*time.Second)
 	st := l.Stats(t)
 	// The drop markers the ring handed to the driver are lost with the
-	// lines, and counted with them though never read (a known gap).
-	markers, _ := strconv.Atoi(st["drop_markers"])
-	if st["lines_read"] != fmt.Sprint(n) || st["lines_delivered"] != "0" || st["lines_dropped"] != fmt.Sprint(n+markers) {
+	// lines but not counted: the logger never read them.
+	if st["lines_read"] != fmt.Sprint(n) || st["lines_delivered"] != "0" || st["lines_dropped"] != fmt.Sprint(n) || st["drop_markers"] == "" {
 		t.Fatalf("exit %d, stats %v", code, st)
 	}
 	if code == 0 {

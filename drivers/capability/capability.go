@@ -13,7 +13,11 @@
 // be given.
 package capability
 
-import "github.com/joyent/dockerlogger/filelog"
+import (
+	"github.com/docker/docker/daemon/logger"
+
+	"github.com/joyent/dockerlogger/filelog"
+)
 
 // Flusher is a driver that buffers what it takes and writes it on Flush
 // (json-file and local; syslog over RELP waits for acknowledgements).
@@ -53,4 +57,12 @@ type GivingUpLogger interface {
 // move from delivered to dropped.
 type DroppingLogger interface {
 	OnDrop(dropped func(reason string, lines, bytes int64))
+}
+
+// MarkerLogger is a driver that holds the lines it took and counts them
+// itself (PendingLogger, DroppingLogger): LogMarker takes a drop marker, a
+// line the logger made and never read, which it sends as any other line
+// but leaves out of what it says it holds or dropped.
+type MarkerLogger interface {
+	LogMarker(*logger.Message) error
 }

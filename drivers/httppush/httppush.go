@@ -93,7 +93,8 @@ type Pusher struct {
 	mu       sync.Mutex
 	notify   chan struct{} // closed and replaced at every change
 	cur      Batch
-	curLines int64
+	curRecs  int   // what cur holds, drop markers too
+	curLines int64 // and its lines and bytes, without them
 	curBytes int64
 	gen      uint64 // counts seals, so a late timer seals nothing
 	timer    *time.Timer
@@ -132,7 +133,13 @@ var ErrClosed = errors.New("driver closed")
 // Log adds msg to the batch being filled, which is sent once it reaches
 // BatchSize or BatchWait after its first line. It waits while maxQueued
 // batches are unsent, and fails after queueWait (nothing taken).
-func (p *Pusher) Log(msg *logger.Message) error {
+func (p *Pusher) Log(msg *logger.Message) error { return p.log(msg, true) }
+
+// LogMarker takes a drop marker (capability.MarkerLogger): sent as any
+// line, left out of Pending and of what is reported dropped.
+func (p *Pusher) LogMarker(msg *logger.Message) error { return p.log(msg, false) }
+
+func (p *Pusher) log(msg *logger.Message, counted bool) error {
 	defer logger.PutMessage(msg)
 	var timeout <-chan time.Time
 	p.mu.Lock()
@@ -156,7 +163,7 @@ func (p *Pusher) Log(msg *logger.Message) error {
 	if p.closing {
 		return ErrClosed
 	}
-	if p.curLines == 0 && p.cfg.BatchWait > 0 {
+	if p.curRecs == 0 && p.cfg.BatchWait > 0 {
 		gen := p.gen
 		if p.timer == nil {
 			p.timer = time.AfterFunc(p.cfg.BatchWait, func() { p.sealGen(gen) })
@@ -166,8 +173,11 @@ func (p *Pusher) Log(msg *logger.Message) error {
 		}
 	}
 	p.cur.Add(msg)
-	p.curLines++
-	p.curBytes += int64(len(msg.Line))
+	p.curRecs++
+	if counted {
+		p.curLines++
+		p.curBytes += int64(len(msg.Line))
+	}
 	if p.cur.Size() >= p.cfg.BatchSize || p.cfg.BatchWait <= 0 {
 		p.seal()
 	}
@@ -185,7 +195,7 @@ func (p *Pusher) sealGen(gen uint64) {
 
 // seal queues the batch being filled, if it holds anything. p.mu held.
 func (p *Pusher) seal() {
-	if p.curLines == 0 {
+	if p.curRecs == 0 {
 		return
 	}
 	if p.timer != nil {
@@ -198,7 +208,7 @@ func (p *Pusher) seal() {
 	} else {
 		p.cur = p.cfg.NewBatch()
 	}
-	p.curLines, p.curBytes = 0, 0
+	p.curRecs, p.curLines, p.curBytes = 0, 0, 0
 	p.changed()
 }
 
@@ -296,7 +306,7 @@ func (p *Pusher) send(s sealed) {
 	for attempt := 0; ; attempt++ {
 		r := p.cfg.Send(context.Background(), body)
 		if !r.Retry {
-			if r.Refused != 0 {
+			if r.Refused != 0 && s.lines > 0 {
 				n, b := s.lines, s.bytes
 				if r.Refused > 0 && r.Refused < s.lines {
 					// The server says how many, not which: the bytes
@@ -325,7 +335,7 @@ func (p *Pusher) send(s sealed) {
 }
 
 func (p *Pusher) drop(reason string, lines, bytes int64) {
-	if f := p.dropped.Load(); f != nil {
+	if f := p.dropped.Load(); f != nil && lines > 0 {
 		(*f)(reason, lines, bytes)
 	}
 }

@@ -197,3 +197,41 @@ func TestFlushAndLogBounded(t *testing.T) {
 		t.Fatalf("pending %d after Close", n)
 	}
 }
+
+// TestMarkers: a drop marker is sent as any line, alone too, but is not
+// held (Pending) nor reported dropped: the logger never read it.
+func TestMarkers(t *testing.T) {
+	release := make(chan struct{})
+	s := &server{}
+	p := New(Config{Name: "test", NewBatch: func() Batch { return &lineBatch{} }, BatchSize: 1 << 20, BatchWait: time.Hour,
+		Attempts: 1, Send: func(ctx context.Context, b []byte) Result {
+			<-release
+			s.send(ctx, b)
+			return Result{Retry: true}
+		}, Report: func(error) {}})
+	d := &drops{m: map[string][2]int64{}}
+	p.OnDrop(d.add)
+	m := logger.NewMessage()
+	m.Line = append(m.Line, "marker"...)
+	if err := p.LogMarker(m); err != nil {
+		t.Fatal(err)
+	}
+	logLine(t, p, "line")
+	if n, b := p.Pending(); n != 1 || b != 4 {
+		t.Fatalf("pending %d %d, want the line only", n, b)
+	}
+	m = logger.NewMessage()
+	m.Line = append(m.Line, "alone"...)
+	close(release)
+	p.Flush()
+	if err := p.LogMarker(m); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if got := strings.Join(s.got(), "|"); got != "marker\nline|alone" {
+		t.Fatalf("posts %q", got)
+	}
+	if d.m[diag.DriverGaveUp] != [2]int64{1, 4} || len(d.m) != 1 {
+		t.Fatalf("drops %v", d.m)
+	}
+}

@@ -69,6 +69,7 @@ var (
 	_ capability.Flusher        = (*driver)(nil)
 	_ capability.PendingLogger  = (*driver)(nil)
 	_ capability.DroppingLogger = (*driver)(nil)
+	_ capability.MarkerLogger   = (*driver)(nil)
 )
 
 func (*driver) Name() string { return Name }
