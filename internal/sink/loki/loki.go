@@ -15,8 +15,9 @@
 //     and the answer is 400 with the ingester's text: one "entry with
 //     timestamp T ignored, reason: '...'," line per entry, then "user
 //     'TENANT', total ignored: N out of M for stream: LABELS";
-//   - an entry equal to the last of its stream (time and line): taken and
-//     not stored, as Loki deduplicates;
+//   - an entry equal to one of its stream at the stream's last time (time
+//     and line): taken and not stored, as Loki's head block deduplicates
+//     (a push sent again after its answer was lost);
 //   - while Limit is set, every push: 429 (a tenant over its ingestion rate).
 //
 // For fault tests it can be stopped and started on the same address,
@@ -75,7 +76,7 @@ type Server struct {
 	tls     *tls.Config // nil: plain HTTP
 	mu      sync.Mutex
 	srv     *http.Server
-	last    map[string]Entry // per tenant and stream, the last stored
+	last    map[string]*head // per tenant and stream: its last time
 	fail    []failure
 	limit   bool
 	stalled chan struct{} // while set, pushes wait until it is closed
@@ -99,7 +100,7 @@ func Reserve() (*Server, error) { return listen("127.0.0.1:0", nil, false) }
 
 func listen(address string, cfg *tls.Config, serve bool) (*Server, error) {
 	s := &Server{Store: store.Store[Entry]{Name: "loki sink"}, RejectOldSamplesMaxAge: 7 * 24 * time.Hour,
-		MaxLineSize: 256 << 10, last: map[string]Entry{}, tls: cfg}
+		MaxLineSize: 256 << 10, last: map[string]*head{}, tls: cfg}
 	ln, err := net.Listen("tcp", address)
 	if err != nil {
 		return nil, fmt.Errorf("loki sink: listen %s: %w", address, err)
@@ -201,6 +202,12 @@ func (s *Server) Pushes() []int {
 	return append([]int(nil), s.pushes...)
 }
 
+// head is a stream's last time and the lines stored at that time.
+type head struct {
+	t     time.Time
+	lines map[string]bool
+}
+
 // stream is one decoded stream of a push.
 type stream struct {
 	labels  map[string]string
@@ -300,16 +307,16 @@ func (s *Server) store(tenant, format string, gz bool, streams []*stream) (int, 
 		var ignored []string
 		for _, e := range st.entries {
 			key := tenant + "\x00" + st.key
-			last, seen := s.last[key]
+			h, seen := s.last[key]
 			var why string
 			switch {
 			case len(e.line) > s.MaxLineSize:
 				why = fmt.Sprintf("Max entry size '%d' bytes exceeded for stream '%s' while adding an entry with length '%d' bytes", s.MaxLineSize, st.key, len(e.line))
 			case e.t.Before(now.Add(-s.RejectOldSamplesMaxAge)):
 				why = fmt.Sprintf("entry for stream '%s' has timestamp too old: %s, oldest acceptable timestamp is: %s", st.key, e.t.Format(time.RFC3339), now.Add(-s.RejectOldSamplesMaxAge).Format(time.RFC3339))
-			case seen && e.t.Before(last.Time):
+			case seen && e.t.Before(h.t):
 				why = "entry out of order"
-			case seen && e.t.Equal(last.Time) && e.line == last.Line:
+			case seen && e.t.Equal(h.t) && h.lines[e.line]:
 				continue // a duplicate: taken, not stored
 			}
 			if why != "" {
@@ -317,7 +324,11 @@ func (s *Server) store(tenant, format string, gz bool, streams []*stream) (int, 
 				continue
 			}
 			ent := Entry{Tenant: tenant, Labels: st.labels, Time: e.t, Line: e.line, Format: format, Gzip: gz}
-			s.last[key] = ent
+			if !seen || !e.t.Equal(h.t) {
+				h = &head{t: e.t, lines: map[string]bool{}}
+				s.last[key] = h
+			}
+			h.lines[e.line] = true
 			took = append(took, ent)
 		}
 		if len(ignored) > 0 {
