@@ -57,13 +57,16 @@ clean:
 
 # The throughput benchmark: dockerlogger's json-file path beside
 # cat, Docker's own copier + json-file driver, and a minimal Go loop (see
-# bench/cmd/throughput), the stall and supervision tables, what an idle
-# logger costs (bench/cmd/footprint), reading 1,000,000 lines back beside
-# Docker's reader (bench/cmd/readback), then the encoders' Go benchmarks.
+# bench/cmd/throughput), the network drivers (fluentd, otlp into the
+# OpenTelemetry Collector, loki: bench/cmd/netput), the stall and
+# supervision tables, what an idle logger costs (bench/cmd/footprint),
+# reading 1,000,000 lines back beside Docker's reader (bench/cmd/readback),
+# then the encoders' Go benchmarks.
 bench: build
 	$(GO) build -trimpath -ldflags '-s -w' -o bin/ ./bench/cmd/...
 	./bin/throughput -bin bin
 	./bin/stall -bin bin
+	./bin/netput -bin bin
 	./bin/supervision -bin bin
 	./bin/footprint -bin bin
 	./bin/readback -bin bin

@@ -9,6 +9,7 @@ require (
 	github.com/docker/docker v28.5.2+incompatible
 	github.com/docker/go-units v0.5.0
 	github.com/fluent/fluent-logger-golang v1.10.2
+	github.com/golang/snappy v1.0.0
 	github.com/kelseyhightower/envconfig v1.4.0
 	github.com/prometheus/common v0.70.1
 	github.com/sirupsen/logrus v1.10.2

@@ -269,7 +269,7 @@ func jsonVar(name, s string, v any) error {
 
 // secretWords mark the names (of log-opts, of environment variables)
 // whose values must never be printed.
-var secretWords = []string{"token", "password", "passwd", "secret", "credential", "key"}
+var secretWords = []string{"token", "password", "passwd", "secret", "credential", "key", "headers"}
 
 // isSecretName reports whether name's value is a secret. "key" counts
 // except in the names of key files (syslog-tls-key is a path).

@@ -158,6 +158,13 @@ func (c *Counters) Set(key, value string) {
 	c.mu.Unlock()
 }
 
+// Get returns a value Set, "" if none.
+func (c *Counters) Get(key string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.extra[key]
+}
+
 // KV is one named value.
 type KV struct {
 	Key   string

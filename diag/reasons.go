@@ -14,4 +14,6 @@ const (
 	SpoolClosed    = "spool-closed"    // reached a spool that was closing
 	DiskFull       = "disk-full"       // json-file/local: ENOSPC or EDQUOT
 	WriteFailed    = "write-failed"    // json-file/local: any other write error
+	Rejected       = "rejected"        // the sink refused it as invalid (HTTP 400 and like codes): sending again cannot help
+	PartialReject  = "partial-reject"  // otlp: the collector's partial success named it among the records it refused
 )

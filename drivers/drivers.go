@@ -24,9 +24,11 @@ import (
 
 	"github.com/joyent/dockerlogger/config"
 	"github.com/joyent/dockerlogger/diag"
-	// Our own fluentd driver registers itself the same way; gcplogs is
-	// in gcplogs.go.
+	// Our own drivers register themselves the same way; gcplogs is in
+	// gcplogs.go.
 	_ "github.com/joyent/dockerlogger/drivers/fluentd"
+	_ "github.com/joyent/dockerlogger/drivers/loki"
+	_ "github.com/joyent/dockerlogger/drivers/otlp"
 	"github.com/joyent/dockerlogger/spool"
 )
 

@@ -176,7 +176,7 @@ func dockerValidatorKeys(t *testing.T) map[string][]string {
 // ours reports whether a driver's option is one dockerlogger adds to
 // Docker's (fluentd's TLS files), which Docker's validator does not know.
 func ours(driver, name string) bool {
-	return driver == "fluentd" && slices.Contains(fluentd.TLSKeys, name)
+	return driver == "fluentd" && slices.Contains(fluentd.TLSKeys, name) || driver == "otlp" || driver == "loki"
 }
 
 // TestOptionTableComplete: the table lists exactly the options Docker's
@@ -205,7 +205,7 @@ func TestList(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the expected set is Linux's")
 	}
-	want := []string{"awslogs", "fluentd", "gcplogs", "gelf", "journald", "json-file", "local", "none", "splunk", "syslog"}
+	want := []string{"awslogs", "fluentd", "gcplogs", "gelf", "journald", "json-file", "local", "loki", "none", "otlp", "splunk", "syslog"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("List = %v, want %v", got, want)
 	}

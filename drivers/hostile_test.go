@@ -38,6 +38,8 @@ func driverBase(t *testing.T, driver string) map[string]string {
 		return map[string]string{"splunk-url": "http://127.0.0.1:9", "splunk-token": "t", "splunk-verify-connection": "false"}
 	case "awslogs":
 		return map[string]string{"awslogs-group": "g", "awslogs-region": "us-east-1"}
+	case "loki":
+		return map[string]string{"loki-url": "http://127.0.0.1:9/loki/api/v1/push"}
 	}
 	return map[string]string{}
 }

@@ -46,6 +46,7 @@ var (
 	_ capability.Flusher         = (*Driver)(nil)
 	_ capability.PendingLogger   = (*Driver)(nil)
 	_ capability.ResendingLogger = (*Driver)(nil)
+	_ capability.MarkerLogger    = (*Driver)(nil)
 )
 
 // Backoff bounds the wait between attempts to create a driver. firstWait
@@ -114,6 +115,14 @@ func (d *Driver) try() bool {
 			count.Drop(diag.DriverGaveUp, lines, bytes)
 		})
 	}
+	if r, ok := l.(capability.DroppingLogger); ok && d.count != nil {
+		count := d.count
+		r.OnDrop(func(reason string, lines, bytes int64) {
+			count.Delivered.Add(-lines)
+			count.DeliveredBytes.Add(-bytes)
+			count.Drop(reason, lines, bytes)
+		})
+	}
 	d.l = l
 	close(d.up)
 	return true
@@ -159,19 +168,36 @@ func (d *Driver) run(failed chan struct{}) {
 func (d *Driver) Up() <-chan struct{} { return d.up }
 
 // Log waits until the driver is up and hands it msg. It owns msg.
-func (d *Driver) Log(msg *logger.Message) error {
+func (d *Driver) Log(msg *logger.Message) error { return d.whenUp(msg, d.log) }
+
+// LogMarker is Log for a drop marker: a driver that counts what it holds
+// (capability.MarkerLogger) leaves it out of its counts.
+func (d *Driver) LogMarker(msg *logger.Message) error {
+	return d.whenUp(msg, func(msg *logger.Message) error {
+		m, ok := d.l.(capability.MarkerLogger)
+		if !ok {
+			return d.log(msg)
+		}
+		d.logMu.Lock()
+		defer d.logMu.Unlock()
+		return m.LogMarker(msg)
+	})
+}
+
+// whenUp waits until the driver is up and calls log with msg.
+func (d *Driver) whenUp(msg *logger.Message, log func(*logger.Message) error) error {
 	select {
 	case <-d.up:
-		return d.log(msg)
+		return log(msg)
 	default:
 	}
 	select {
 	case <-d.up:
-		return d.log(msg)
+		return log(msg)
 	case <-d.stop:
 		select {
 		case <-d.up: // up and stopped at once: deliver
-			return d.log(msg)
+			return log(msg)
 		default:
 		}
 		logger.PutMessage(msg)

@@ -7,6 +7,8 @@ import (
 	units "github.com/docker/go-units"
 
 	"github.com/joyent/dockerlogger/diag"
+	"github.com/joyent/dockerlogger/drivers/loki"
+	"github.com/joyent/dockerlogger/drivers/otlp"
 )
 
 // Options every Docker driver that tags or decorates messages shares.
@@ -100,6 +102,18 @@ var driverOptions = map[string][]Option{
 		{"gcp-meta-id", ""},
 	},
 	"none": nil,
+	"otlp": ownTable(otlp.Options),
+	"loki": ownTable(loki.Options),
+}
+
+// ownTable turns the option table of one of our own drivers' packages into
+// this table's rows.
+func ownTable(opts [][2]string) []Option {
+	out := make([]Option, len(opts))
+	for i, o := range opts {
+		out[i] = Option{o[0], o[1]}
+	}
+	return out
 }
 
 // validateFileOpts checks the values Docker's json-file and local drivers

@@ -37,6 +37,12 @@
 // lines per row, sink restarted 37 to 41; a proxy reset lost none in that
 // run, and can lose what the proxy held).
 //
+// The rows of a network sink also run against the otlp driver into the
+// OpenTelemetry Collector's OTLP receiver (test/otelcol, built once by
+// internal/otelcol; stalled with SIGSTOP) and the loki driver into the
+// in-repo Loki push API (internal/sink/loki; loki-retries=0,
+// loki-max-backoff=2s), both with their defaults otherwise.
+//
 // The fluentd driver runs with fluentd-async=false, fluentd-request-ack=true
 // (without acks TCP loses what is in flight when a connection dies, and
 // nobody can count it), fluentd-retry-wait=100ms, fluentd-max-retries=3,
@@ -141,7 +147,8 @@ func main() {
 	flag.StringVar(&e.bin, "bin", "bin", "directory holding dockerlogger")
 	flag.BoolVar(&e.short, "short", false, "the short version (CI): fewer lines, short outages, quick faults only")
 	only := flag.String("run", "", "regexp: only the faults whose name matches")
-	onlySink := flag.String("sink", "", "regexp: only the rows whose sink matches (forward, rsyslog, json-file; rsyslog-tcp only when named)")
+	onlySink := flag.String("sink", "", "regexp: only the rows whose sink matches (forward, rsyslog, otlp, loki, json-file; rsyslog-tcp only when named)")
+	flag.StringVar(&otelcolSrc, "otelcol", otelcolSrc, "the module of the test collector (the otlp rows)")
 	flag.Parse()
 	re, err := regexp.Compile(*only)
 	if err != nil {
@@ -227,6 +234,15 @@ func (f fault) targets(short, tcp bool) []target {
 	}
 	if tcp && f.rsyslog {
 		ts = append(ts, target{"rsyslog-tcp", modes})
+	}
+	// The HTTP sinks take the rows of the network sinks as rsyslog does.
+	for _, h := range []string{"otlp", "loki"} {
+		switch {
+		case f.rsyslog && !short:
+			ts = append(ts, target{h, modes})
+		case f.rsyslog && len(f.rsyslogShort) > 0:
+			ts = append(ts, target{h, f.rsyslogShort})
+		}
 	}
 	return ts
 }

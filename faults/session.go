@@ -29,7 +29,7 @@ type setup struct {
 // application's two writers.
 type session struct {
 	mode    string
-	sink    string // "forward", "rsyslog" (RELP), "rsyslog-tcp" or "json-file"
+	sink    string // "forward", "rsyslog" (RELP), "rsyslog-tcp", "otlp", "loki" or "json-file"
 	dir     string
 	net     netSink // nil for json-file
 	px      *proxy
@@ -71,7 +71,7 @@ func newSession(e *env, name, sink, mode string, su setup) (*session, error) {
 			s.logPath = filepath.Join(dir, "json.log")
 		}
 		opts["log-path"] = s.logPath
-	case "forward", "rsyslog", "rsyslog-tcp":
+	case "forward", "rsyslog", "rsyslog-tcp", "otlp", "loki":
 		if s.net, err = startSink(sink, filepath.Join(dir, "sink"), su.reserve); err != nil {
 			return nil, err
 		}
@@ -81,10 +81,26 @@ func newSession(e *env, name, sink, mode string, su setup) (*session, error) {
 				s.net.Close()
 				return nil, err
 			}
-			url = s.net.Scheme() + "://" + s.px.addr()
+			url = urlAt(s.net, s.px.addr())
 		}
 		if su.address != "" {
-			url = s.net.Scheme() + "://" + su.address
+			url = urlAt(s.net, su.address)
+		}
+		switch sink {
+		case "otlp":
+			s.driver, s.addrOpt = "otlp", "otlp-endpoint"
+			opts["otlp-endpoint"] = url
+		case "loki":
+			// Retries without end, as the other rows' drivers: a long
+			// outage is the mode's to ride out, not the driver's to give
+			// up on; backoff bounded so the row ends soon after.
+			s.driver, s.addrOpt = "loki", "loki-url"
+			opts["loki-url"] = url
+			opts["loki-retries"] = "0"
+			opts["loki-max-backoff"] = "2s"
+		}
+		if s.driver != "" {
+			break
 		}
 		if sink == "rsyslog" || sink == "rsyslog-tcp" {
 			// RFC 5424 with microsecond timestamps. rsyslog: over RELP,

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/joyent/dockerlogger/internal/sink/forward"
+	"github.com/joyent/dockerlogger/internal/sink/loki"
 )
 
 // netSink is a network sink a fault can take down, bring back and stall:
@@ -29,6 +30,15 @@ type netSink interface {
 	Close()
 }
 
+// urlAt is the driver's address for the sink at addr (a proxy's, or an
+// address that does not resolve).
+func urlAt(n netSink, addr string) string {
+	if u, ok := n.(interface{ URLAt(string) string }); ok {
+		return u.URLAt(addr)
+	}
+	return n.Scheme() + "://" + addr
+}
+
 // forwardSink is the in-repo Forward server as a netSink: a message is an
 // event's "log" field.
 type forwardSink struct{ *forward.Server }
@@ -47,6 +57,20 @@ func (f forwardSink) Messages(atLeast int, d time.Duration) ([]string, error) {
 // startSink starts a network sink (or only reserves its address, when
 // reserve is set: a sink that is down at the logger's start).
 func startSink(name, dir string, reserve bool) (netSink, error) {
+	switch name {
+	case "loki":
+		open := loki.Listen
+		if reserve {
+			open = func(string) (*loki.Server, error) { return loki.Reserve() }
+		}
+		srv, err := open("127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		return lokiSink{srv}, nil
+	case "otlp":
+		return newOTLPSink(dir, reserve)
+	}
 	if name == "forward" {
 		var srv *forward.Server
 		var err error

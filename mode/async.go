@@ -299,8 +299,11 @@ func (a *Async) markGaps(i int, before uint64) bool {
 		m.lines, m.bytes, streamName[i],
 		time.Unix(0, m.t1).UTC().Format(time.RFC3339Nano), time.Unix(0, m.t2).UTC().Format(time.RFC3339Nano),
 		reasonText[m.why])
-	rec := spool.Record{Stderr: i == 1, Time: time.Now().UnixNano(), Line: []byte(line)}
-	if !a.deliver(&rec) {
+	// Stamped with the read time of the last line lost, not now: the lines
+	// still held were read after it, and a stream whose times go back is
+	// refused by Loki (an entry older than its stream's last: 400).
+	rec := spool.Record{Stderr: i == 1, Time: m.t2, Line: []byte(line)}
+	if !a.deliverAs(&rec, true) {
 		return false
 	}
 	a.cfg.Count.Set("drop_markers", strconv.FormatInt(a.markers.Add(1), 10))
@@ -323,7 +326,17 @@ func (a *Async) markAll() bool {
 
 // deliver hands rec to the driver, retrying with backoff until it is
 // accepted (true) or Drain gives up (false).
-func (a *Async) deliver(rec *spool.Record) bool {
+func (a *Async) deliver(rec *spool.Record) bool { return a.deliverAs(rec, false) }
+
+// markerDriver is a driver that takes drop markers apart
+// (drivers.Driver, for a capability.MarkerLogger): a marker is a line the
+// logger made, never read, so never counted delivered or dropped.
+type markerDriver interface {
+	LogMarker(*logger.Message) error
+}
+
+// deliverAs is deliver, for a drop marker when marker is set.
+func (a *Async) deliverAs(rec *spool.Record, marker bool) bool {
 	wait := backoff.New(firstBackoff, maxBackoff)
 	for {
 		msg := logger.NewMessage()
@@ -333,7 +346,12 @@ func (a *Async) deliver(rec *spool.Record) bool {
 		if rec.Partial {
 			msg.PLogMetaData = &backend.PartialLogMetaData{ID: rec.ID, Ordinal: int(rec.Ordinal), Last: rec.Last}
 		}
-		err := a.cfg.Driver.Log(msg) // the driver owns msg now, even on error
+		var err error // the driver owns msg now, even on error
+		if md, ok := a.cfg.Driver.(markerDriver); ok && marker {
+			err = md.LogMarker(msg)
+		} else {
+			err = a.cfg.Driver.Log(msg)
+		}
 		if err == nil {
 			return true
 		}

@@ -119,7 +119,7 @@ func TestCLINoArgs(t *testing.T) {
 	noPanic(t, "no args", stdout+stderr)
 }
 
-var cliDrivers = []string{"awslogs", "fluentd", "gcplogs", "gelf", "journald", "json-file", "local", "none", "splunk", "syslog"}
+var cliDrivers = []string{"awslogs", "fluentd", "gcplogs", "gelf", "journald", "json-file", "local", "loki", "none", "otlp", "splunk", "syslog"}
 
 func TestCLIListDrivers(t *testing.T) {
 	if runtime.GOOS != "linux" {
@@ -187,6 +187,8 @@ func TestCLIListDriversJSON(t *testing.T) {
 		{"fluentd", "fluentd-address", "tcp://127.0.0.1:24224"}, {"fluentd", "fluentd-async", "false"},
 		{"gelf", "gelf-address", ""}, {"splunk", "splunk-token", ""}, {"awslogs", "awslogs-group", ""},
 		{"journald", "tag", "{{.ID}}"}, {"gcplogs", "gcp-project", ""},
+		{"otlp", "otlp-endpoint", "http://localhost:4318"}, {"otlp", "otlp-protocol", "http/protobuf"},
+		{"loki", "loki-external-labels", "container_name={{.Name}}"}, {"loki", "loki-batch-size", "1048576"}, {"loki", "loki-retries", "10"},
 	} {
 		def, ok := opts[c.driver][c.opt]
 		if !ok || def != c.def {

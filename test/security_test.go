@@ -51,6 +51,8 @@ func TestSecretsCtxdump(t *testing.T) {
 		{"splunk-token", "splunk", map[string]string{"splunk-url": "https://splunk.example.com:8088", "splunk-token": secToken}, "https://splunk.example.com:8088"},
 		{"syslog-address userinfo", "syslog", map[string]string{"syslog-address": "tcp://admin:" + secPassword + "@syslog.example.com:514"}, "syslog.example.com:514"},
 		{"splunk-url userinfo", "splunk", map[string]string{"splunk-url": "https://user:" + secPassword + "@splunk.example.com:8088", "splunk-token": secToken}, "splunk.example.com:8088"},
+		{"otlp-headers", "otlp", map[string]string{"otlp-endpoint": "https://otel.example.com:4318", "otlp-headers": "Authorization=Bearer " + secToken}, "https://otel.example.com:4318"},
+		{"loki-url userinfo", "loki", map[string]string{"loki-url": "https://1234:" + secPassword + "@logs.example.com/loki/api/v1/push"}, "logs.example.com"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -95,6 +97,10 @@ func TestSecretsValidate(t *testing.T) {
 		{"secret pasted into another option", "splunk", map[string]string{"splunk-url": "https://splunk.example.com:8088", "splunk-token": secToken, "splunk-format": secToken}, "splunk-format"},
 		{"gelf-address with userinfo and a bad port", "gelf", map[string]string{"gelf-address": "udp://user:" + secPassword + "@127.0.0.1:x"}, "port"},
 		{"fluentd-address with userinfo and a bad port", "fluentd", map[string]string{"fluentd-address": "tcp://user:" + secPassword + "@127.0.0.1:99999"}, "fluentd-address"},
+		{"good otlp headers", "otlp", map[string]string{"otlp-headers": "Authorization=Bearer " + secToken}, ""},
+		{"otlp headers beside a bad option", "otlp", map[string]string{"otlp-headers": "Authorization=Bearer " + secToken, "otlp-timeout": "soon"}, "otlp-timeout"},
+		{"otlp headers malformed", "otlp", map[string]string{"otlp-headers": "Authorization=Bearer " + secToken + ",x"}, "otlp-headers"},
+		{"loki-url userinfo and a bad label", "loki", map[string]string{"loki-url": "https://1234:" + secPassword + "@logs.example.com/loki/api/v1/push", "loki-external-labels": "a-b=c"}, "loki-external-labels"},
 		{"syslog bad tag with userinfo address", "syslog", map[string]string{"syslog-address": "tcp://admin:" + secPassword + "@127.0.0.1:514", "tag": "{{.Nope}}"}, "tag"},
 	}
 	for _, c := range cases {

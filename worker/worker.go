@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -563,12 +564,23 @@ func (r *run) abandon() {
 // countUnsent moves what the driver accepted but still holds unsent (the
 // fluentd-async queue) from delivered to dropped: the logger is about to
 // exit without it.
+//
+// In spool mode they are not lost: the spool frees a record only once the
+// driver's Flush said the server has it (otlp, loki, RELP), so they are
+// still on disk for the next logger, and count as spooled.
 func (r *run) countUnsent() {
-	if n, b := r.drv.Pending(); n > 0 {
-		r.Count.Delivered.Add(-n)
-		r.Count.DeliveredBytes.Add(-b)
-		r.Count.Drop(diag.CloseTimeout, n, b)
+	n, b := r.drv.Pending()
+	if n <= 0 {
+		return
 	}
+	r.Count.Delivered.Add(-n)
+	r.Count.DeliveredBytes.Add(-b)
+	if r.o.Mode == config.Spool {
+		spooled, _ := strconv.ParseInt(r.Count.Get("lines_spooled"), 10, 64)
+		r.Count.Set("lines_spooled", strconv.FormatInt(spooled+n, 10))
+		return
+	}
+	r.Count.Drop(diag.CloseTimeout, n, b)
 }
 
 // writeStats takes in what the driver counts itself, then writes the

@@ -13,7 +13,11 @@
 // be given.
 package capability
 
-import "github.com/joyent/dockerlogger/filelog"
+import (
+	"github.com/docker/docker/daemon/logger"
+
+	"github.com/joyent/dockerlogger/filelog"
+)
 
 // Flusher is a driver that buffers what it takes and writes it on Flush
 // (json-file and local; syslog over RELP waits for acknowledgements).
@@ -45,4 +49,20 @@ type AccountedLogger interface {
 // the line moves from delivered to dropped.
 type GivingUpLogger interface {
 	OnGiveUp(gaveUp func(lines, bytes int64))
+}
+
+// DroppingLogger is a driver that may learn, after it accepted a line,
+// that the sink refused it (otlp, loki: a 400 or a partial success): it
+// calls dropped for those lines with a reason of diag/reasons.go, so they
+// move from delivered to dropped.
+type DroppingLogger interface {
+	OnDrop(dropped func(reason string, lines, bytes int64))
+}
+
+// MarkerLogger is a driver that holds the lines it took and counts them
+// itself (PendingLogger, DroppingLogger): LogMarker takes a drop marker, a
+// line the logger made and never read, which it sends as any other line
+// but leaves out of what it says it holds or dropped.
+type MarkerLogger interface {
+	LogMarker(*logger.Message) error
 }
