@@ -125,9 +125,15 @@ func (b *Blocking) Flush() error {
 	for {
 		err := b.Driver.Flush()
 		if err == nil {
+			b.failingSince.Store(0)
 			return nil
 		}
 		b.Count.DriverErrors.Add(1)
+		// As for Log: failure-timeout, and close-timeout once the
+		// container is gone, run from here.
+		if b.failingSince.CompareAndSwap(0, time.Now().UnixNano()) {
+			b.Failing.Poke()
+		}
 		select {
 		case <-b.Stop: // past close-timeout: what is left is counted at close
 			return err
