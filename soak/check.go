@@ -149,6 +149,20 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 	latest := -1
 	var cur []byte
 	curID, active := "", false
+	// continues says whether next is the very next piece of the line cur
+	// begins: together they are still the start of what its writer wrote.
+	continues := func(cur, next []byte) bool {
+		seq, n, ok := parseHeader(cur)
+		if !ok {
+			return false
+		}
+		it, known := byseq[seq]
+		if !known || it.n != n {
+			return false
+		}
+		want := content(seed, it)
+		return len(cur)+len(next) <= len(want) && bytes.HasPrefix(want, cur) && bytes.Equal(want[len(cur):len(cur)+len(next)], next)
+	}
 	flush := func() {
 		j := cur
 		cur, curID, active = nil, "", false
@@ -199,7 +213,10 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 		case active && len(cur) > 0 && hasHeader(m.data):
 			flush() // a new line begins: the one before lost its end
 		case active && m.id != "" && curID != "" && m.id != curID:
-			if hasHeader(m.data) {
+			if hasHeader(m.data) || !continues(cur, m.data) {
+				// A new line, or a piece of another whose start was
+				// dropped (the ring, or the supervisor while no worker
+				// ran): the line before lost its end.
 				flush()
 				break
 			}

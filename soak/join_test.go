@@ -1,0 +1,23 @@
+package main
+
+import "testing"
+
+// TestJoinSplitIDs: a line's parts under two partial ids count as split
+// only when no byte is missing between them; the middle of another line
+// whose start was dropped, after a line that lost its end, is no split.
+func TestJoinSplitIDs(t *testing.T) {
+	const seed = 7
+	a, b := item{seq: 1, n: 300}, item{seq: 2, n: 300}
+	byseq := map[int]item{1: a, 2: b}
+	ca, cb := content(seed, a), content(seed, b)
+	part := func(data []byte, id string, more bool) msg { return msg{data: data, id: id, partial: more} }
+
+	split := join([]msg{part(ca[:100], "x", true), part(ca[100:], "y", false)}, false, byseq, seed)
+	if split.splitIDs != 1 || split.complete[1] != 1 {
+		t.Errorf("contiguous parts under two ids: splitIDs %d, complete %v", split.splitIDs, split.complete)
+	}
+	cut := join([]msg{part(ca[:100], "x", true), part(cb[150:200], "y", true), part(cb[200:], "y", false)}, false, byseq, seed)
+	if cut.splitIDs != 0 || cut.prefixes[1] != 1 || cut.orphans != 1 {
+		t.Errorf("a line that lost its end, then another's middle: splitIDs %d, prefixes %v, orphans %d", cut.splitIDs, cut.prefixes, cut.orphans)
+	}
+}
