@@ -452,7 +452,7 @@ func (r *run) check() {
 	// over the idle logger (what the idle logger costs is the footprint
 	// benchmark's: 9 to 12 MB for supervisor and worker today).
 	if p.mode == "non-blocking" && r.peakMem-r.startMem > p.maxBuffer+8<<20 {
-		r.fail("memory: %s private (supervisor and worker), %s before any input: more than max-buffer-size %s + 8 MB over it", mb(r.peakMem), mb(r.startMem), mb(p.maxBuffer))
+		r.fail("memory: %s dirty private (supervisor and worker), %s before any input: more than max-buffer-size %s + 8 MB over it", mb(r.peakMem), mb(r.startMem), mb(p.maxBuffer))
 	}
 }
 

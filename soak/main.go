@@ -19,8 +19,9 @@
 //     close, and exits 0 unless it dropped or spooled lines;
 //  5. the spool's disk use (st_blocks, sampled every 25 ms) stays within
 //     spool-max-size + one segment (min(max(spool-max-size/8, 64k), 64m));
-//  6. non-blocking's private memory (Private_Clean + Private_Dirty of
-//     supervisor and worker, summed, sampled) grows by at most
+//  6. non-blocking's dirty private memory (Private_Dirty of supervisor
+//     and worker, summed, sampled: clean pages of the binary are the page
+//     cache's, shared by every logger on a host) grows by at most
 //     max-buffer-size + 8 MB over the idle logger's;
 //
 // and besides: what the logger counts delivered is at the sink, blocking
@@ -174,7 +175,7 @@ func main() {
 		<-current
 		current <- nil
 		took := time.Since(t0)
-		res := fmt.Sprintf("%s; max write %v (own delay %v), exit %d after %.1fs, peak private %s, spool disk %s",
+		res := fmt.Sprintf("%s; max write %v (own delay %v), exit %d after %.1fs, peak dirty %s, spool disk %s",
 			r.summary, r.maxBlock.Round(time.Millisecond), r.ownDelay.Round(time.Millisecond), r.exitCode, r.exitAfter.Seconds(), mb(r.peakMem), mb(r.peakDisk))
 		if len(r.fails) == 0 {
 			passed++

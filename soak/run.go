@@ -180,7 +180,7 @@ func (r *run) sample(stop <-chan struct{}) {
 			}
 		}
 		var mem int64
-		if m, err := measure.Private(sup); err == nil {
+		if m, err := measure.Dirty(sup); err == nil {
 			mem += m
 		}
 		for p := range workers {
@@ -188,7 +188,7 @@ func (r *run) sample(stop <-chan struct{}) {
 				delete(workers, p)
 				continue
 			}
-			if m, err := measure.Private(p); err == nil {
+			if m, err := measure.Dirty(p); err == nil {
 				mem += m
 			}
 		}

@@ -215,6 +215,16 @@ func Private(pid int) (int64, error) {
 	return m["Private_Clean"] + m["Private_Dirty"], err
 }
 
+// Dirty reads the memory pid alone wrote, Private_Dirty of
+// /proc/PID/smaps_rollup: its heap, stacks and ring, what it adds to the
+// host. Clean pages of the binary, which Private counts when no other
+// process maps them yet, are the page cache's and shared by every logger
+// on a host (the footprint benchmark measures them, as Pss).
+func Dirty(pid int) (int64, error) {
+	m, err := rollup(pid, "Private_Dirty")
+	return m["Private_Dirty"], err
+}
+
 // rollup reads the figures keys of /proc/PID/smaps_rollup, in bytes.
 func rollup(pid int, keys ...string) (map[string]int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
