@@ -1,0 +1,27 @@
+package main
+
+import (
+	"os"
+	"runtime/debug"
+
+	"github.com/joyent/dockerlogger/config"
+)
+
+// memoryBase is the Go-managed memory a reading logger is given besides
+// its lines: runtime, driver and buffers of short lines.
+const memoryBase = 8 << 20
+
+// limitMemory sets the Go runtime's soft memory limit of a logger that
+// reads (a worker, or a logger without a supervisor), unless GOMEMLIMIT
+// says otherwise. Without it the collector lets the heap grow to twice
+// what is live, and with long lines what is live is a few copies of
+// line-max (the reader's buffer, the message, the driver's encoding): a
+// non-blocking logger is to stay within max-buffer-size (its ring, outside
+// the Go heap) and a few MB. With short lines the heap stays below the
+// limit and the collector works as before.
+func limitMemory(o config.Options) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(memoryBase + 4*int64(o.LineMax))
+}
