@@ -319,7 +319,7 @@ func TestLokiDropMarkerInOrder(t *testing.T) {
 	}
 	t.Cleanup(s.Close)
 	l := StartLogger(t, Env(lokiID, map[string]string{"loki-url": s.URL(), "mode": "non-blocking",
-		"max-buffer-size": "64k", "loki-min-backoff": "50ms", "loki-max-backoff": "200ms", "loki-retries": "0"}), "loki")
+		"max-buffer-size": "64k", "loki-min-backoff": "50ms", "loki-max-backoff": "200ms", "loki-retries": "0", "cache-disabled": "true"}), "loki")
 	WriteLines(t, l.Stdout, Lines("lost", 3000)) // with their records' overhead, more than the ring holds
 	Eventually(t, 10*time.Second, "a connection error on the logger's stderr", func() bool {
 		return strings.Contains(l.Errors(), "connection refused")

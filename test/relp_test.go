@@ -272,7 +272,7 @@ func firstArrivals(msgs []string) []string {
 func TestRelpStoppedForGood(t *testing.T) {
 	r := newRelpd(t)
 	r.start(t)
-	opts := map[string]string{"syslog-address": r.address(), "syslog-format": "rfc5424", "tag": "{{.Name}}", "close-timeout": "3s"}
+	opts := map[string]string{"syslog-address": r.address(), "syslog-format": "rfc5424", "tag": "{{.Name}}", "close-timeout": "3s", "failure-timeout": "5m"}
 	l := StartLogger(t, Env(syslogID, opts, "DOCKERLOG_CONTAINERNAME=/"+syslogName), "syslog")
 	first := Lines("before the stop", 300)
 	WriteLines(t, l.Stdout, first)
