@@ -77,17 +77,8 @@ func readRotated(t *testing.T, dir, base string) []string {
 // its lines, counted delivered, were gone. Now every line is in the files
 // once, and delivered.
 func TestFilesCompressDiskFull(t *testing.T) {
-	dir := fullTmpfs(t, "256k")
-	filler := filepath.Join(dir, "filler")
-	exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=4k").Run() // until ENOSPC
-	st, err := os.Stat(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Room for the first file (16k and a record, in pages) and no more.
-	if err := os.Truncate(filler, st.Size()-20<<10); err != nil {
-		t.Fatal(err)
-	}
+	dir, filler := nearlyFullTmpfs(t, "256k", 20<<10)
 	logPath := filepath.Join(dir, "c-json.log")
 	opts := map[string]string{"log-path": logPath, "close-timeout": "10s", "mode": "blocking",
 		"max-size": "16k", "max-file": "20", "compress": "true"}
@@ -286,16 +277,7 @@ func TestFilesCompressionInterrupted(t *testing.T) {
 // handing-over worker counted lines it could not write as dropped that
 // the next one delivered, fail there and pass now.)
 func TestFilesHandoverDiskFull(t *testing.T) {
-	dir := fullTmpfs(t, "256k")
-	filler := filepath.Join(dir, "filler")
-	exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=4k").Run() // until ENOSPC
-	st, err := os.Stat(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(filler, st.Size()-8<<10); err != nil {
-		t.Fatal(err)
-	}
+	dir, filler := nearlyFullTmpfs(t, "256k", 8<<10)
 	logPath := filepath.Join(dir, "h-json.log")
 	l := StartLogger(t, Env("fullhup00001", map[string]string{"log-path": logPath, "close-timeout": "20s", "mode": "blocking"}), "json-file")
 	want := Lines("across a full disk and an upgrade", 2000) // about 90 kB of json-file
@@ -330,4 +312,21 @@ func TestFilesHandoverDiskFull(t *testing.T) {
 	if code != 0 || s["lines_dropped"] != "0" || s["upgrades"] != "1" {
 		t.Fatalf("exit %d, lines_dropped=%s, upgrades=%s; stderr: %.2000s", code, s["lines_dropped"], s["upgrades"], l.Errors())
 	}
+}
+
+// nearlyFullTmpfs mounts a tmpfs of size and fills it, but for room bytes,
+// with the file filler (removing it gives the disk back).
+func nearlyFullTmpfs(t *testing.T, size string, room int64) (dir, filler string) {
+	t.Helper()
+	dir = fullTmpfs(t, size)
+	filler = filepath.Join(dir, "filler")
+	exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=4k").Run() // until ENOSPC
+	st, err := os.Stat(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filler, st.Size()-room); err != nil {
+		t.Fatal(err)
+	}
+	return dir, filler
 }
