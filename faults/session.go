@@ -304,14 +304,12 @@ func (s *session) finish(r *row, ferr error) {
 		spooled = 0
 	}
 	r.lost = int64(r.written) - int64(r.delivered) - r.dropped - spooled
-	// A non-blocking worker killed while handing a line to its ring: the
-	// next worker (or the supervisor's relief) counts that line as dropped;
-	// it may have been held or delivered already. That is a line counted
-	// twice, never one lost: allow one per stream (both are written) per
-	// kill.
+	// A non-blocking worker killed while handing a line to the driver
+	// counts that line as dropped with its ring; it may still arrive. That
+	// is a line counted twice, never one lost: allow one per kill.
 	switch {
-	case r.lost < 0 && s.mode == "non-blocking" && -r.lost <= 2*int64(s.kills):
-		s.note("%d in-flight line(s) counted dropped and delivered (one per stream per worker kill allowed)", -r.lost)
+	case r.lost < 0 && s.mode == "non-blocking" && -r.lost <= int64(s.kills):
+		s.note("%d in-flight line(s) counted dropped and delivered (one per worker kill allowed)", -r.lost)
 	case r.lost < 0 && spooled > 0 && -r.lost <= spoolBatchLines:
 		// The batch handed to the driver when close-timeout struck stays
 		// unacknowledged on disk: counted as spooled, it may also have

@@ -63,17 +63,6 @@ type Reader struct {
 	// at most handedAhead bytes of lines), or by one batch when killed
 	// between consuming and resetting it.
 	Handed interface{ Store(int64) }
-	// HandedCounted: the sink counts every message it takes where the
-	// next worker finds it, delivered or held (the non-blocking ring, see
-	// mode.AsyncConfig.HeldLines). Handed is then recorded to the byte (a
-	// store per message), and the Replay region a dead worker left is
-	// consumed without handing it over again, which would count its held
-	// lines twice: but for its last message, which the worker may have
-	// been handing over when it died, counted read and passed to
-	// InFlightLost (at worst one line counted twice, never one lost).
-	// The supervisor treats what it drops of that region alike.
-	HandedCounted bool
-	InFlightLost  func(bytes int64)
 	// Replay is how many bytes at the front of the source a previous
 	// worker had handed to its driver without committing: messages within
 	// them are delivered again (at least once) and counted in Replayed.
@@ -334,36 +323,6 @@ func (r *Reader) emit(line []byte, ts time.Time, end bool, upto int) {
 		logger.PutMessage(msg)
 		return
 	}
-	if r.HandedCounted && r.Replay > 0 && r.base+int64(upto) <= r.Replay {
-		if r.base+int64(upto) == r.Replay {
-			r.countRead(msg, line)
-			if r.InFlightLost != nil {
-				r.InFlightLost(int64(len(line)))
-			}
-		}
-		logger.PutMessage(msg)
-		return
-	}
-	r.countRead(msg, line)
-	if r.Replay > 0 && r.base+int64(upto) <= r.Replay {
-		if r.Replayed != nil {
-			r.Replayed.Add(1)
-		}
-	}
-	// Recorded before the hand-over, so a worker killed at any point
-	// leaves a count that covers every line it may have delivered.
-	if r.Handed != nil && upto > r.covered {
-		r.covered = min(upto+r.ahead, r.avail)
-		r.Handed.Store(r.handed(r.covered))
-		if !r.HandedCounted {
-			r.ahead = min(max(2*r.ahead, 128), handedAhead)
-		}
-	}
-	r.Sink.Log(msg)
-}
-
-// countRead counts msg, holding line, as read.
-func (r *Reader) countRead(msg *logger.Message, line []byte) {
 	if r.Count != nil {
 		// Counted in messages, as drivers see them (a line cut into
 		// partial messages counts once per part), and in message bytes,
@@ -375,6 +334,19 @@ func (r *Reader) countRead(msg *logger.Message, line []byte) {
 		}
 		r.Count.Read.Poke()
 	}
+	if r.Replay > 0 && r.base+int64(upto) <= r.Replay {
+		if r.Replayed != nil {
+			r.Replayed.Add(1)
+		}
+	}
+	// Recorded before the hand-over, so a worker killed at any point
+	// leaves a count that covers every line it may have delivered.
+	if r.Handed != nil && upto > r.covered {
+		r.covered = min(upto+r.ahead, r.avail)
+		r.Handed.Store(r.handed(r.covered))
+		r.ahead = min(max(2*r.ahead, 128), handedAhead)
+	}
+	r.Sink.Log(msg)
 }
 
 // handed is what the ledger must say when the message ending at upto (in

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -463,56 +461,4 @@ func TestHandedCoversEveryMessage(t *testing.T) {
 		t.Fatalf("%d stores to the ledger for %d messages", h.stores, h.msgs)
 	}
 	t.Logf("%d stores for %d messages", h.stores, h.msgs)
-}
-
-// TestHandedCounted: where the sink counts what it takes (the non-blocking
-// ring), the ledger says to the byte what was handed over, and the region a
-// dead worker handed over is not handed over again: its last message, which
-// may have been in flight, is counted read and lost, the rest was counted by
-// the dead worker.
-func TestHandedCounted(t *testing.T) {
-	t.Run("to the byte", func(t *testing.T) {
-		line := strings.Repeat("x", 99) + "\n"
-		src := &committing{data: []byte(strings.Repeat(line, 2000)), max: 50_000}
-		h := &handedSink{t: t, src: src}
-		r := &reader.Reader{Source: "stdout", Sink: h, Handed: h, HandedCounted: true}
-		if err := r.Copy(src); err != nil {
-			t.Fatal(err)
-		}
-		// handedSink checks coverage; exactness: a store per message.
-		if h.msgs != 2000 || h.stores < h.msgs {
-			t.Fatalf("%d stores for %d messages, want one each", h.stores, h.msgs)
-		}
-	})
-	t.Run("replay region", func(t *testing.T) {
-		for _, tc := range []struct {
-			in     string
-			replay int64
-			want   []string
-			lost   []int64
-		}{
-			{"a\nbb\nccc\ndd\n", 9, []string{"dd"}, []int64{3}},
-			{"a\nbb\nccc\ndd\n", 2, []string{"bb", "ccc", "dd"}, []int64{1}},
-			{"a\nbb\n", 5, nil, []int64{2}},
-		} {
-			var lost []int64
-			sink := &recSink{}
-			count := (&diag.Counters{}).Stream("stdout")
-			var h atomic.Int64
-			h.Store(tc.replay)
-			r := &reader.Reader{Source: "stdout", Sink: sink, Count: count, Handed: &h, Replay: tc.replay,
-				HandedCounted: true, InFlightLost: func(b int64) { lost = append(lost, b) }}
-			if err := r.Copy(&committing{data: []byte(tc.in), max: 3}); err != nil {
-				t.Fatal(err)
-			}
-			var lines []string
-			for _, m := range sink.msgs {
-				lines = append(lines, m.Line)
-			}
-			if !reflect.DeepEqual(lines, tc.want) || !reflect.DeepEqual(lost, tc.lost) || count.Lines.Load() != int64(len(tc.want)+1) {
-				t.Fatalf("%q replay %d: delivered %q, lost %v, read %d; want %q, lost %v, read %d",
-					tc.in, tc.replay, lines, lost, count.Lines.Load(), tc.want, tc.lost, len(tc.want)+1)
-			}
-		}
-	})
 }

@@ -328,10 +328,8 @@ func (r *run) check() {
 	case exact:
 		lost := int64(written-delivered) - dropped - spooled
 		switch {
-		case lost < 0 && p.mode == "non-blocking" && -lost <= 2*int64(r.kills):
-			// A line each reader was handing to the ring when its worker
-			// was killed, counted dropped: it may have arrived.
-			r.note("%d in-flight line(s) counted dropped and delivered (one per stream per worker kill allowed)", -lost)
+		case lost < 0 && p.mode == "non-blocking" && -lost <= int64(r.kills):
+			r.note("%d in-flight line(s) counted dropped and delivered (one per worker kill allowed)", -lost)
 		case lost < 0 && -lost <= int64(cut):
 			r.note("%d message(s) of a line written in part (the write cut short) delivered or dropped", -lost)
 		case lost < 0 && spooled > 0 && -lost <= 256<<10/20:

@@ -81,13 +81,6 @@ type Config struct {
 	// worker's last read to the new one's first. Without it (spool) an
 	// upgrade loses nothing, and a fast writer may wait out that gap.
 	RelieveUpgrades bool
-	// HandedCounted: a worker counts every message it handed over and
-	// then dies with (non-blocking: its ring's held lines are in the
-	// ledger, see mode.AsyncConfig.HeldLines), and records Handed to the
-	// byte; relief does not count those bytes again, but for the last
-	// message, which may have been in flight. Without it (spool: handed
-	// lines may not have reached the disk) relief counts all it drops.
-	HandedCounted bool
 }
 
 // Defaults fills in the documented defaults.
@@ -560,10 +553,6 @@ func (s *Supervisor) relieve(stream int, f *os.File, level reliefLevel, stop <-c
 	buf := make([]byte, 64<<10)
 	t := time.NewTicker(relieveEvery)
 	defer t.Stop()
-	var acc handedAccount
-	if h := s.ledger.Handed(stream); h != nil && s.c.HandedCounted {
-		acc.left = h.Load()
-	}
 	for {
 		select {
 		case <-stop:
@@ -574,11 +563,12 @@ func (s *Supervisor) relieve(stream int, f *os.File, level reliefLevel, stop <-c
 		if held <= limit/level.over {
 			continue
 		}
-		var c reliefCount
+		var newlines, dropped int64
 		last := byte('\n')
 		for left := held - limit/level.down; left > 0; {
 			n, err := f.Read(buf[:min(left, len(buf))])
-			c.add(acc.take(buf[:n]))
+			newlines += int64(bytes.Count(buf[:n], []byte{'\n'}))
+			dropped += int64(n)
 			if n > 0 {
 				last = buf[n-1]
 			}
@@ -587,7 +577,7 @@ func (s *Supervisor) relieve(stream int, f *os.File, level reliefLevel, stop <-c
 				break
 			}
 		}
-		s.consumedByRelief(stream, c.read)
+		s.consumedByRelief(stream, dropped)
 		// Finish the line that was cut, a byte at a time from what the
 		// pipe holds, so that the next worker starts on a whole line.
 		for tail := 0; last != '\n' && tail < maxRelievedTail; tail++ {
@@ -597,25 +587,21 @@ func (s *Supervisor) relieve(stream int, f *os.File, level reliefLevel, stop <-c
 			if n, err := f.Read(buf[:1]); n != 1 || err != nil {
 				break
 			}
-			before := c.read
-			c.add(acc.take(buf[:1]))
-			s.consumedByRelief(stream, c.read-before)
+			dropped++
+			s.consumedByRelief(stream, 1)
 			last = buf[0]
+			if last == '\n' {
+				newlines++
+			}
 		}
-		if c.read == 0 {
-			continue
-		}
-		lines := c.newlines + c.inFlight
-		if last != '\n' && c.lastCounted {
+		lines := newlines
+		if last != '\n' {
 			lines++ // cut: its tail reaches the next worker as a line of its own
 		}
+		bytesDropped := dropped - newlines
 		// The line the last worker was cutting into partial messages is
 		// gone (or cut): the next one starts a new partial id.
 		s.ledger.SavePartial(stream, "", 0, 0)
-		bytesDropped := c.counted - c.newlines
-		if lines == 0 {
-			continue
-		}
 		if cl, cb := s.ledger.CarriedDrops(); cl != nil {
 			// The next worker reports them, with its own counts.
 			cl.Add(lines)
@@ -623,81 +609,6 @@ func (s *Supervisor) relieve(stream int, f *os.File, level reliefLevel, stop <-c
 		} else {
 			s.c.Count.Drop(diag.LoggerDown, lines, bytesDropped)
 		}
-	}
-}
-
-// reliefCount is what one pass of relieve took from a pipe.
-type reliefCount struct {
-	read     int64 // bytes read
-	counted  int64 // bytes to count as dropped, newlines included
-	newlines int64 // newlines among them
-	inFlight int64 // messages counted whole, apart from those newlines
-	// lastCounted: the last byte read is one to count (not one the dead
-	// worker handed over)
-	lastCounted bool
-}
-
-func (c *reliefCount) add(p reliefPart) {
-	c.read += p.read
-	c.counted += int64(len(p.counted)) + p.inFlightBytes
-	c.newlines += int64(bytes.Count(p.counted, []byte{'\n'}))
-	if p.inFlight {
-		c.inFlight++
-	}
-	if p.read > 0 {
-		c.lastCounted = len(p.counted) > 0
-	}
-}
-
-// handedAccount follows relieve through the bytes a dead worker handed
-// over (Config.HandedCounted): counted already, delivered or dropped with
-// its ring, but for the last message, which it may have been handing over
-// when it died (counted here as dropped: at worst one line counted twice,
-// never one lost).
-type handedAccount struct {
-	left    int64 // handed bytes not yet read
-	sinceNL int64 // handed bytes read since the last newline among them
-}
-
-// reliefPart is one read's share: what to count, and whether it finished
-// the handed bytes with their last message (inFlightBytes long).
-type reliefPart struct {
-	read          int64
-	counted       []byte
-	inFlight      bool
-	inFlightBytes int64
-}
-
-// take splits b, just read from the front of the pipe, into what the dead
-// worker counted and what relieve must count.
-func (a *handedAccount) take(b []byte) reliefPart {
-	p := reliefPart{read: int64(len(b))}
-	if a.left <= 0 {
-		p.counted = b
-		return p
-	}
-	k := int(min(a.left, int64(len(b))))
-	head := b[:k]
-	a.left -= int64(k)
-	if a.left > 0 {
-		a.follow(head)
-		return p
-	}
-	// The handed bytes end here, with their last message.
-	a.follow(head[:k-1])
-	p.inFlight, p.inFlightBytes = true, a.sinceNL
-	if head[k-1] != '\n' {
-		p.inFlightBytes++ // a part of a long line, cut without a newline
-	}
-	p.counted = b[k:]
-	return p
-}
-
-func (a *handedAccount) follow(b []byte) {
-	if j := bytes.LastIndexByte(b, '\n'); j >= 0 {
-		a.sinceNL = int64(len(b) - j - 1)
-	} else {
-		a.sinceNL += int64(len(b))
 	}
 }
 

@@ -308,11 +308,6 @@ func (r *run) peek(f *os.File, i int, rd *reader.Reader, cons *console.Console) 
 	if handed := r.Ledger.Handed(i); handed != nil {
 		// Replays are counted in the ledger, across workers.
 		rd.Replay, rd.Handed, rd.Replayed = handed.Load(), handed, r.Ledger.Replayed()
-		// The ring counts what it holds (supervisor.Config.HandedCounted).
-		if r.o.Mode == config.NonBlocking {
-			rd.HandedCounted = true
-			rd.InFlightLost = func(bytes int64) { r.Count.Drop(diag.WorkerDied, 1, bytes) }
-		}
 		rd.Partial = partialKeeper{r.Ledger, i}
 		rd.SkipReplay = r.Finish
 		if consumed := r.Ledger.Consumed(i); consumed != nil {

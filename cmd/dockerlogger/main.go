@@ -293,7 +293,6 @@ func supervise(args []string, c *config.Config, ready *zfd.ReadyPipe, count *dia
 		NeverBlock: c.Options.Mode != config.Blocking && c.Options.BufferFull != config.BlockFull,
 		// The ring drops at a handover anyway; the spool loses nothing.
 		RelieveUpgrades: c.Options.Mode == config.NonBlocking && c.Options.BufferFull != config.BlockFull,
-		HandedCounted:   c.Options.Mode == config.NonBlocking,
 		Errors:          errs, Count: count, Stats: printStats, Signals: sigs, Stderr: stderr,
 	})
 	code := s.Run()
