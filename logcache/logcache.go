@@ -211,7 +211,11 @@ func (c *Cache) Close(timeout time.Duration) error {
 // Tee returns a sink that gives the cache a copy of each message and then
 // passes the message to next.
 func (c *Cache) Tee(next reader.Sink) reader.Sink {
-	return &tee{c: c, next: next}
+	t := &tee{c: c, next: next}
+	if _, ok := next.(reader.Borrower); ok {
+		return borrowingTee{t}
+	}
+	return t
 }
 
 type tee struct {
@@ -222,6 +226,15 @@ type tee struct {
 func (t *tee) Log(msg *logger.Message) error {
 	t.c.add(msg)
 	return t.next.Log(msg)
+}
+
+// borrowingTee is a tee whose next sink borrows (reader.Borrower): the
+// cache copies what it keeps, so it may borrow too.
+type borrowingTee struct{ *tee }
+
+func (t borrowingTee) LogBorrowed(msg *logger.Message) error {
+	t.c.add(msg)
+	return t.next.(reader.Borrower).LogBorrowed(msg)
 }
 
 // Flush passes on to a sink that buffers (reader.Flusher).

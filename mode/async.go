@@ -159,6 +159,14 @@ var droppedKey = [2][2]string{{"stdout_lines_dropped", "stdout_bytes_dropped"}, 
 // is block and the queue is full. A message that is dropped is counted;
 // Log returns nil either way, as the reader has nothing to do about it.
 func (a *Async) Log(msg *logger.Message) error {
+	err := a.LogBorrowed(msg)
+	logger.PutMessage(msg)
+	return err
+}
+
+// LogBorrowed is Log of a message the caller keeps: the ring and the
+// spool copy its line straight from the reader's buffer.
+func (a *Async) LogBorrowed(msg *logger.Message) error {
 	if a.ring != nil {
 		a.logRing(msg)
 		return nil
@@ -173,14 +181,15 @@ func (a *Async) Log(msg *logger.Message) error {
 	if err = a.spool.Append(&rec); err != nil {
 		a.lost(i, 0, 1, int64(len(rec.Line)), rec.Time, "spool-closed")
 	}
-	logger.PutMessage(msg)
 	return err
 }
 
-// logRing is Log in non-blocking mode. Its record stays on the stack
-// (the spool's Append would move it to the heap): a full ring takes
+// logRing is LogBorrowed in non-blocking mode. Its record stays on the
+// stack (the spool's Append would move it to the heap): a full ring takes
 // millions of short lines a second, and each allocation is collector
-// work.
+// work. The record's header is framed apart and its line copied once,
+// from where the reader holds it into the ring: at a large line-max a
+// copy is the size of the line.
 func (a *Async) logRing(msg *logger.Message) {
 	i := streamIndex(msg.Source)
 	rec := spool.Record{Stderr: i == 1, Time: msg.Timestamp.UnixNano(), Line: msg.Line}
@@ -193,12 +202,11 @@ func (a *Async) logRing(msg *logger.Message) {
 	if bp == nil {
 		bp = new([]byte)
 	}
-	*bp = spool.AppendRecord((*bp)[:0], &rec)
-	a.ring.Put(*bp)
+	*bp = spool.AppendHeader((*bp)[:0], &rec)
+	a.ring.PutParts(*bp, rec.Line)
 	a.bufs.Put(bp)
 	_, n := a.ring.Len()
 	a.cfg.Count.BufferBytes.Store(int64(n))
-	logger.PutMessage(msg)
 }
 
 // Flush writes what the spool buffered (and fsyncs with spool-sync=always).
@@ -214,17 +222,21 @@ func (a *Async) Flush() error {
 	return err
 }
 
-// ringDrop is told by the ring of every record it drops.
-func (a *Async) ringDrop(b []byte, why string) {
+// ringDrop is told by the ring of every record it drops (head followed
+// by tail): what it needs is in the record's first bytes.
+func (a *Async) ringDrop(head, tail []byte, why string) {
 	if why == ring.Closed { // a reader still going after Drain began
 		why = "close-timeout"
 	}
-	rec, _, err := spool.Decode(b)
+	var meta [spool.MaxOverhead]byte
+	n := copy(meta[:], head)
+	n += copy(meta[n:], tail)
+	rec, lineLen, err := spool.DecodeMeta(meta[:n])
 	if err != nil { // cannot happen: we encoded it
 		a.cfg.Count.Drop(why, 1, 0)
 		return
 	}
-	a.lost(streamIndex(streamOf(&rec)), rec.Seq, 1, int64(len(rec.Line)), rec.Time, why)
+	a.lost(streamIndex(streamOf(&rec)), rec.Seq, 1, int64(lineLen), rec.Time, why)
 }
 
 func (a *Async) spoolDrop(rec *spool.Record, why string) {
@@ -417,8 +429,14 @@ func (a *Async) consumeRing() {
 			return
 		}
 		a.delivered(&rec)
+		if cap(buf) > bufKeep {
+			buf = nil // a long line's copy is not kept for the next
+		}
 	}
 }
+
+// bufKeep is the largest buffer the ring's consumer keeps between records.
+const bufKeep = 64 << 10
 
 // spoolBatch is how much the spool hands out at once: what a restart may
 // deliver twice.

@@ -29,6 +29,14 @@ type Sink interface {
 	Log(*logger.Message) error
 }
 
+// Borrower is a Sink that copies what it keeps of a message before
+// LogBorrowed returns: the reader lends it a message whose Line is the
+// reader's own buffer, which saves a copy of every line (at a large
+// line-max, a copy the size of the line).
+type Borrower interface {
+	LogBorrowed(*logger.Message) error
+}
+
 // Flusher is a Sink that buffers: Flush is called each time the reader has
 // handed over everything one read returned, before it waits for more.
 type Flusher interface {
@@ -103,6 +111,8 @@ type Reader struct {
 	ordinal   int
 	kept      bool // Partial holds an unfinished line
 	flusher   Flusher
+	borrower  Borrower
+	lent      logger.Message // the message lent to borrower
 }
 
 // PartialLine is a line being cut into partial messages: its id, the
@@ -171,6 +181,7 @@ func (r *Reader) Copy(src io.Reader) error {
 		now = time.Now
 	}
 	r.flusher, _ = r.Sink.(Flusher)
+	r.borrower, _ = r.Sink.(Borrower)
 	committer, _ := src.(Committer)
 	if r.Resume.ID != "" {
 		r.partialID, r.ordinal, r.partialTS = r.Resume.ID, r.Resume.Ordinal, r.Resume.Time
@@ -291,9 +302,15 @@ func (r *Reader) flush() {
 // of input (a newline or EOF followed it); upto is where, in this round's
 // bytes, the message and its newline end.
 func (r *Reader) emit(line []byte, ts time.Time, end bool, upto int) {
-	msg := logger.NewMessage()
+	var msg *logger.Message
+	if r.borrower != nil {
+		msg = &r.lent
+		*msg = logger.Message{Line: line}
+	} else {
+		msg = logger.NewMessage()
+		msg.Line = append(msg.Line[:0], line...)
+	}
 	msg.Source = r.Source
-	msg.Line = append(msg.Line[:0], line...)
 	switch {
 	case !end:
 		if r.partialID == "" {
@@ -320,20 +337,10 @@ func (r *Reader) emit(line []byte, ts time.Time, end bool, upto int) {
 	}
 	if r.SkipReplay && r.Replay > 0 && r.base+int64(upto) <= r.Replay {
 		// Counted by the worker that handed it over (see SkipReplay).
-		logger.PutMessage(msg)
+		r.release(msg)
 		return
 	}
-	if r.Count != nil {
-		// Counted in messages, as drivers see them (a line cut into
-		// partial messages counts once per part), and in message bytes,
-		// newlines not included: read = delivered + dropped.
-		r.Count.Lines.Add(1)
-		r.Count.Bytes.Add(int64(len(line)))
-		if msg.PLogMetaData != nil {
-			r.Count.Partial.Add(1)
-		}
-		r.Count.Read.Poke()
-	}
+	r.countRead(msg, line)
 	if r.Replay > 0 && r.base+int64(upto) <= r.Replay {
 		if r.Replayed != nil {
 			r.Replayed.Add(1)
@@ -346,7 +353,36 @@ func (r *Reader) emit(line []byte, ts time.Time, end bool, upto int) {
 		r.Handed.Store(r.handed(r.covered))
 		r.ahead = min(max(2*r.ahead, 128), handedAhead)
 	}
+	if msg == &r.lent {
+		r.borrower.LogBorrowed(msg)
+		r.release(msg)
+		return
+	}
 	r.Sink.Log(msg)
+}
+
+// release lets go of a message not handed over, or lent.
+func (r *Reader) release(msg *logger.Message) {
+	if msg == &r.lent {
+		*msg = logger.Message{} // nothing kept of the buffer
+		return
+	}
+	logger.PutMessage(msg)
+}
+
+// countRead counts msg, holding line, as read.
+func (r *Reader) countRead(msg *logger.Message, line []byte) {
+	if r.Count != nil {
+		// Counted in messages, as drivers see them (a line cut into
+		// partial messages counts once per part), and in message bytes,
+		// newlines not included: read = delivered + dropped.
+		r.Count.Lines.Add(1)
+		r.Count.Bytes.Add(int64(len(line)))
+		if msg.PLogMetaData != nil {
+			r.Count.Partial.Add(1)
+		}
+		r.Count.Read.Poke()
+	}
 }
 
 // handed is what the ledger must say when the message ending at upto (in

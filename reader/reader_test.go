@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -461,4 +462,44 @@ func TestHandedCoversEveryMessage(t *testing.T) {
 		t.Fatalf("%d stores to the ledger for %d messages", h.stores, h.msgs)
 	}
 	t.Logf("%d stores for %d messages", h.stores, h.msgs)
+}
+
+// borrowSink is a recSink that borrows (reader.Borrower): it must see the
+// same messages, and the reader must not reuse a line before it returns.
+type borrowSink struct{ recSink }
+
+func (s *borrowSink) LogBorrowed(m *logger.Message) error {
+	r := rec{Line: string(m.Line), Source: m.Source, TS: m.Timestamp}
+	if p := m.PLogMetaData; p != nil {
+		r.Partial, r.ID, r.Ordinal, r.Last = true, p.ID, p.Ordinal, p.Last
+	}
+	s.msgs = append(s.msgs, r)
+	return nil
+}
+
+// TestBorrowerSeesTheSameMessages: lending the reader's buffer changes
+// nothing a sink sees: lines, parts of long lines, ordinals, timestamps.
+func TestBorrowerSeesTheSameMessages(t *testing.T) {
+	in := "one\n" + strings.Repeat("x", 25) + "\n\nlast without newline"
+	for _, lineMax := range []int{4, 10, 1 << 20} {
+		var got [2][]rec
+		for i, sink := range []reader.Sink{&recSink{}, &borrowSink{}} {
+			r := &reader.Reader{Source: "stdout", LineMax: lineMax, Sink: sink, Now: tickClock()}
+			if err := r.Copy(iotest.OneByteReader(strings.NewReader(in))); err != nil {
+				t.Fatal(err)
+			}
+			switch s := sink.(type) {
+			case *recSink:
+				got[i] = s.msgs
+			case *borrowSink:
+				got[i] = s.msgs
+			}
+		}
+		for i := range got[0] {
+			got[0][i].ID, got[1][i].ID = "", "" // random per run
+		}
+		if !reflect.DeepEqual(got[0], got[1]) || len(got[0]) < 4 {
+			t.Fatalf("line-max %d: Log saw %v, LogBorrowed %v", lineMax, got[0], got[1])
+		}
+	}
 }

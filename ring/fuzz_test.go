@@ -16,7 +16,7 @@ func FuzzRing(f *testing.F) {
 	f.Fuzz(func(t *testing.T, size uint16, pol uint8, script []byte) {
 		p := Policy(pol % 2) // Block would wait forever with one goroutine
 		var dropped []string
-		r := New(int(size), p, func(rec []byte, why string) { dropped = append(dropped, string(rec)) })
+		r := New(int(size), p, func(head, tail []byte, why string) { dropped = append(dropped, string(head)+string(tail)) })
 		var model []string
 		used := 0
 		var modelDropped []string

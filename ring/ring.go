@@ -54,10 +54,6 @@ const (
 	releaseKeep = 64 << 10
 )
 
-// tmpMax is the largest scratch buffer the ring keeps between drops: a
-// larger one (a record of a large line-max that wrapped) is let go.
-const tmpMax = 64 << 10
-
 // Ring is a FIFO of records in a fixed-size byte buffer. Its methods are
 // safe for concurrent use by producers and one consumer. The buffer is
 // the ring's only memory of any size: records are copied in and out, a
@@ -65,8 +61,9 @@ const tmpMax = 64 << 10
 type Ring struct {
 	policy Policy
 	// Drop is called, with the ring locked, for every record dropped and
-	// why; rec is only valid during the call.
-	drop func(rec []byte, why string)
+	// why: the record is head followed by tail (a record that wraps, or
+	// one put in parts, comes in two), valid only during the call.
+	drop func(head, tail []byte, why string)
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -76,7 +73,6 @@ type Ring struct {
 	n      int // records held
 	closed bool
 	hdr    [Overhead]byte
-	tmp    []byte // scratch for a dropped record that wraps (at most tmpMax kept)
 	// release gives pages of buf back to the system (nil: buf is Go
 	// heap); hi is how far into buf was written since the last release.
 	release func([]byte)
@@ -84,12 +80,12 @@ type Ring struct {
 }
 
 // New returns a ring of size bytes (records and their headers).
-func New(size int, policy Policy, drop func(rec []byte, why string)) *Ring {
+func New(size int, policy Policy, drop func(head, tail []byte, why string)) *Ring {
 	if size < Overhead+1 {
 		size = Overhead + 1
 	}
 	if drop == nil {
-		drop = func([]byte, string) {}
+		drop = func([]byte, []byte, string) {}
 	}
 	r := &Ring{policy: policy, drop: drop}
 	r.buf, r.release = alloc(r, size)
@@ -104,37 +100,44 @@ func (r *Ring) Size() int { return len(r.buf) }
 // it was dropped (and handed to Drop) because it is larger than the ring,
 // the policy is DropNewest and the ring is full, or the ring is closed
 // (nobody would take it out).
-func (r *Ring) Put(rec []byte) bool {
-	need := len(rec) + Overhead
+func (r *Ring) Put(rec []byte) bool { return r.PutParts(rec, nil) }
+
+// PutParts is Put of the record head followed by tail, copied straight
+// into the ring: a caller that frames a line it does not own (the
+// reader's buffer) needs no buffer of its own the size of the line.
+func (r *Ring) PutParts(head, tail []byte) bool {
+	size := len(head) + len(tail)
+	need := size + Overhead
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		r.drop(rec, Closed)
+		r.drop(head, tail, Closed)
 		return false
 	}
 	if need > len(r.buf) {
-		r.drop(rec, TooLarge)
+		r.drop(head, tail, TooLarge)
 		return false
 	}
 	for len(r.buf)-r.used < need {
 		switch r.policy {
 		case DropNewest:
-			r.drop(rec, Full)
+			r.drop(head, tail, Full)
 			return false
 		case Block:
 			r.cond.Wait()
 			if r.closed {
-				r.drop(rec, Closed)
+				r.drop(head, tail, Closed)
 				return false
 			}
 		default:
 			r.dropOldest()
 		}
 	}
-	binary.LittleEndian.PutUint32(r.hdr[:], uint32(len(rec)))
-	tail := (r.head + r.used) % len(r.buf)
-	tail = r.write(tail, r.hdr[:])
-	r.write(tail, rec)
+	binary.LittleEndian.PutUint32(r.hdr[:], uint32(size))
+	end := (r.head + r.used) % len(r.buf)
+	end = r.write(end, r.hdr[:])
+	end = r.write(end, head)
+	r.write(end, tail)
 	r.used += need
 	r.n++
 	r.cond.Broadcast()
@@ -196,15 +199,12 @@ func (r *Ring) pop(dst []byte) []byte {
 
 func (r *Ring) dropOldest() {
 	off, n := r.oldest()
-	if off+n <= len(r.buf) {
-		// Shown where it lies: no copy, no scratch the size of the record.
-		r.drop(r.buf[off:off+n:off+n], Full)
+	// Shown where it lies, in two parts if it wraps: no copy, no scratch
+	// the size of the record.
+	if end := off + n; end <= len(r.buf) {
+		r.drop(r.buf[off:end:end], nil, Full)
 	} else {
-		r.tmp = r.read(r.tmp[:0], off, n)
-		r.drop(r.tmp, Full)
-		if cap(r.tmp) > tmpMax {
-			r.tmp = nil
-		}
+		r.drop(r.buf[off:len(r.buf):len(r.buf)], r.buf[:end-len(r.buf):end-len(r.buf)], Full)
 	}
 	r.remove(n)
 }

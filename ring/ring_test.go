@@ -17,9 +17,9 @@ type drops struct {
 	why  []string
 }
 
-func (d *drops) fn(rec []byte, why string) {
+func (d *drops) fn(head, tail []byte, why string) {
 	d.mu.Lock()
-	d.recs = append(d.recs, string(rec))
+	d.recs = append(d.recs, string(head)+string(tail))
 	d.why = append(d.why, why)
 	d.mu.Unlock()
 }
@@ -295,4 +295,40 @@ func TestLargeRingOffHeap(t *testing.T) {
 		t.Fatalf("oldest kept is %d, want %d", binary.LittleEndian.Uint32(b), 200-n)
 	}
 	runtime.KeepAlive(r)
+}
+
+// TestPutParts: a record put in two parts is one record, whole when taken
+// out and when dropped, where it wraps too.
+func TestPutParts(t *testing.T) {
+	var d drops
+	r := New(40, DropOldest, d.fn)
+	for i := 0; i < 20; i++ {
+		head, tail := fmt.Sprintf("h%02d:", i), fmt.Sprintf("tail-%02d", i)
+		if !r.PutParts([]byte(head), []byte(tail)) {
+			t.Fatalf("record %d refused", i)
+		}
+	}
+	got := getAll(t, r)
+	all := append(append([]string{}, d.recs...), got...)
+	if len(all) != 20 {
+		t.Fatalf("%d records dropped and %d taken out, want 20 in all", len(d.recs), len(got))
+	}
+	for i, rec := range all {
+		if want := fmt.Sprintf("h%02d:tail-%02d", i, i); rec != want {
+			t.Fatalf("record %d is %q, want %q (dropped %q, taken %q)", i, rec, want, d.recs, got)
+		}
+	}
+	if len(got) == 0 || len(d.recs) == 0 {
+		t.Fatalf("dropped %d, taken %d: the test wants both", len(d.recs), len(got))
+	}
+	if !New(40, DropOldest, d.fn).PutParts(nil, []byte("only a tail")) {
+		t.Fatal("a record with no head was refused")
+	}
+	r2 := New(16, DropNewest, d.fn)
+	if r2.PutParts([]byte("0123456789"), []byte("0123456789")) {
+		t.Fatal("a record larger than the ring was kept")
+	}
+	if last := d.recs[len(d.recs)-1]; last != "01234567890123456789" || d.why[len(d.why)-1] != TooLarge {
+		t.Fatalf("dropped %q (%s), want the whole record as too-large", last, d.why[len(d.why)-1])
+	}
 }

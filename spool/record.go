@@ -57,6 +57,12 @@ func (rec *Record) Size() int { return HeaderSize + fixedBody + len(rec.ID) + le
 // AppendRecord appends rec's encoding to dst. An ID longer than 255 bytes
 // is cut (Docker's are 64).
 func AppendRecord(dst []byte, rec *Record) []byte {
+	return append(AppendHeader(dst, rec), rec.Line...)
+}
+
+// AppendHeader appends rec's encoding but for its line, which follows it
+// (the ring copies the line from where the reader holds it).
+func AppendHeader(dst []byte, rec *Record) []byte {
 	id := rec.ID
 	if len(id) > 255 {
 		id = id[:255]
@@ -80,11 +86,33 @@ func AppendRecord(dst []byte, rec *Record) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(rec.Time))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(rec.Ordinal))
 	dst = append(dst, id...)
-	dst = append(dst, rec.Line...)
 	b := dst[start:]
 	crc := crc32.Update(crc32.Checksum(b[:8], castagnoli), castagnoli, b[HeaderSize:])
-	binary.LittleEndian.PutUint32(b[8:], crc)
+	binary.LittleEndian.PutUint32(b[8:], crc32.Update(crc, castagnoli, rec.Line))
 	return dst
+}
+
+// DecodeMeta decodes what the start of a record says about it, without
+// its line or a CRC check: b holds at least the record's first
+// MaxOverhead bytes, or all of it. lineLen is the length of its line.
+func DecodeMeta(b []byte) (rec Record, lineLen int, err error) {
+	if len(b) < HeaderSize+fixedBody || b[0] != magic0 || b[1] != magic1 {
+		return rec, 0, ErrCorrupt
+	}
+	flags, idLen := b[2], int(b[3])
+	body := int(binary.LittleEndian.Uint32(b[4:]))
+	if flags&^7 != 0 || body < fixedBody+idLen || len(b) < HeaderSize+fixedBody+idLen {
+		return rec, 0, ErrCorrupt
+	}
+	p := b[HeaderSize:]
+	rec.Stderr = flags&1 != 0
+	rec.Partial = flags&2 != 0
+	rec.Last = flags&4 != 0
+	rec.Seq = binary.LittleEndian.Uint64(p)
+	rec.Time = int64(binary.LittleEndian.Uint64(p[8:]))
+	rec.Ordinal = int32(binary.LittleEndian.Uint32(p[16:]))
+	rec.ID = string(p[fixedBody : fixedBody+idLen])
+	return rec, body - fixedBody - idLen, nil
 }
 
 // Decode decodes the record at the start of b and returns it with its

@@ -30,6 +30,10 @@ import (
 	"github.com/joyent/dockerlogger/zfd"
 )
 
+// The async modes copy what they keep of a line: the reader lends them its
+// buffer.
+var _ reader.Borrower = (*mode.Async)(nil)
+
 // Worker is one run of the pipeline.
 type Worker struct {
 	Config *config.Config
