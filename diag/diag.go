@@ -53,6 +53,9 @@ type Counters struct {
 	CacheOn                         atomic.Bool
 	Cached, CachedBytes             atomic.Int64
 	CacheDropped, CacheDroppedBytes atomic.Int64
+	// MaybeDelivered: of the lines dropped, how many a worker that was
+	// killed while handing them over may have delivered all the same.
+	MaybeDelivered atomic.Int64
 
 	mu      sync.Mutex
 	reasons map[string]*[2]int64 // drop reason -> lines, bytes
@@ -203,6 +206,10 @@ func (c *Counters) Snapshot() []KV {
 		{"stderr_lines_read", i(c.Stderr.Lines.Load())},
 		{"stderr_bytes_read", i(c.Stderr.Bytes.Load())},
 		{"partial_messages", i(c.Stdout.Partial.Load() + c.Stderr.Partial.Load())},
+	}
+	if n := c.MaybeDelivered.Load(); n > 0 {
+		// Not a drop reason: a bound on lines counted twice.
+		kv = append(kv, KV{"lines_dropped_maybe_delivered", i(n)})
 	}
 	if c.CacheOn.Load() {
 		// Not a drop reason: lines_dropped does not include it.

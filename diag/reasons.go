@@ -7,7 +7,7 @@ const (
 	TooLarge       = "too-large"       // a line larger than the whole ring or spool
 	CloseTimeout   = "close-timeout"   // still undelivered when close-timeout ended the logger
 	DriverGaveUp   = "driver-gave-up"  // the driver had accepted it, then gave up (retries spent)
-	WorkerDied     = "worker-died"     // in the ring of a worker that died
+	WorkerDied     = "worker-died"     // in the ring or driver of a worker that died
 	EarlierWorkers = "earlier-workers" // dropped before this worker (by earlier ones or the supervisor)
 	LoggerFailed   = "logger-failed"   // on-failure=ignore drained it to nowhere
 	LoggerDown     = "logger-down"     // no worker ran and the pipe had to make room

@@ -304,12 +304,16 @@ func (s *session) finish(r *row, ferr error) {
 		spooled = 0
 	}
 	r.lost = int64(r.written) - int64(r.delivered) - r.dropped - spooled
-	// A non-blocking worker killed while handing a line to the driver
-	// counts that line as dropped with its ring; it may still arrive. That
-	// is a line counted twice, never one lost: allow one per kill.
+	// A non-blocking worker killed while handing lines over: what its
+	// ring held is counted dropped, and what it handed over and had not
+	// consumed is delivered again (lines_replayed) or dropped by the
+	// supervisor while no worker runs (lines_dropped_maybe_delivered);
+	// either may count a line twice, never lose one. One line in flight
+	// per kill besides.
+	twice := int64(s.kills) + st["lines_dropped_maybe_delivered"] + st["lines_replayed"]
 	switch {
-	case r.lost < 0 && s.mode == "non-blocking" && -r.lost <= int64(s.kills):
-		s.note("%d in-flight line(s) counted dropped and delivered (one per worker kill allowed)", -r.lost)
+	case r.lost < 0 && s.mode == "non-blocking" && -r.lost <= twice:
+		s.note("%d line(s) counted dropped and delivered (at most %d: one in flight per kill, lines_replayed and lines_dropped_maybe_delivered)", -r.lost, twice)
 	case r.lost < 0 && spooled > 0 && -r.lost <= spoolBatchLines:
 		// The batch handed to the driver when close-timeout struck stays
 		// unacknowledged on disk: counted as spooled, it may also have

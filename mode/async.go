@@ -50,6 +50,12 @@ type AsyncConfig struct {
 	// can read them (protocol.Ledger), so that a worker that dies does not
 	// lose its ring uncounted. Non-blocking mode only.
 	HeldLines, HeldBytes *atomic.Int64
+	// DriverHeldLines and DriverHeldBytes, if set, hold at least what
+	// the driver took from the ring and has not sent (DriverPending: a
+	// batch, fluentd-async), for the same reason: a line the ring let go
+	// of is still in the worker's memory until then.
+	DriverHeldLines, DriverHeldBytes *atomic.Int64
+	DriverPending                    func() (lines, bytes int64)
 }
 
 // Async puts messages in a queue — a memory ring (non-blocking) or a
@@ -69,6 +75,8 @@ type Async struct {
 	stop  chan struct{} // closed when Drain gives up: stop retrying
 	done  chan struct{} // closed when the consumer goroutine ends
 	once  sync.Once
+	// driverMu orders the looks at what the driver holds (RefreshDriverHeld).
+	driverMu sync.Mutex
 
 	mu   sync.Mutex
 	gaps [2][]gap // losses not yet reported by a marker, per stream
@@ -385,8 +393,27 @@ func (a *Async) hold(lines, bytes int64) {
 	}
 }
 
+// RefreshDriverHeld records what the driver holds unsent now (see
+// AsyncConfig.DriverHeldLines): after each delivery, and when the worker
+// looks whether it is idle, as the driver sends on its own.
+func (a *Async) RefreshDriverHeld() {
+	if a.cfg.DriverHeldLines == nil || a.cfg.DriverPending == nil {
+		return
+	}
+	// Looked at and stored under one lock: a store of an older look
+	// after a newer one could hide a line.
+	a.driverMu.Lock()
+	l, b := a.cfg.DriverPending()
+	a.cfg.DriverHeldLines.Store(l)
+	a.cfg.DriverHeldBytes.Store(b)
+	a.driverMu.Unlock()
+}
+
 func (a *Async) delivered(rec *spool.Record) {
 	if a.ring != nil {
+		// Held by the driver before the ring lets go of it: a worker
+		// killed in between counts the line twice, never not at all.
+		a.RefreshDriverHeld()
 		a.hold(-1, -int64(len(rec.Line)))
 	} else {
 		a.spooled.Add(-1)
@@ -406,6 +433,7 @@ func (a *Async) consumeRing() {
 				return
 			}
 			a.flushDriver()
+			a.RefreshDriverHeld()
 			var err error
 			if b, err = a.ring.Get(context.Background(), buf[:0]); err != nil {
 				a.markAll()

@@ -47,6 +47,22 @@ type Blocking struct {
 	// failingSince is when the driver started refusing every message
 	// (unix nanoseconds), 0 while it accepts them.
 	failingSince atomic.Int64
+	// leave: see LeaveToNext.
+	leave atomic.Bool
+}
+
+// LeaveToNext makes Stop leave the message being retried uncounted: the
+// worker gives its input up to the next worker (a driver failing for
+// failure-timeout), which reads the message again from the pipe and
+// delivers it. Counted as dropped it would be counted twice.
+func (b *Blocking) LeaveToNext() { b.leave.Store(true) }
+
+// stopped counts msg's n bytes as dropped at close-timeout, unless the
+// next worker delivers it (LeaveToNext).
+func (b *Blocking) stopped(n int64) {
+	if !b.leave.Load() {
+		b.Count.Drop(diag.CloseTimeout, 1, n)
+	}
 }
 
 // FailingSince returns when the driver began refusing every message, or
@@ -99,14 +115,14 @@ func (b *Blocking) Log(msg *logger.Message) error {
 		}
 		select {
 		case <-b.Stop: // past close-timeout: no retry to announce
-			b.Count.Drop(diag.CloseTimeout, 1, n)
+			b.stopped(n)
 			return err
 		default:
 		}
 		d := wait.Next()
 		b.Errors.Printf("deliver %s line: %v (retrying in %v)", s.source, err, d)
 		if !backoff.Sleep(d, b.Stop) {
-			b.Count.Drop(diag.CloseTimeout, 1, n)
+			b.stopped(n)
 			return err
 		}
 		b.Count.Retries.Add(1)

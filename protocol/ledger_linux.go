@@ -50,6 +50,15 @@ type ledgerPage struct {
 	// room in them (no worker reading). A worker waits for zero after its
 	// ready byte, before it reads.
 	relieving atomic.Int64
+	// maybeDelivered: lines of a dead worker's handed bytes that the
+	// supervisor dropped while no worker ran; counted dropped, they may
+	// have been delivered (the worker was killed handing them over).
+	maybeDelivered atomic.Int64
+	// driverLines, driverBytes: what a non-blocking worker's driver took
+	// and had not sent (a batch, fluentd-async) when last looked at; lost
+	// if the worker dies, counted so by the next, which may count lines
+	// that were sent since (they are added to maybeDelivered).
+	driverLines, driverBytes atomic.Int64
 }
 
 // partialSlot is written by one worker at a time and read by the next
@@ -113,12 +122,30 @@ func (l *Ledger) Handed(stream int) *atomic.Int64 {
 	return &l.p.handed[stream]
 }
 
+// MaybeDelivered is the count of lines counted dropped that a killed
+// worker may have delivered (see ledgerPage.maybeDelivered).
+func (l *Ledger) MaybeDelivered() *atomic.Int64 {
+	if l == nil {
+		return nil
+	}
+	return &l.p.maybeDelivered
+}
+
 // Replayed is the count of lines delivered again, by all workers.
 func (l *Ledger) Replayed() *atomic.Int64 {
 	if l == nil {
 		return nil
 	}
 	return &l.p.replayed
+}
+
+// DriverHeld is what a non-blocking worker's driver held unsent when the
+// worker last looked.
+func (l *Ledger) DriverHeld() (lines, bytes *atomic.Int64) {
+	if l == nil {
+		return nil, nil
+	}
+	return &l.p.driverLines, &l.p.driverBytes
 }
 
 // RingHeld is what a non-blocking worker holds in its ring.

@@ -10,17 +10,20 @@ import (
 func TestLedgerLayout(t *testing.T) {
 	var p ledgerPage
 	for name, c := range map[string]struct{ got, want uintptr }{
-		"handed[0]":    {unsafe.Offsetof(p.handed), 0},
-		"replayed":     {unsafe.Offsetof(p.replayed), 16},
-		"ringLines":    {unsafe.Offsetof(p.ringLines), 24},
-		"ringBytes":    {unsafe.Offsetof(p.ringBytes), 32},
-		"droppedLines": {unsafe.Offsetof(p.droppedLines), 40},
-		"droppedBytes": {unsafe.Offsetof(p.droppedBytes), 48},
-		"partial":      {unsafe.Offsetof(p.partial), 56},
-		"partial[1]":   {unsafe.Offsetof(p.partial) + unsafe.Sizeof(p.partial[0]), 152},
-		"consumed":     {unsafe.Offsetof(p.consumed), 248},
-		"nonce":        {unsafe.Offsetof(p.nonce), 264},
-		"relieving":    {unsafe.Offsetof(p.relieving), 280},
+		"handed[0]":      {unsafe.Offsetof(p.handed), 0},
+		"replayed":       {unsafe.Offsetof(p.replayed), 16},
+		"ringLines":      {unsafe.Offsetof(p.ringLines), 24},
+		"ringBytes":      {unsafe.Offsetof(p.ringBytes), 32},
+		"droppedLines":   {unsafe.Offsetof(p.droppedLines), 40},
+		"droppedBytes":   {unsafe.Offsetof(p.droppedBytes), 48},
+		"partial":        {unsafe.Offsetof(p.partial), 56},
+		"partial[1]":     {unsafe.Offsetof(p.partial) + unsafe.Sizeof(p.partial[0]), 152},
+		"consumed":       {unsafe.Offsetof(p.consumed), 248},
+		"nonce":          {unsafe.Offsetof(p.nonce), 264},
+		"relieving":      {unsafe.Offsetof(p.relieving), 280},
+		"maybeDelivered": {unsafe.Offsetof(p.maybeDelivered), 288},
+		"driverLines":    {unsafe.Offsetof(p.driverLines), 296},
+		"driverBytes":    {unsafe.Offsetof(p.driverBytes), 304},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s at offset %d, was %d", name, c.got, c.want)

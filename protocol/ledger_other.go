@@ -26,5 +26,7 @@ func (*Ledger) File() *os.File                             { return nil }
 func (*Ledger) SavePartial(int, string, int, int64)        {}
 func (*Ledger) Partial(int) (string, int, int64, bool)     { return "", 0, 0, false }
 func (*Ledger) Consumed(int) *atomic.Int64                 { return nil }
+func (*Ledger) MaybeDelivered() *atomic.Int64              { return nil }
+func (*Ledger) DriverHeld() (lines, bytes *atomic.Int64)   { return nil, nil }
 func (*Ledger) PartialID(int, int64) string                { return "" }
 func (*Ledger) Relieving() *atomic.Int64                   { return nil }

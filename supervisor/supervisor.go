@@ -563,11 +563,16 @@ func (s *Supervisor) relieve(stream int, f *os.File, level reliefLevel, stop <-c
 		if held <= limit/level.over {
 			continue
 		}
-		var newlines, dropped int64
+		var newlines, dropped, maybe int64
+		var handed int64 // bytes at the front a dead worker handed over
+		if h := s.ledger.Handed(stream); h != nil {
+			handed = h.Load()
+		}
 		last := byte('\n')
 		for left := held - limit/level.down; left > 0; {
 			n, err := f.Read(buf[:min(left, len(buf))])
 			newlines += int64(bytes.Count(buf[:n], []byte{'\n'}))
+			maybe += handedLines(buf[:n], &handed)
 			dropped += int64(n)
 			if n > 0 {
 				last = buf[n-1]
@@ -588,6 +593,7 @@ func (s *Supervisor) relieve(stream int, f *os.File, level reliefLevel, stop <-c
 				break
 			}
 			dropped++
+			maybe += handedLines(buf[:1], &handed)
 			s.consumedByRelief(stream, 1)
 			last = buf[0]
 			if last == '\n' {
@@ -602,6 +608,9 @@ func (s *Supervisor) relieve(stream int, f *os.File, level reliefLevel, stop <-c
 		// The line the last worker was cutting into partial messages is
 		// gone (or cut): the next one starts a new partial id.
 		s.ledger.SavePartial(stream, "", 0, 0)
+		if m := s.ledger.MaybeDelivered(); m != nil && maybe > 0 {
+			m.Add(maybe)
+		}
 		if cl, cb := s.ledger.CarriedDrops(); cl != nil {
 			// The next worker reports them, with its own counts.
 			cl.Add(lines)
@@ -610,6 +619,24 @@ func (s *Supervisor) relieve(stream int, f *os.File, level reliefLevel, stop <-c
 			s.c.Count.Drop(diag.LoggerDown, lines, bytesDropped)
 		}
 	}
+}
+
+// handedLines counts the messages in b, just read from the front of a
+// pipe, that lie in the first *handed bytes, and takes b from *handed: a
+// dead worker handed them over and may have delivered them, so counting
+// them dropped may count them twice (never lose them: a driver that
+// batches may have held them in the dead worker's memory).
+func handedLines(b []byte, handed *int64) int64 {
+	k := int(min(*handed, int64(len(b))))
+	if k <= 0 {
+		return 0
+	}
+	*handed -= int64(k)
+	n := int64(bytes.Count(b[:k], []byte{'\n'}))
+	if *handed == 0 && b[k-1] != '\n' {
+		n++ // a part of a long line, handed over without its newline
+	}
+	return n
 }
 
 // consumedByRelief keeps the ledger true to the pipe after relieve took n

@@ -76,6 +76,9 @@ func (q *idle) quiet() bool {
 	if r.Count.BufferBytes.Load() != 0 {
 		return false
 	}
+	if r.async != nil {
+		r.async.RefreshDriverHeld() // it sends on its own
+	}
 	if n, _ := r.drv.Pending(); n > 0 {
 		return false
 	}
@@ -86,9 +89,7 @@ func (q *idle) quiet() bool {
 func (q *idle) statsLine() string {
 	r := q.r
 	r.Count.Resent.Store(r.drv.Resent())
-	if slot := r.Ledger.Replayed(); slot != nil {
-		r.Count.Replayed.Store(slot.Load())
-	}
+	r.ledgerCounts()
 	return r.Count.Line()
 }
 

@@ -137,7 +137,9 @@ func (w *Worker) Run() error {
 			Driver: r.drv, Count: w.Count, Errors: w.Errors, DropMarker: o.DropMarker}
 		if o.Mode == config.NonBlocking {
 			ac.HeldLines, ac.HeldBytes = w.Ledger.RingHeld()
-			w.countDeadRing(ac.HeldLines, ac.HeldBytes)
+			ac.DriverHeldLines, ac.DriverHeldBytes = w.Ledger.DriverHeld()
+			ac.DriverPending = r.drv.Pending
+			w.countDeadRing(ac.HeldLines, ac.HeldBytes, ac.DriverHeldLines, ac.DriverHeldBytes)
 		}
 		r.async, err = mode.NewAsync(ac)
 		if err != nil {
@@ -207,14 +209,24 @@ func (w *Worker) openCache() *logcache.Cache {
 }
 
 // countDeadRing counts as dropped what a worker that died held in its
-// ring: it was read from the pipes and is gone with that worker.
-func (w *Worker) countDeadRing(lines, bytes *atomic.Int64) {
+// ring and its driver had not sent: it was read from the pipes and is gone
+// with that worker. What the driver held may have been sent since it was
+// last looked at: those lines are also counted as maybe delivered.
+func (w *Worker) countDeadRing(lines, bytes, drvLines, drvBytes *atomic.Int64) {
 	if lines == nil {
 		return
 	}
-	if l, b := lines.Swap(0), bytes.Swap(0); l > 0 {
-		w.Count.Drop(diag.WorkerDied, l, b)
-		w.Errors.Printf("%d lines (%d bytes) in the ring of a worker that died are lost", l, b)
+	l, b := lines.Swap(0), bytes.Swap(0)
+	var dl, db int64
+	if drvLines != nil {
+		dl, db = drvLines.Swap(0), drvBytes.Swap(0)
+	}
+	if l+dl > 0 {
+		w.Count.Drop(diag.WorkerDied, l+dl, b+db)
+		w.Errors.Printf("%d lines (%d bytes) in the ring and driver of a worker that died are lost", l+dl, b+db)
+	}
+	if m := w.Ledger.MaybeDelivered(); m != nil && dl > 0 {
+		m.Add(dl)
 	}
 }
 
@@ -431,6 +443,10 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 			failing := r.failing(started)
 			if ph == reading && failing >= r.o.FailureTimeout {
 				r.Errors.Printf("%s driver failing for %v: giving up (on-failure=%s)", r.Config.Driver, r.o.FailureTimeout, r.o.OnFailure)
+				if r.blocking != nil && r.Peek {
+					// The line being retried stays in the pipe, uncommitted.
+					r.blocking.LeaveToNext()
+				}
 				r.writeStats()
 				return ErrDriverFailed
 			}
@@ -636,10 +652,20 @@ func (r *run) hungUp() bool {
 	return true
 }
 
-func (w *Worker) writeStats() {
+// ledgerCounts copies into the counters what all workers (and the
+// supervisor) counted in the ledger.
+func (w *Worker) ledgerCounts() {
 	if slot := w.Ledger.Replayed(); slot != nil {
 		w.Count.Replayed.Store(slot.Load())
 	}
+	if slot := w.Ledger.MaybeDelivered(); slot != nil {
+		w.Count.MaybeDelivered.Store(slot.Load())
+	}
+}
+
+func (w *Worker) writeStats() {
+	w.ledgerCounts()
+
 	if p := w.Config.Options.StatsFile; p != "" {
 		if err := w.Count.WriteFile(p); err != nil {
 			w.Errors.Printf("%v", err)

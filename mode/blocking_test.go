@@ -1,0 +1,42 @@
+package mode
+
+import (
+	"io"
+	"testing"
+
+	"github.com/docker/docker/daemon/logger"
+
+	"github.com/joyent/dockerlogger/diag"
+)
+
+// TestBlockingStopCounts: a message still refused when Stop closes is
+// dropped and counted (close-timeout), unless the worker leaves it to the
+// next one (LeaveToNext: it stays in the pipe and is delivered again),
+// where counting it would count it twice.
+func TestBlockingStopCounts(t *testing.T) {
+	for _, leave := range []bool{false, true} {
+		count := &diag.Counters{}
+		stop := make(chan struct{})
+		d := &testDriver{down: true, entered: make(chan struct{}, 100)}
+		b := &Blocking{Driver: d, Count: count, Errors: diag.NewErrors(io.Discard), Stop: stop}
+		done := make(chan error, 1)
+		msg := logger.NewMessage()
+		msg.Line = append(msg.Line, "in flight"...)
+		go func() { done <- b.Log(msg) }()
+		<-d.entered // refused once at least: retrying
+		if leave {
+			b.LeaveToNext()
+		}
+		close(stop)
+		if err := <-done; err == nil {
+			t.Fatal("Log accepted a message the driver refused")
+		}
+		want := int64(1)
+		if leave {
+			want = 0
+		}
+		if got := count.Dropped.Load(); got != want || count.Reason(diag.CloseTimeout) != want {
+			t.Fatalf("leave=%v: %d dropped (%d close-timeout), want %d", leave, got, count.Reason(diag.CloseTimeout), want)
+		}
+	}
+}
