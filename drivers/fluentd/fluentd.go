@@ -33,6 +33,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/containerd/log"
 	"github.com/docker/docker/daemon/logger"
@@ -222,7 +223,10 @@ func (f *fluentdLogger) Log(msg *logger.Message) error {
 		"container_id":   f.containerID,
 		"container_name": f.containerName,
 		"source":         msg.Source,
-		"log":            string(msg.Line),
+		// Not copied: fluent-logger-golang encodes the record before
+		// PostWithTime returns, and msg is let go of only then (at a
+		// large line-max a copy is the size of the line).
+		"log": unsafe.String(unsafe.SliceData(msg.Line), len(msg.Line)),
 	}
 	for k, v := range f.extra {
 		data[k] = v
@@ -234,12 +238,12 @@ func (f *fluentdLogger) Log(msg *logger.Message) error {
 		data["partial_last"] = strconv.FormatBool(p.Last)
 	}
 	ts, n := msg.Timestamp, len(msg.Line)
-	logger.PutMessage(msg)
 	if f.queue != nil {
 		f.queue.push(n)
 	}
 	// fluent-logger-golang keeps what fails to send and sends it again.
 	err := f.writer.PostWithTime(f.tag, ts, data)
+	logger.PutMessage(msg)
 	if err != nil && f.queue != nil {
 		f.queue.unpush()
 	}
