@@ -49,6 +49,20 @@ type Blocking struct {
 	failingSince atomic.Int64
 	// leave: see LeaveToNext.
 	leave atomic.Bool
+	// inFlight is 1 + the bytes of the message Log is handing to the
+	// driver, 0 when there is none: whoever takes it first counts it,
+	// Log when the driver answers or Stop closes, or Abandon.
+	inFlight atomic.Int64
+}
+
+// Abandon counts as dropped (close-timeout) the message Log is handing to
+// the driver, if any, for a worker that must exit now: a driver call that
+// does not return would leave it counted read and neither delivered nor
+// dropped. A line the driver then takes all the same is counted dropped.
+func (b *Blocking) Abandon() {
+	if v := b.inFlight.Swap(0); v > 0 {
+		b.stopped(v - 1)
+	}
 }
 
 // LeaveToNext makes Stop leave the message being retried uncounted: the
@@ -100,13 +114,16 @@ func (b *Blocking) Log(msg *logger.Message) error {
 	s.line = append(s.line[:0], msg.Line...)
 	s.source, s.ts, s.partial, s.attrs = msg.Source, msg.Timestamp, msg.PLogMetaData, msg.Attrs
 	n := int64(len(s.line))
+	b.inFlight.Store(n + 1)
 	wait := backoff.New(firstBackoff, maxBackoff)
 	for {
 		err := b.Driver.Log(msg)
 		if err == nil {
 			b.failingSince.Store(0)
-			b.Count.Delivered.Add(1)
-			b.Count.DeliveredBytes.Add(n)
+			if b.inFlight.Swap(0) > 0 { // else Abandon counted it
+				b.Count.Delivered.Add(1)
+				b.Count.DeliveredBytes.Add(n)
+			}
 			return nil
 		}
 		b.Count.DriverErrors.Add(1)
@@ -115,14 +132,14 @@ func (b *Blocking) Log(msg *logger.Message) error {
 		}
 		select {
 		case <-b.Stop: // past close-timeout: no retry to announce
-			b.stopped(n)
+			b.Abandon()
 			return err
 		default:
 		}
 		d := wait.Next()
 		b.Errors.Printf("deliver %s line: %v (retrying in %v)", s.source, err, d)
 		if !backoff.Sleep(d, b.Stop) {
-			b.stopped(n)
+			b.Abandon()
 			return err
 		}
 		b.Count.Retries.Add(1)

@@ -102,9 +102,10 @@ type Reader struct {
 	// instruction: about 5% of the reader's own time at 100-byte lines),
 	// and one that takes a line and then stalls (a sink that is down)
 	// is recorded to the byte.
-	avail   int // bytes of this round read so far
-	covered int // bytes of this round Handed covers
-	ahead   int // the margin of the next record
+	avail   int  // bytes of this round read so far
+	covered int  // bytes of this round Handed covers
+	ahead   int  // the margin of the next record
+	refused bool // the sink returned an error: no margin from then on
 
 	partialID string
 	partialTS time.Time
@@ -351,14 +352,27 @@ func (r *Reader) emit(line []byte, ts time.Time, end bool, upto int) {
 	if r.Handed != nil && upto > r.covered {
 		r.covered = min(upto+r.ahead, r.avail)
 		r.Handed.Store(r.handed(r.covered))
-		r.ahead = min(max(2*r.ahead, 128), handedAhead)
+		if !r.refused {
+			r.ahead = min(max(2*r.ahead, 128), handedAhead)
+		}
 	}
+	var err error
 	if msg == &r.lent {
-		r.borrower.LogBorrowed(msg)
+		err = r.borrower.LogBorrowed(msg)
 		r.release(msg)
-		return
+	} else {
+		err = r.Sink.Log(msg)
 	}
-	r.Sink.Log(msg)
+	if err != nil && r.Handed != nil && !r.refused {
+		// The sink gave up on the message (close-timeout): it counted
+		// it dropped, and a worker that follows skips what this one
+		// handed over (SkipReplay), so from now on Handed says it to
+		// the byte, without the margin, which would hide lines never
+		// handed over.
+		r.refused, r.ahead = true, 0
+		r.covered = upto
+		r.Handed.Store(r.handed(upto))
+	}
 }
 
 // release lets go of a message not handed over, or lent.

@@ -294,18 +294,25 @@ func TestRelpStoppedForGood(t *testing.T) {
 		}
 		return v
 	}
+	// A worker that gave up at close-timeout with lines still in the pipe
+	// may be followed by one that counts them (DOCKERLOG_FINISH): drops
+	// are carried across workers, reads and deliveries are each worker's.
 	read, delivered, dropped := num("lines_read"), num("lines_delivered"), num("lines_dropped")
-	if delivered+dropped != read {
-		t.Fatalf("lines_read=%d lines_delivered=%d lines_dropped=%d: delivered + dropped != read; stderr: %s", read, delivered, dropped, l.Errors())
+	earlier := 0
+	if _, ok := s["lines_dropped_earlier_workers"]; ok {
+		earlier = num("lines_dropped_earlier_workers")
 	}
-	if ct := num("lines_dropped_close_timeout"); ct != dropped || ct == 0 {
-		t.Fatalf("lines_dropped_close_timeout=%d, lines_dropped=%d: want all drops counted as close-timeout, and some", ct, dropped)
+	if delivered+dropped-earlier != read {
+		t.Fatalf("lines_read=%d lines_delivered=%d lines_dropped=%d (%d by earlier workers): delivered + dropped != read; stderr: %s",
+			read, delivered, dropped, earlier, l.Errors())
 	}
-	if read <= len(first) {
-		t.Fatalf("lines_read=%d: the logger read nothing after rsyslog stopped", read)
+	if ct := num("lines_dropped_close_timeout"); ct+earlier != dropped || dropped == 0 {
+		t.Fatalf("lines_dropped_close_timeout=%d, lines_dropped=%d (%d by earlier workers): want all drops counted as close-timeout, and some", ct, dropped, earlier)
 	}
-	if got := len(r.records(t)); got != delivered {
-		t.Fatalf("rsyslog has %d lines, the logger counts %d delivered", got, delivered)
+	// Every line is at rsyslog or counted dropped, none both: RELP
+	// acknowledges each one.
+	if got, written := len(r.records(t)), len(first)+len(rest); got+dropped != written {
+		t.Fatalf("rsyslog has %d lines and %d are counted dropped, of %d written; stderr: %s", got, dropped, written, l.Errors())
 	}
 	if !strings.Contains(l.Errors(), "not acknowledged") {
 		t.Fatalf("the logger did not say why; stderr: %s", l.Errors())

@@ -589,6 +589,9 @@ func (r *run) abandon() {
 // driver's Flush said the server has it (otlp, loki, RELP), so they are
 // still on disk for the next logger, and count as spooled.
 func (r *run) countUnsent() {
+	if r.blocking != nil {
+		r.blocking.Abandon() // a line stuck in a driver call
+	}
 	n, b := r.drv.Pending()
 	if n <= 0 {
 		return
