@@ -203,6 +203,41 @@ type row struct {
 	dropsOK, exitOK, supervised bool
 }
 
+// waitDraining waits for the logger's exit after its inputs closed. A
+// logger still delivering what its pipes hold is not hung: in blocking
+// mode a 1 MiB pipe of empty lines is about a million messages, minutes
+// at an acknowledging sink's pace. A hang is quiet without anything new
+// at the sink (or in the log file), or 15 minutes in all.
+func (s *session) waitDraining(quiet time.Duration) (int, error) {
+	last, deadline := s.progress(), time.Now().Add(15*time.Minute)
+	for {
+		select {
+		case <-s.l.Exited():
+			return s.l.Wait(time.Minute)
+		case <-time.After(quiet):
+		}
+		if p := s.progress(); p > last && time.Now().Before(deadline) {
+			last = p
+			continue
+		}
+		s.l.Kill()
+		s.l.Wait(10 * time.Second)
+		return -1, fmt.Errorf("hang: logger still running after its inputs closed, nothing new at the sink for %v", quiet)
+	}
+}
+
+// progress is how much has arrived at the sink so far.
+func (s *session) progress() int64 {
+	if s.net != nil {
+		msgs, _ := s.net.Messages(0, 0)
+		return int64(len(msgs))
+	}
+	if fi, err := os.Stat(s.logPath); err == nil {
+		return fi.Size()
+	}
+	return 0
+}
+
 // finish closes whatever inputs are still open, waits for the logger,
 // counts and checks.
 func (s *session) finish(r *row, ferr error) {
@@ -210,7 +245,7 @@ func (s *session) finish(r *row, ferr error) {
 	defer s.closeSink()
 	s.out.close()
 	s.errw.close()
-	code, werr := s.l.Wait(90 * time.Second)
+	code, werr := s.waitDraining(90 * time.Second)
 	r.exit = code
 	var fails []string
 	if ferr != nil {

@@ -132,6 +132,9 @@ func (l *Logger) Worker(d time.Duration) (int, error) {
 	}
 }
 
+// Exited is closed when the logger has exited (see Wait).
+func (l *Logger) Exited() <-chan struct{} { return l.done }
+
 // Wait waits for the logger's exit (its stderr at EOF, so a worker that
 // outlived a killed supervisor is waited for too) and returns its exit
 // code, -1 for a signal; a logger still running after limit is a hang,
