@@ -2,6 +2,7 @@ package mode
 
 import (
 	"io"
+	"sync"
 	"testing"
 
 	"github.com/docker/docker/daemon/logger"
@@ -38,5 +39,31 @@ func TestBlockingStopCounts(t *testing.T) {
 		if got := count.Dropped.Load(); got != want || count.Reason(diag.CloseTimeout) != want {
 			t.Fatalf("leave=%v: %d dropped (%d close-timeout), want %d", leave, got, count.Reason(diag.CloseTimeout), want)
 		}
+	}
+}
+
+// TestBlockingTwoStreams: both readers log at once (stdout and stderr):
+// every message the driver takes is counted delivered, once.
+func TestBlockingTwoStreams(t *testing.T) {
+	count := &diag.Counters{}
+	d := &testDriver{}
+	b := &Blocking{Driver: d, Count: count, Errors: diag.NewErrors(io.Discard), Stop: make(chan struct{})}
+	const each = 20000
+	var wg sync.WaitGroup
+	for _, source := range []string{"stdout", "stderr"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				msg := logger.NewMessage()
+				msg.Source = source
+				msg.Line = append(msg.Line, 'x')
+				b.Log(msg)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := count.Delivered.Load(); got != 2*each || len(d.got) != 2*each {
+		t.Fatalf("%d counted delivered, %d at the driver, want %d", got, len(d.got), 2*each)
 	}
 }

@@ -49,10 +49,11 @@ type Blocking struct {
 	failingSince atomic.Int64
 	// leave: see LeaveToNext.
 	leave atomic.Bool
-	// inFlight is 1 + the bytes of the message Log is handing to the
-	// driver, 0 when there is none: whoever takes it first counts it,
-	// Log when the driver answers or Stop closes, or Abandon.
-	inFlight atomic.Int64
+	// inFlight, per stream (Log is called by one reader each), is 1 +
+	// the bytes of the message Log is handing to the driver, 0 when there
+	// is none: whoever takes it first counts it, Log when the driver
+	// answers or Stop closes, or Abandon.
+	inFlight [2]atomic.Int64
 }
 
 // Abandon counts as dropped (close-timeout) the message Log is handing to
@@ -60,9 +61,23 @@ type Blocking struct {
 // does not return would leave it counted read and neither delivered nor
 // dropped. A line the driver then takes all the same is counted dropped.
 func (b *Blocking) Abandon() {
-	if v := b.inFlight.Swap(0); v > 0 {
+	for i := range b.inFlight {
+		b.abandon(i)
+	}
+}
+
+func (b *Blocking) abandon(stream int) {
+	if v := b.inFlight[stream].Swap(0); v > 0 {
 		b.stopped(v - 1)
 	}
+}
+
+// streamSlot is msg's slot in inFlight.
+func streamSlot(source string) int {
+	if source == "stderr" {
+		return 1
+	}
+	return 0
 }
 
 // LeaveToNext makes Stop leave the message being retried uncounted: the
@@ -114,13 +129,14 @@ func (b *Blocking) Log(msg *logger.Message) error {
 	s.line = append(s.line[:0], msg.Line...)
 	s.source, s.ts, s.partial, s.attrs = msg.Source, msg.Timestamp, msg.PLogMetaData, msg.Attrs
 	n := int64(len(s.line))
-	b.inFlight.Store(n + 1)
+	slot := streamSlot(s.source)
+	b.inFlight[slot].Store(n + 1)
 	wait := backoff.New(firstBackoff, maxBackoff)
 	for {
 		err := b.Driver.Log(msg)
 		if err == nil {
 			b.failingSince.Store(0)
-			if b.inFlight.Swap(0) > 0 { // else Abandon counted it
+			if b.inFlight[slot].Swap(0) > 0 { // else Abandon counted it
 				b.Count.Delivered.Add(1)
 				b.Count.DeliveredBytes.Add(n)
 			}
@@ -132,14 +148,14 @@ func (b *Blocking) Log(msg *logger.Message) error {
 		}
 		select {
 		case <-b.Stop: // past close-timeout: no retry to announce
-			b.Abandon()
+			b.abandon(slot)
 			return err
 		default:
 		}
 		d := wait.Next()
 		b.Errors.Printf("deliver %s line: %v (retrying in %v)", s.source, err, d)
 		if !backoff.Sleep(d, b.Stop) {
-			b.Abandon()
+			b.abandon(slot)
 			return err
 		}
 		b.Count.Retries.Add(1)
