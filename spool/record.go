@@ -104,7 +104,13 @@ func DecodeMeta(b []byte) (rec Record, lineLen int, err error) {
 	if flags&^7 != 0 || body < fixedBody+idLen || len(b) < HeaderSize+fixedBody+idLen {
 		return rec, 0, ErrCorrupt
 	}
-	p := b[HeaderSize:]
+	rec = decodeFields(flags, idLen, b[HeaderSize:])
+	return rec, body - fixedBody - idLen, nil
+}
+
+// decodeFields decodes a record's flags and the fixed fields and id at
+// the start of its body p: all of it but its line.
+func decodeFields(flags byte, idLen int, p []byte) (rec Record) {
 	rec.Stderr = flags&1 != 0
 	rec.Partial = flags&2 != 0
 	rec.Last = flags&4 != 0
@@ -112,7 +118,7 @@ func DecodeMeta(b []byte) (rec Record, lineLen int, err error) {
 	rec.Time = int64(binary.LittleEndian.Uint64(p[8:]))
 	rec.Ordinal = int32(binary.LittleEndian.Uint32(p[16:]))
 	rec.ID = string(p[fixedBody : fixedBody+idLen])
-	return rec, body - fixedBody - idLen, nil
+	return rec
 }
 
 // Decode decodes the record at the start of b and returns it with its
@@ -140,13 +146,7 @@ func Decode(b []byte) (rec Record, size int, err error) {
 		return rec, 0, ErrCorrupt
 	}
 	p := b[HeaderSize:size]
-	rec.Stderr = flags&1 != 0
-	rec.Partial = flags&2 != 0
-	rec.Last = flags&4 != 0
-	rec.Seq = binary.LittleEndian.Uint64(p)
-	rec.Time = int64(binary.LittleEndian.Uint64(p[8:]))
-	rec.Ordinal = int32(binary.LittleEndian.Uint32(p[16:]))
-	rec.ID = string(p[fixedBody : fixedBody+idLen])
+	rec = decodeFields(flags, idLen, p)
 	rec.Line = p[fixedBody+idLen:]
 	return rec, size, nil
 }
