@@ -67,3 +67,28 @@ func TestBlockingTwoStreams(t *testing.T) {
 		t.Fatalf("%d counted delivered, %d at the driver, want %d", got, len(d.got), 2*each)
 	}
 }
+
+// TestBlockingPastStop: once Stop has closed, a message is counted dropped
+// at once, without a try of the driver: a reader with lines left ends
+// quickly, before its worker's last count, instead of spending a driver's
+// retries on each.
+func TestBlockingPastStop(t *testing.T) {
+	count := &diag.Counters{}
+	stop := make(chan struct{})
+	close(stop)
+	d := &testDriver{entered: make(chan struct{}, 100)}
+	b := &Blocking{Driver: d, Count: count, Errors: diag.NewErrors(io.Discard), Stop: stop}
+	for i := 0; i < 3; i++ {
+		msg := logger.NewMessage()
+		msg.Line = append(msg.Line, "late"...)
+		if err := b.Log(msg); err == nil {
+			t.Fatal("Log past close-timeout said delivered")
+		}
+	}
+	if len(d.entered) != 0 || len(d.got) != 0 {
+		t.Fatalf("the driver was tried %d times past close-timeout", len(d.entered))
+	}
+	if got := count.Reason(diag.CloseTimeout); got != 3 || count.Dropped.Load() != 3 {
+		t.Fatalf("%d dropped (%d close-timeout), want 3", count.Dropped.Load(), got)
+	}
+}

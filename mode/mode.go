@@ -9,6 +9,7 @@
 package mode
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,6 +104,9 @@ func (b *Blocking) FailingSince() time.Time {
 	return time.Time{}
 }
 
+// errStopped is Log's answer past close-timeout.
+var errStopped = errors.New("close-timeout passed: not delivered")
+
 // Retry backoff for a driver that returns errors.
 const (
 	firstBackoff = 50 * time.Millisecond
@@ -131,6 +135,15 @@ func (b *Blocking) Log(msg *logger.Message) error {
 	n := int64(len(s.line))
 	slot := streamSlot(s.source)
 	b.inFlight[slot].Store(n + 1)
+	select {
+	case <-b.Stop:
+		// Past close-timeout the driver is not tried again: the lines
+		// left are counted at once, so the readers end before the
+		// worker's last count instead of racing it.
+		b.abandon(slot)
+		return errStopped
+	default:
+	}
 	wait := backoff.New(firstBackoff, maxBackoff)
 	for {
 		err := b.Driver.Log(msg)

@@ -93,9 +93,11 @@ type run struct {
 
 	files map[*os.File]bool // inputs still being read, to look for hang-up
 
-	mu       sync.Mutex
-	peeks    []*pipepeek.Peek
-	handover bool
+	mu    sync.Mutex
+	peeks []*pipepeek.Peek
+	// peeksStopped: the peeks were told to stop (stopPeeks).
+	peeksStopped bool
+	handover     bool
 }
 
 // Run runs the pipeline to the end of its inputs. The configuration must
@@ -317,7 +319,7 @@ func (r *run) peek(f *os.File, i int, rd *reader.Reader, cons *console.Console) 
 	}
 	r.mu.Lock()
 	r.peeks = append(r.peeks, p)
-	if r.handover {
+	if r.peeksStopped {
 		p.Stop()
 	}
 	r.mu.Unlock()
@@ -357,6 +359,15 @@ func (r *run) stopReading() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.handover = true
+	r.stopPeeks()
+}
+
+// stopPeeks makes every peeking reader stop at a line boundary, leaving
+// the rest in the pipes: past close-timeout, for the worker that counts
+// what is left (the supervisor's finishing worker); the readers end, so
+// no line is read after the last count. The caller holds r.mu.
+func (r *run) stopPeeks() {
+	r.peeksStopped = true
 	for _, p := range r.peeks {
 		p.Stop()
 	}
@@ -486,6 +497,19 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 			return ErrDeadline
 		case err := <-closed:
 			if ph == abandoning {
+				// A reader still running would read a line after the
+				// last count, and the line would be lost with the
+				// worker: wait for the readers (they stop at the next
+				// line, counting what they hold), but not past
+				// lastChance, for a driver call that never returns
+				// (countUnsent counts its line). Readers that do not
+				// peek cannot be stopped: they read on until exit.
+				if r.Peek {
+					select {
+					case <-r.inputsDone:
+					case <-last:
+					}
+				}
 				r.countUnsent()
 			}
 			r.writeStats()
@@ -579,6 +603,11 @@ func (r *run) drainAndClose() <-chan error {
 func (r *run) abandon() {
 	r.cancel()
 	r.drv.Abandon()
+	if !r.Finish { // which reads to the end, counting
+		r.mu.Lock()
+		r.stopPeeks()
+		r.mu.Unlock()
+	}
 }
 
 // countUnsent moves what the driver accepted but still holds unsent (the
