@@ -22,6 +22,7 @@ type msg struct {
 	data    []byte
 	partial bool   // more parts of its line follow
 	id      string // fluentd's partial_id
+	ordinal int    // fluentd's partial_ordinal, 0 if none
 }
 
 // sinkMessages reads what the sink holds, in arrival order.
@@ -35,6 +36,9 @@ func (r *run) sinkMessages() ([]msg, error) {
 				partial: e.Str("partial_message") == "true" && e.Str("partial_last") != "true",
 				id:      e.Str("partial_id"),
 			})
+			if o, err := strconv.Atoi(e.Str("partial_ordinal")); err == nil {
+				ms[len(ms)-1].ordinal = o
+			}
 		}
 		return ms, nil
 	}
@@ -138,6 +142,8 @@ type tally struct {
 	prefixes  map[int]int // line number → copies cut short (a replay's first parts, or a drop's)
 	damaged   int         // joined messages that are no line's bytes
 	orphans   int         // joined messages with no header: the rest of a line whose start is gone
+	tails     int         // orphans that are the end of a line that also arrived whole: a replay begun mid-line
+	parts     int         // partial messages that came again (same partial_id and ordinal): replays
 	splitIDs  int         // lines whose parts came under more than one partial_id
 	exampleDm string
 }
@@ -148,6 +154,8 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 	t := &tally{complete: map[int]int{}, prefixes: map[int]int{}, firstBad: -1}
 	latest := -1
 	var cur []byte
+	var orphaned [][]byte
+	lastOrdinal := map[string]int{}
 	curID, active := "", false
 	// continues says whether next is the very next piece of the line cur
 	// begins: together they are still the start of what its writer wrote.
@@ -176,7 +184,7 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 		}
 		seq, n, ok := parseHeader(j)
 		if !ok {
-			t.orphans++
+			orphaned = append(orphaned, j)
 			return
 		}
 		it, known := byseq[seq]
@@ -205,9 +213,29 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 			}
 		}
 	}
+	var dump *os.File
+	if os.Getenv("SOAK_DUMP") != "" {
+		dump, _ = os.Create(fmt.Sprintf("%s.%v", os.Getenv("SOAK_DUMP"), stderr))
+		defer dump.Close()
+	}
 	for _, m := range ms {
 		if m.stderr != stderr { // each stream's parts are joined apart
 			continue
+		}
+		if dump != nil {
+			h := m.data[:min(len(m.data), 16)]
+			fmt.Fprintf(dump, "id=%s ord=%d partial=%v len=%d %q\n", m.id, m.ordinal, m.partial, len(m.data), h)
+		}
+		if m.id != "" && m.ordinal > 0 {
+			// A part delivered again (a worker killed between
+			// delivering it and committing it; a spool replay): a
+			// reader joining by partial_id and partial_ordinal, as
+			// Docker's partial metadata lets it, keeps the first.
+			if m.ordinal <= lastOrdinal[m.id] {
+				t.parts++
+				continue
+			}
+			lastOrdinal[m.id] = m.ordinal
 		}
 		switch {
 		case active && len(cur) > 0 && hasHeader(m.data):
@@ -233,7 +261,28 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 	if active {
 		flush() // the final line without newline, sent as an unfinished partial message
 	}
+	// A spool replays from the last acknowledged record, which may be a
+	// middle part of a line its dead worker had delivered whole: that
+	// tail is a duplicate (in lines_replayed), not a line whose start
+	// was lost.
+	for _, j := range orphaned {
+		if replayedTail(j, t.complete, byseq, seed) {
+			t.tails++
+		} else {
+			t.orphans++
+		}
+	}
 	return t
+}
+
+// replayedTail says whether tail ends a line that arrived whole.
+func replayedTail(tail []byte, complete map[int]int, byseq map[int]item, seed uint64) bool {
+	for seq := range complete {
+		if it := byseq[seq]; it.n > len(tail) && bytes.HasSuffix(content(seed, it), tail) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasHeader(b []byte) bool { _, _, ok := parseHeader(b); return ok }
@@ -261,7 +310,7 @@ func (r *run) check() {
 	}
 	// Written: the lines a writer wrote whole (a write cut short by an
 	// error leaves one line half written: neither owed nor counted).
-	var numbered, emptiesW, missing, missingEmpty, complete, dups, markers, damaged, orphans, prefixes, cut int
+	var numbered, emptiesW, missing, missingEmpty, complete, dups, markers, damaged, orphans, tails, parts, prefixes, cut int
 	exact := true // every line written is one message: counts must match to the line
 	var gone []string
 	for i, stderr := range []bool{false, true} {
@@ -270,6 +319,8 @@ func (r *run) check() {
 		markers += t.markers
 		damaged += t.damaged
 		orphans += t.orphans
+		tails += t.tails
+		parts += t.parts
 		if t.order > 0 {
 			r.fail("order: %s: %d lines arrived after a later line of their stream (first seq=%d)", streamName(stderr), t.order, t.firstBad)
 		}
@@ -304,8 +355,8 @@ func (r *run) check() {
 			}
 			if c := t.complete[it.seq]; c == 0 {
 				missing++
-				if len(gone) < 8 {
-					gone = append(gone, fmt.Sprintf("%d(%dB)", it.seq, it.n))
+				if len(gone) < 8 || os.Getenv("SOAK_DEBUG") != "" {
+					gone = append(gone, fmt.Sprintf("%d(%dB,%s)", it.seq, it.n, streamName(stderr)))
 				}
 			} else {
 				complete++
@@ -321,8 +372,20 @@ func (r *run) check() {
 	delivered := complete + (emptiesW - missingEmpty)
 	written := numbered + emptiesW
 	r.summary = fmt.Sprintf("written %d, delivered %d, dup %d (+%d cut, %d tails), dropped %d, spooled %d, markers %d",
-		written, delivered, dups, prefixes, orphans, dropped, spooled, markers)
+		written, delivered, dups, prefixes, tails, dropped, spooled, markers)
+	if orphans > 0 {
+		r.summary += fmt.Sprintf(", %d ends of lines never whole", orphans)
+	}
+	if parts > 0 {
+		r.summary += fmt.Sprintf(", %d parts again", parts)
+	}
 
+	// A sink that stops between storing events and acknowledging them
+	// leaves its sender counting them lost: counted twice, honestly.
+	var unacked int64
+	if r.srv != nil {
+		unacked = int64(r.srv.Unacked())
+	}
 	// 1. Every line written is delivered or counted as dropped.
 	switch {
 	case exact:
@@ -333,6 +396,8 @@ func (r *run) check() {
 			// handed over is delivered again or dropped by the supervisor:
 			// a line counted twice, never one lost (see faults/session.go).
 			r.note("%d line(s) counted dropped and delivered (one in flight per kill, lines_replayed, lines_dropped_maybe_delivered allowed)", -lost)
+		case lost < 0 && -lost <= unacked:
+			r.note("%d line(s) counted dropped though at the sink, which stopped before it could acknowledge %d", -lost, unacked)
 		case lost < 0 && -lost <= int64(cut):
 			r.note("%d message(s) of a line written in part (the write cut short) delivered or dropped", -lost)
 		case lost < 0 && spooled > 0 && -lost <= 256<<10/20:
@@ -353,6 +418,9 @@ func (r *run) check() {
 	}
 	if orphans > 0 && dropped == 0 && prefixes == 0 {
 		r.fail("content: %d line ends without their start, with nothing dropped", orphans)
+	}
+	if replayed := st["lines_replayed"] + st2["lines_replayed"]; int64(tails+parts) > replayed {
+		r.fail("content: %d ends of lines and %d partial messages delivered again, but lines_replayed is %d", tails, parts, replayed)
 	}
 	if markers > 0 && p.opts["drop-marker"] == "false" {
 		r.fail("drop-marker=false, yet %d drop markers", markers)

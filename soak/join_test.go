@@ -20,4 +20,17 @@ func TestJoinSplitIDs(t *testing.T) {
 	if cut.splitIDs != 0 || cut.prefixes[1] != 1 || cut.orphans != 1 {
 		t.Errorf("a line that lost its end, then another's middle: splitIDs %d, prefixes %v, orphans %d", cut.splitIDs, cut.prefixes, cut.orphans)
 	}
+	replay := join([]msg{part(ca[:100], "x", true), part(ca[100:], "x", false), part(ca[200:], "x", false)}, false, byseq, seed)
+	if replay.complete[1] != 1 || replay.tails != 1 || replay.orphans != 0 {
+		t.Errorf("a whole line, then its end again (a replay begun mid-line): complete %v, tails %d, orphans %d", replay.complete, replay.tails, replay.orphans)
+	}
+	lost := join([]msg{part(ca[:100], "x", false), part(cb[200:], "y", false)}, false, byseq, seed)
+	if lost.tails != 0 || lost.orphans != 1 {
+		t.Errorf("the end of a line never whole: tails %d, orphans %d", lost.tails, lost.orphans)
+	}
+	ord := func(data []byte, id string, o int, more bool) msg { return msg{data: data, id: id, ordinal: o, partial: more} }
+	again := join([]msg{ord(ca[:100], "x", 1, true), ord(ca[100:200], "x", 2, true), ord(ca[100:200], "x", 2, true), ord(ca[200:], "x", 3, false)}, false, byseq, seed)
+	if again.complete[1] != 1 || again.parts != 1 || again.damaged != 0 {
+		t.Errorf("a part delivered twice (same id and ordinal): complete %v, parts %d, damaged %d", again.complete, again.parts, again.damaged)
+	}
 }

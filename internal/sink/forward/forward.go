@@ -74,8 +74,10 @@ type Server struct {
 	conns map[net.Conn]chan struct{} // each conn's close signal
 	gate  chan struct{}              // closed while not stalled
 	acks  int
-	errs  []error
-	wg    sync.WaitGroup
+	// unacked: see Unacked.
+	unacked int
+	errs    []error
+	wg      sync.WaitGroup
 }
 
 // Listen starts a server on network ("tcp" or "unix") and address (for
@@ -229,6 +231,14 @@ func (s *Server) Acks() int {
 	return s.acks
 }
 
+// Unacked is how many events the server stored but could not acknowledge
+// (the connection closed under the ack): their sender saw an error.
+func (s *Server) Unacked() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unacked
+}
+
 // Errors returns the protocol errors seen (each closed its connection).
 func (s *Server) Errors() []error {
 	s.mu.Lock()
@@ -315,6 +325,11 @@ func (s *Server) handle(c net.Conn, done <-chan struct{}) {
 			b = msgp.AppendString(b, chunk)
 			s.add(evs, true)
 			if _, err := c.Write(b); err != nil {
+				// Stored, but the client never hears so (the sink
+				// stopped under it): it may count them lost.
+				s.mu.Lock()
+				s.unacked += len(evs)
+				s.mu.Unlock()
 				return
 			}
 			continue
