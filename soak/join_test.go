@@ -28,7 +28,9 @@ func TestJoinSplitIDs(t *testing.T) {
 	if lost.tails != 0 || lost.orphans != 1 {
 		t.Errorf("the end of a line never whole: tails %d, orphans %d", lost.tails, lost.orphans)
 	}
-	ord := func(data []byte, id string, o int, more bool) msg { return msg{data: data, id: id, ordinal: o, partial: more} }
+	ord := func(data []byte, id string, o int, more bool) msg {
+		return msg{data: data, id: id, ordinal: o, partial: more}
+	}
 	again := join([]msg{ord(ca[:100], "x", 1, true), ord(ca[100:200], "x", 2, true), ord(ca[100:200], "x", 2, true), ord(ca[200:], "x", 3, false)}, false, byseq, seed)
 	if again.complete[1] != 1 || again.parts != 1 || again.damaged != 0 {
 		t.Errorf("a part delivered twice (same id and ordinal): complete %v, parts %d, damaged %d", again.complete, again.parts, again.damaged)
