@@ -77,6 +77,12 @@ type Async struct {
 	once  sync.Once
 	// driverMu orders the looks at what the driver holds (RefreshDriverHeld).
 	driverMu sync.Mutex
+	// refusingSince: see RefusingSince (unix nanoseconds, 0 while the
+	// driver accepts).
+	refusingSince atomic.Int64
+	// Refusing is poked when the driver starts refusing every message:
+	// an idle worker sleeps on it (see RefusingSince).
+	Refusing diag.Waker
 
 	mu   sync.Mutex
 	gaps [2][]gap // losses not yet reported by a marker, per stream
@@ -373,7 +379,11 @@ func (a *Async) deliverAs(rec *spool.Record, marker bool) bool {
 			err = a.cfg.Driver.Log(msg)
 		}
 		if err == nil {
+			a.refusingSince.Store(0)
 			return true
+		}
+		if a.refusingSince.CompareAndSwap(0, time.Now().UnixNano()) {
+			a.Refusing.Poke()
 		}
 		a.cfg.Count.DriverErrors.Add(1)
 		d := wait.Next()
@@ -383,6 +393,19 @@ func (a *Async) deliverAs(rec *spool.Record, marker bool) bool {
 		}
 		a.cfg.Count.Retries.Add(1)
 	}
+}
+
+// RefusingSince returns when the driver began refusing every message the
+// queue hands it, or the zero time if its last answer was a success. Not
+// a failure of the worker (failure-timeout): the queue is there to ride
+// out a sink that is down. But with buffer-full=block a full queue holds
+// the readers, so a container gone meanwhile is not seen at EOF: the
+// worker looks at this and at its inputs' hang-up instead.
+func (a *Async) RefusingSince() time.Time {
+	if ns := a.refusingSince.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // hold adds to what the ring holds (negative: lets go of it).

@@ -28,6 +28,11 @@ func (r *run) newIdle() *idle {
 	if r.blocking != nil {
 		q.wakers = append(q.wakers, &r.blocking.Failing)
 	}
+	if r.async != nil {
+		// A full queue with buffer-full=block and a container gone
+		// meanwhile are seen only by the checks (see run.asyncRefusing).
+		q.wakers = append(q.wakers, &r.async.Refusing)
+	}
 	if r.o.StatsFile != "" {
 		q.wakers = append(q.wakers, &r.Count.Stdout.Read, &r.Count.Stderr.Read)
 	}
@@ -71,6 +76,9 @@ func (q *idle) quiet() bool {
 		return false
 	}
 	if r.blocking != nil && !r.blocking.FailingSince().IsZero() {
+		return false
+	}
+	if r.asyncRefusing() {
 		return false
 	}
 	if r.Count.BufferBytes.Load() != 0 {

@@ -463,7 +463,7 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 			}
 			// The container is gone (no writer left) and nothing can be
 			// delivered: give it close-timeout, as after SIGTERM.
-			if ph == reading && failing > 0 && r.hungUp() {
+			if ph == reading && (failing > 0 || r.asyncRefusing()) && r.hungUp() {
 				r.Errors.Printf("inputs closed while the %s driver is failing: giving up in %v", r.Config.Driver, r.o.CloseTimeout)
 				ph, deadline = closing, time.After(r.o.CloseTimeout)
 			}
@@ -666,6 +666,12 @@ func (r *run) failing(started time.Time) time.Duration {
 		return 0
 	}
 	return time.Since(since)
+}
+
+// asyncRefusing reports whether the ring's or spool's driver refuses every
+// message (see mode.Async.RefusingSince).
+func (r *run) asyncRefusing() bool {
+	return r.async != nil && !r.async.RefusingSince().IsZero()
 }
 
 // hungUp reports whether every input still being read has lost all its
