@@ -293,6 +293,14 @@ func (r *run) execute() error {
 	case <-r.l.Done():
 	case <-time.After(limit):
 		r.fail("no hang: the logger still running %v after its inputs closed (close-timeout %v)", limit, r.p.closeTimeout)
+		if os.Getenv("SOAK_DEBUG") != "" {
+			// Go's goroutine dump of each process, on its stderr.
+			for _, p := range measure.Children(r.l.Pid()) {
+				syscall.Kill(p, syscall.SIGQUIT)
+			}
+			syscall.Kill(r.l.Pid(), syscall.SIGQUIT)
+			time.Sleep(time.Second)
+		}
 		r.l.Kill()
 	}
 	r.exitCode, err = r.l.Wait(10 * time.Second)
