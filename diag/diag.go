@@ -161,6 +161,24 @@ func (c *Counters) Set(key, value string) {
 	c.mu.Unlock()
 }
 
+// spooledKey is the stat of the lines left in the spool for the next
+// logger on its spool-dir.
+const spooledKey = "lines_spooled"
+
+// SetSpooled says how many lines are left in the spool (lines_spooled).
+func (c *Counters) SetSpooled(n int64) { c.Set(spooledKey, strconv.FormatInt(n, 10)) }
+
+// AddSpooled adds n lines to those left in the spool (lines_spooled).
+func (c *Counters) AddSpooled(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.extra == nil {
+		c.extra = map[string]string{}
+	}
+	had, _ := strconv.ParseInt(c.extra[spooledKey], 10, 64)
+	c.extra[spooledKey] = strconv.FormatInt(had+n, 10)
+}
+
 // Get returns a value Set, "" if none.
 func (c *Counters) Get(key string) string {
 	c.mu.Lock()

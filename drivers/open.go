@@ -34,6 +34,7 @@ type Driver struct {
 	// accounted says l reports it (set before up is closed).
 	count     *diag.Counters
 	accounted bool
+	spool     bool // mode=spool (see fileAccounting)
 	// logMu hands the driver one message at a time: stdout and stderr
 	// are read concurrently, and some of Docker's drivers (splunk's raw
 	// format) share a buffer across Log calls.
@@ -83,7 +84,7 @@ func OpenCounting(c *config.Config, count *diag.Counters, report func(error)) (*
 	if err := renderTag(c.Driver, &info); err != nil {
 		return nil, err
 	}
-	d := &Driver{name: c.Driver, create: create, info: info, report: report, count: count,
+	d := &Driver{name: c.Driver, create: create, info: info, report: report, count: count, spool: c.Options.Mode == config.Spool,
 		up: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	failed := make(chan struct{})
 	go d.run(failed)
@@ -104,7 +105,7 @@ func (d *Driver) try() bool {
 		return false
 	}
 	if a, ok := l.(capability.AccountedLogger); ok && d.count != nil {
-		a.SetAccounting(fileAccounting{d.count})
+		a.SetAccounting(fileAccounting{c: d.count, spool: d.spool})
 		d.accounted = true
 	}
 	if g, ok := l.(capability.GivingUpLogger); ok && d.count != nil {
@@ -134,7 +135,16 @@ func (d *Driver) try() bool {
 // such a driver, and it counts as delivered only here, once the write(2)
 // that holds it succeeded, or as dropped when the driver gives up on it
 // (a full disk at exit).
-type fileAccounting struct{ c *diag.Counters }
+//
+// In spool mode a line the driver gives up on is not lost: the spool
+// frees a record only once the driver's Flush has written it, so the line
+// is still on disk, and the next worker or logger on the spool-dir
+// delivers it. It counts as left in the spool (lines_spooled), as Drain
+// counts what it leaves; counted dropped it would be counted twice.
+type fileAccounting struct {
+	c     *diag.Counters
+	spool bool
+}
 
 func (a fileAccounting) Written(lines, bytes int64) {
 	a.c.Delivered.Add(lines)
@@ -142,6 +152,10 @@ func (a fileAccounting) Written(lines, bytes int64) {
 }
 
 func (a fileAccounting) Lost(lines, bytes int64, reason string) {
+	if a.spool {
+		a.c.AddSpooled(lines)
+		return
+	}
 	a.c.Drop(reason, lines, bytes)
 }
 

@@ -642,7 +642,7 @@ func (a *Async) Drain(ctx context.Context) error {
 			}
 			// Not lost: the next logger on this spool-dir delivers them.
 			n := max(a.spooled.Load(), 0)
-			a.cfg.Count.Set("lines_spooled", strconv.FormatInt(n, 10))
+			a.cfg.Count.SetSpooled(n)
 			err = fmt.Errorf("drain: %w: %d lines (%d bytes) left in spool %s for the next start", ctx.Err(), n, a.spool.Len(), a.cfg.SpoolDir)
 		}
 	}

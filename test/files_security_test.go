@@ -273,6 +273,33 @@ func TestFilesDiskFullCounted(t *testing.T) {
 			t.Errorf("%d lines in the file", n)
 		}
 	})
+	// In spool mode what the file could not take stays in the spool (the
+	// spool frees a record only once the driver has written it): left
+	// for the next logger on the spool-dir, which delivers it, and so
+	// not counted dropped.
+	t.Run("already full, spool", func(t *testing.T) {
+		dir := fullTmpfs(t, "64k")
+		exec.Command("dd", "if=/dev/zero", "of="+filepath.Join(dir, "filler"), "bs=4k").Run() // until ENOSPC
+		spoolDir := t.TempDir()
+		opts := map[string]string{"log-path": filepath.Join(dir, "c-json.log"), "close-timeout": "2s", "mode": "spool", "spool-dir": spoolDir}
+		l := StartLogger(t, Env("full00000003", opts), "json-file")
+		lines := Lines("kept in the spool", 3)
+		WriteLines(t, l.Stdout, lines)
+		code := l.Wait(t, 30*time.Second)
+		s := l.Stats(t)
+		if code != 1 || s["lines_read"] != "3" || s["lines_delivered"] != "0" || s["lines_dropped"] != "0" || s["lines_spooled"] != "3" {
+			t.Errorf("exit %d, stats %v; stderr: %s", code, s, l.Errors())
+		}
+		// The next logger on the spool-dir, with room on its disk.
+		opts["log-path"] = filepath.Join(t.TempDir(), "c-json.log")
+		next := StartLogger(t, Env("full00000003", opts), "json-file")
+		if code := next.Wait(t, 30*time.Second); code != 0 {
+			t.Fatalf("next logger: exit %d; stderr: %s", code, next.Errors())
+		}
+		if n := fileLines(t, opts["log-path"]); n != len(lines) {
+			t.Errorf("next logger wrote %d lines, want %d; stats %v", n, len(lines), next.Stats(t))
+		}
+	})
 	for _, mode := range []string{"non-blocking", "blocking"} {
 		t.Run("fills, "+mode, func(t *testing.T) {
 			dir := fullTmpfs(t, "96k")

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -628,8 +627,7 @@ func (r *run) countUnsent() {
 	r.Count.Delivered.Add(-n)
 	r.Count.DeliveredBytes.Add(-b)
 	if r.o.Mode == config.Spool {
-		spooled, _ := strconv.ParseInt(r.Count.Get("lines_spooled"), 10, 64)
-		r.Count.Set("lines_spooled", strconv.FormatInt(spooled+n, 10))
+		r.Count.AddSpooled(n)
 		return
 	}
 	r.Count.Drop(diag.CloseTimeout, n, b)
