@@ -41,7 +41,7 @@ type run struct {
 	supKilled  bool
 	stuck      bool         // the application was still blocked at the write limit
 	peakMem    int64        // private memory of supervisor and workers, summed at one sample
-	startMem   int64        // the same at the first sample, before any input
+	startMem   int64        // the same of the ready logger, before any input
 	workers    map[int]bool // every worker seen: one may outlive a killed supervisor
 	peakDisk   int64        // spool-dir's blocks
 	notes      []string
@@ -179,27 +179,12 @@ func (r *run) sample(stop <-chan struct{}) {
 				workers[p] = true
 			}
 		}
-		var mem int64
-		if m, err := measure.Dirty(sup); err == nil {
-			mem += m
-		}
-		for p := range workers {
-			if !measure.Alive(p) {
-				delete(workers, p)
-				continue
-			}
-			if m, err := measure.Dirty(p); err == nil {
-				mem += m
-			}
-		}
+		mem := dirty(sup, workers)
 		var disk int64
 		if r.p.mode == "spool" {
 			disk = measure.DiskUsage(r.spool)
 		}
 		r.mu.Lock()
-		if r.startMem == 0 {
-			r.startMem = mem
-		}
 		r.peakMem, r.peakDisk = max(r.peakMem, mem), max(r.peakDisk, disk)
 		for p := range workers {
 			r.workers[p] = true
@@ -213,6 +198,36 @@ func (r *run) sample(stop <-chan struct{}) {
 	}
 }
 
+// dirty sums the dirty private memory of the supervisor and its workers,
+// forgetting workers that are gone.
+func dirty(sup int, workers map[int]bool) int64 {
+	var mem int64
+	if m, err := measure.Dirty(sup); err == nil {
+		mem += m
+	}
+	for p := range workers {
+		if !measure.Alive(p) {
+			delete(workers, p)
+			continue
+		}
+		if m, err := measure.Dirty(p); err == nil {
+			mem += m
+		}
+	}
+	return mem
+}
+
+// baseline measures the idle logger, ready and before any input: the
+// memory bound is counted from it.
+func (r *run) baseline() {
+	sup := r.l.Pid()
+	workers := map[int]bool{}
+	for _, p := range measure.Children(sup) {
+		workers[p] = true
+	}
+	r.startMem = dirty(sup, workers)
+}
+
 // execute runs the case: start, write while injecting faults, close,
 // wait, and leaves the check to check.
 func (r *run) execute() error {
@@ -224,6 +239,7 @@ func (r *run) execute() error {
 	if err != nil {
 		return err
 	}
+	r.baseline() // before the writers start, or it would measure their first lines
 	stopSampling := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() { r.sample(stopSampling); close(sampled) }()
