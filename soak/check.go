@@ -521,6 +521,9 @@ func (r *run) check() {
 		seg := min(max(p.spoolMax/8, 64<<10), 64<<20)
 		if r.peakDisk > p.spoolMax+seg {
 			r.fail("spool disk: %s used, spool-max-size %s + segment %s", mb(r.peakDisk), mb(p.spoolMax), mb(seg))
+			if r.diskAtPeak != "" {
+				r.note("spool-dir %s", r.diskAtPeak)
+			}
 		}
 	}
 	// 6. Non-blocking memory grows by at most max-buffer-size and 8 MB

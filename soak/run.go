@@ -44,6 +44,7 @@ type run struct {
 	startMem   int64        // the same of the ready logger, before any input
 	workers    map[int]bool // every worker seen: one may outlive a killed supervisor
 	peakDisk   int64        // spool-dir's blocks
+	diskAtPeak string       // SOAK_DEBUG: the spool-dir's listing at the peak
 	notes      []string
 	fails      []string
 	exitCode   int
@@ -185,6 +186,10 @@ func (r *run) sample(stop <-chan struct{}) {
 			disk = measure.DiskUsage(r.spool)
 		}
 		r.mu.Lock()
+		if disk > r.peakDisk && os.Getenv("SOAK_DEBUG") != "" {
+			out, _ := exec.Command("sh", "-c", "ls -ls "+r.spool+"; filefrag -e "+r.spool+"/*.seg").CombinedOutput()
+			r.diskAtPeak = fmt.Sprintf("%d bytes at %v, then:\n%s", disk, time.Since(r.start).Round(time.Millisecond), out)
+		}
 		r.peakMem, r.peakDisk = max(r.peakMem, mem), max(r.peakDisk, disk)
 		for p := range workers {
 			r.workers[p] = true

@@ -982,7 +982,12 @@ func (s *Spool) free() {
 	if !s.punch || g.start <= g.punched {
 		return
 	}
-	if err := punch(g.f, g.punched, g.start-g.punched); err != nil {
+	// From the start of the block that holds g.punched: the last punch
+	// ended mid-block and left that block allocated, and everything
+	// below g.start is dead, so a punch from there would leave it for
+	// good, one block per punch (a comb of blocks under a busy sink).
+	from := g.punched / s.blk * s.blk
+	if err := punch(g.f, from, g.start-from); err != nil {
 		return
 	}
 	g.punched = g.start
