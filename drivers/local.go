@@ -13,6 +13,7 @@ import (
 var (
 	_ capability.Flusher         = (*filelog.Local)(nil)
 	_ capability.AccountedLogger = (*filelog.Local)(nil)
+	_ capability.UnwrittenLogger = (*filelog.Local)(nil)
 )
 
 // Our own local driver: Docker's format and rotation (package filelog),

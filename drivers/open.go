@@ -263,6 +263,24 @@ func (d *Driver) Pending() (lines, bytes int64) {
 	return 0, 0
 }
 
+// Held returns what the driver holds that a killed worker loses: what
+// it sends later (Pending) and what a driver that buffers took and has
+// not written (capability.UnwrittenLogger), which Pending leaves out, as
+// such a driver counts its lines itself, once written or given up.
+func (d *Driver) Held() (lines, bytes int64) {
+	lines, bytes = d.Pending()
+	select {
+	case <-d.up:
+	default:
+		return lines, bytes
+	}
+	if u, ok := d.l.(capability.UnwrittenLogger); ok {
+		l, b := u.Unwritten()
+		lines, bytes = lines+l, bytes+b
+	}
+	return lines, bytes
+}
+
 // Resent returns the lines the driver sent again after its connection
 // broke before they were acknowledged (syslog over RELP): they may arrive
 // twice.

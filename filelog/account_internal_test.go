@@ -62,9 +62,17 @@ func TestAccountingCountsOnlyWhatWasWritten(t *testing.T) {
 	if a.written != 0 {
 		t.Fatalf("written %d before any write(2)", a.written)
 	}
+	unwritten := func(lines, bytes int64) {
+		t.Helper()
+		if l, b := j.Unwritten(); l != lines || b != bytes {
+			t.Fatalf("unwritten %d lines %d bytes, want %d and %d", l, b, lines, bytes)
+		}
+	}
+	unwritten(2, 6)
 	if err := j.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	unwritten(0, 0)
 	if a.written != 2 || a.writtenBytes != 6 {
 		t.Fatalf("after Flush: written %d lines %d bytes, want 2 and 6", a.written, a.writtenBytes)
 	}
@@ -84,6 +92,7 @@ func TestAccountingCountsOnlyWhatWasWritten(t *testing.T) {
 	if a.written != 2 {
 		t.Fatalf("written %d after a failed write", a.written)
 	}
+	unwritten(3, 14) // what a killed worker would lose: its successor counts it
 	err = j.Close()
 	good.Close()
 	if err == nil || !strings.Contains(err.Error(), "no space") {
@@ -92,6 +101,7 @@ func TestAccountingCountsOnlyWhatWasWritten(t *testing.T) {
 	if a.written != 2 || a.lost["disk-full"] != [2]int64{3, 14} {
 		t.Errorf("written %d, lost %v; want 2 written, 3 lines (14 bytes) lost as disk-full", a.written, a.lost)
 	}
+	unwritten(0, 0) // counted lost
 	b, _ := os.ReadFile(path)
 	if n := strings.Count(string(b), "\n"); n != 2 {
 		t.Errorf("file holds %d lines: %q", n, b)

@@ -62,6 +62,9 @@ func (j *JSON) SetAccounting(a Accounting) { j.file.SetAccounting(a) }
 // Flush writes what is buffered.
 func (j *JSON) Flush() error { return j.file.Flush() }
 
+// Unwritten returns the lines taken and not yet written (File.Unwritten).
+func (j *JSON) Unwritten() (lines, bytes int64) { return j.file.Unwritten() }
+
 // Close flushes and closes the file, waiting for any compression.
 func (j *JSON) Close() error { return j.file.Close() }
 

@@ -82,6 +82,9 @@ func grow(b []byte, n int) []byte {
 // Accounting). Call it before the first message.
 func (l *Local) SetAccounting(a Accounting) { l.file.SetAccounting(a) }
 
+// Unwritten returns the lines taken and not yet written (File.Unwritten).
+func (l *Local) Unwritten() (lines, bytes int64) { return l.file.Unwritten() }
+
 // Flush writes what is buffered.
 func (l *Local) Flush() error { return l.file.Flush() }
 

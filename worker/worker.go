@@ -139,7 +139,7 @@ func (w *Worker) Run() error {
 		if o.Mode == config.NonBlocking {
 			ac.HeldLines, ac.HeldBytes = w.Ledger.RingHeld()
 			ac.DriverHeldLines, ac.DriverHeldBytes = w.Ledger.DriverHeld()
-			ac.DriverPending = r.drv.Pending
+			ac.DriverPending = r.drv.Held
 			w.countDeadRing(ac.HeldLines, ac.HeldBytes, ac.DriverHeldLines, ac.DriverHeldBytes)
 		}
 		r.async, err = mode.NewAsync(ac)

@@ -32,6 +32,14 @@ type PendingLogger interface {
 	Pending() (lines, bytes int64)
 }
 
+// UnwrittenLogger is an AccountedLogger that says what it took and has
+// not written yet (a full disk): counted neither delivered nor dropped,
+// those lines die with a worker that is killed, and the next one counts
+// them (protocol.Ledger's driver-held lines).
+type UnwrittenLogger interface {
+	Unwritten() (lines, bytes int64)
+}
+
 // ResendingLogger is a driver that sends again what a broken connection
 // left unacknowledged (RELP): those lines may arrive twice.
 type ResendingLogger interface {
