@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -106,8 +107,10 @@ type File struct {
 	head int
 	done int
 	acct Accounting
-	// unwritten: the lines and line bytes of msgs[head:] (see Unwritten).
-	unwrittenLines, unwrittenBytes int64
+	// unwritten: the lines and line bytes of msgs[head:] (see Unwritten),
+	// changed under mu and read without it: the ring's consumer asks after
+	// every line it hands over.
+	unwrittenLines, unwrittenBytes atomic.Int64
 }
 
 type pending struct {
@@ -215,8 +218,8 @@ func (f *File) append(ts time.Time, line int64, encode func([]byte) []byte) erro
 	f.size += int64(len(f.buf) - n)
 	f.lastTS = ts
 	f.msgs = append(f.msgs, pending{enc: len(f.buf) - n, line: line})
-	f.unwrittenLines++
-	f.unwrittenBytes += line
+	f.unwrittenLines.Add(1)
+	f.unwrittenBytes.Add(line)
 	if len(f.buf) >= FlushSize {
 		// The message is taken either way; a failure is retried by the
 		// next Write or Flush.
@@ -229,9 +232,7 @@ func (f *File) append(ts time.Time, line int64, encode func([]byte) []byte) erro
 // bytes: counted neither written nor lost (Accounting), they die with a
 // process that is killed, and whoever counts for it must know them.
 func (f *File) Unwritten() (lines, bytes int64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.unwrittenLines, f.unwrittenBytes
+	return f.unwrittenLines.Load(), f.unwrittenBytes.Load()
 }
 
 // Flush writes the buffered messages with one write(2).
@@ -272,8 +273,10 @@ func (f *File) wrote(n int) {
 	if f.head == len(f.msgs) {
 		f.msgs, f.head = f.msgs[:0], 0
 	}
-	f.unwrittenLines -= lines
-	f.unwrittenBytes -= bytes
+	if lines > 0 {
+		f.unwrittenLines.Add(-lines)
+		f.unwrittenBytes.Add(-bytes)
+	}
 	if lines > 0 && f.acct != nil {
 		f.acct.Written(lines, bytes)
 	}
@@ -299,7 +302,8 @@ func (f *File) giveUp(err error) {
 	}
 	f.size -= int64(len(f.buf))
 	f.buf, f.msgs, f.head, f.done = f.buf[:0], f.msgs[:0], 0, 0
-	f.unwrittenLines, f.unwrittenBytes = 0, 0
+	f.unwrittenLines.Store(0)
+	f.unwrittenBytes.Store(0)
 	if lines > 0 && f.acct != nil {
 		f.acct.Lost(lines, bytes, LostReason(err))
 	}
