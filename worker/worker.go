@@ -395,6 +395,10 @@ const (
 // not read meanwhile.
 const handoverDrain = 250 * time.Millisecond
 
+// stopReaders is how long the last count waits for readers told to stop
+// at the next line.
+const stopReaders = 250 * time.Millisecond
+
 // lastChance is how long an abandoned drain and close may take to count
 // what they let go.
 const lastChance = 2 * time.Second
@@ -498,15 +502,25 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 			if ph == abandoning {
 				// A reader still running would read a line after the
 				// last count, and the line would be lost with the
-				// worker: wait for the readers (they stop at the next
-				// line, counting what they hold), but not past
-				// lastChance, for a driver call that never returns
-				// (countUnsent counts its line). Readers that do not
-				// peek cannot be stopped: they read on until exit.
+				// worker. Past close-timeout the readers count each
+				// line at once, so a container gone is read to its end
+				// quickly: wait for that, within lastChance. A writer
+				// still there keeps them going: stop them at the next
+				// line (the rest stays in the pipe, for the worker that
+				// counts it) and give them a moment. A driver call that
+				// never returns holds one line, which countUnsent
+				// counts. Readers that do not peek cannot be stopped.
 				if r.Peek {
 					select {
 					case <-r.inputsDone:
 					case <-last:
+						r.mu.Lock()
+						r.stopPeeks()
+						r.mu.Unlock()
+						select {
+						case <-r.inputsDone:
+						case <-time.After(stopReaders):
+						}
 					}
 				}
 				r.countUnsent()
@@ -602,11 +616,6 @@ func (r *run) drainAndClose() <-chan error {
 func (r *run) abandon() {
 	r.cancel()
 	r.drv.Abandon()
-	if !r.Finish { // which reads to the end, counting
-		r.mu.Lock()
-		r.stopPeeks()
-		r.mu.Unlock()
-	}
 }
 
 // countUnsent moves what the driver accepted but still holds unsent (the
