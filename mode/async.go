@@ -423,10 +423,12 @@ func (a *Async) RefreshDriverHeld() {
 	if a.cfg.DriverHeldLines == nil || a.cfg.DriverPending == nil {
 		return
 	}
-	if l, _ := a.cfg.DriverPending(); l == 0 && a.cfg.DriverHeldLines.Load() == 0 {
-		// Nothing held, nothing recorded (a driver that sends as it
-		// takes): no lock and no shared store per line.
-		return
+	if a.cfg.DriverHeldLines.Load() == 0 {
+		if l, _ := a.cfg.DriverPending(); l == 0 {
+			// Nothing held, nothing recorded (a driver that sends as
+			// it takes): no lock and no shared store per line.
+			return
+		}
 	}
 	// Looked at and stored under one lock: a store of an older look
 	// after a newer one could hide a line.

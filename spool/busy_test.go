@@ -29,18 +29,7 @@ func TestDiskBoundedBusyConsumer(t *testing.T) {
 			limit := maxSize + max(seg, flushAt+int64(recLen)+64) + 16<<10
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			consumed := make(chan struct{})
-			go func() {
-				defer close(consumed)
-				for {
-					b, err := s.Next(ctx, 256<<10)
-					if err != nil {
-						return
-					}
-					time.Sleep(time.Duration(len(b.Records)) * 20 * time.Microsecond) // the driver writing them
-					s.Ack()
-				}
-			}()
+			consumed := busyConsumer(ctx, s)
 			line := strings.Repeat("z", recLen)
 			var peak int64
 			for i := 0; i < 20000; i++ {
@@ -85,21 +74,7 @@ func TestDiskBoundedBusyHandover(t *testing.T) {
 			t.Skipf("skipped: %s cannot punch holes", o.Dir)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		consumed := make(chan struct{})
-		go func() {
-			defer close(consumed)
-			for {
-				b, err := s.Next(ctx, 256<<10)
-				if err != nil {
-					return
-				}
-				time.Sleep(time.Duration(len(b.Records)) * 20 * time.Microsecond)
-				if ctx.Err() != nil {
-					return // handing over: this batch stays out
-				}
-				s.Ack()
-			}
-		}()
+		consumed := busyConsumer(ctx, s)
 		for i := 0; i < 5000; i++ {
 			s.Append(&Record{Line: []byte(line)})
 			if i%50 == 0 {
@@ -117,6 +92,28 @@ func TestDiskBoundedBusyHandover(t *testing.T) {
 		s.Close()
 	}
 	t.Logf("peak %d bytes allocated (limit %d), %d dropped", peak, limit, len(e.dropped))
+}
+
+// busyConsumer takes batches and acknowledges each as soon as a driver
+// could have written it, until ctx ends; the batch out then stays out (a
+// handover). The channel closes when it stops.
+func busyConsumer(ctx context.Context, s *Spool) <-chan struct{} {
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		for {
+			b, err := s.Next(ctx, 256<<10)
+			if err != nil {
+				return
+			}
+			time.Sleep(time.Duration(len(b.Records)) * 20 * time.Microsecond) // the driver writing them
+			if ctx.Err() != nil {
+				return
+			}
+			s.Ack()
+		}
+	}()
+	return consumed
 }
 
 // dump says where the spool's cursors and segments are, for a failure.
