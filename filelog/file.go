@@ -228,6 +228,65 @@ func (f *File) append(ts time.Time, line int64, encode func([]byte) []byte) erro
 	return nil
 }
 
+// appendLong is append for a message whose encoding may be many times
+// its line (json-file writes a control byte as six): encode is called
+// until it says done, each call appending the next piece, and the buffer
+// is written whenever it passes FlushSize. So a long message costs a
+// buffer of FlushSize and a piece, not its whole encoding. It starts
+// from an empty buffer, so that a failed write takes back this message
+// alone: what was written of it is cut from the file and the error
+// refuses the message (the caller tries it again).
+func (f *File) appendLong(ts time.Time, line int64, encode func(dst []byte) ([]byte, bool)) error {
+	if f.closed {
+		return ErrClosed
+	}
+	if err := f.flush(); err != nil {
+		return err
+	}
+	if f.o.MaxSize != -1 && f.size >= f.o.MaxSize {
+		if err := f.rotate(); err != nil {
+			return fmt.Errorf("error rotating log file: %w", err)
+		}
+	}
+	if f.f == nil {
+		return fmt.Errorf("error writing log entry: %w", errNoFile)
+	}
+	before, sent := f.size, 0
+	for done := false; !done; {
+		f.buf, done = encode(f.buf)
+		if done || len(f.buf) < FlushSize {
+			continue
+		}
+		n, err := f.f.Write(f.buf)
+		sent += n
+		f.buf = f.buf[:copy(f.buf, f.buf[n:])]
+		if err != nil {
+			f.buf = f.buf[:0]
+			if sent > 0 {
+				if terr := f.f.Truncate(before); terr != nil {
+					f.report(fmt.Errorf("log file %s: cutting a record written in part: %w", f.o.Path, terr))
+				}
+			}
+			return fmt.Errorf("error writing log entry: %w", err)
+		}
+	}
+	if sent == 0 && len(f.buf) == 0 {
+		return nil // nothing encoded: the format says why
+	}
+	// The buffer was empty, so no message is pending before this one:
+	// it is the head, with sent bytes written.
+	f.size = before + int64(sent+len(f.buf))
+	f.lastTS = ts
+	f.msgs = append(f.msgs[:0], pending{enc: sent + len(f.buf), line: line})
+	f.head, f.done = 0, sent
+	f.unwrittenLines.Add(1)
+	f.unwrittenBytes.Add(line)
+	if len(f.buf) >= FlushSize {
+		f.flush()
+	}
+	return nil
+}
+
 // Unwritten returns the lines taken and not yet written, and their line
 // bytes: counted neither written nor lost (Accounting), they die with a
 // process that is killed, and whoever counts for it must know them.
@@ -252,6 +311,10 @@ func (f *File) flush() error {
 	n, err := f.f.Write(f.buf)
 	// Keep what was not written, for the next try.
 	f.buf = f.buf[:copy(f.buf, f.buf[n:])]
+	if len(f.buf) == 0 && cap(f.buf) > 4*FlushSize {
+		// Grown for a long message: not kept for the short ones.
+		f.buf = make([]byte, 0, FlushSize+4096)
+	}
 	f.wrote(n)
 	if err != nil {
 		return fmt.Errorf("error writing log entry: %w", err)

@@ -47,9 +47,15 @@ func (j *JSON) Log(msg *logger.Message) error {
 		j.lastTS = msg.Timestamp
 		j.lastFmt = msg.Timestamp.AppendFormat(j.lastFmt[:0], time.RFC3339Nano)
 	}
-	err := j.file.append(msg.Timestamp, int64(len(msg.Line)), func(b []byte) []byte {
-		return appendJSON(b, msg.Line, last, msg.Source, j.attrs, j.lastFmt)
-	})
+	var err error
+	if len(msg.Line) <= longLine {
+		err = j.file.append(msg.Timestamp, int64(len(msg.Line)), func(b []byte) []byte {
+			return appendJSON(b, msg.Line, last, msg.Source, j.attrs, j.lastFmt)
+		})
+	} else {
+		pieces := jsonPieces{line: msg.Line, newline: last, stream: msg.Source, attrs: j.attrs, ts: j.lastFmt, piece: longLine}
+		err = j.file.appendLong(msg.Timestamp, int64(len(msg.Line)), pieces.next)
+	}
 	j.file.mu.Unlock()
 	logger.PutMessage(msg)
 	return err
@@ -89,6 +95,11 @@ func appendJSON(dst, line []byte, newline bool, stream string, attrs, ts []byte)
 		dst = append(dst, `"log":`...)
 		dst = appendString(dst, line, newline)
 	}
+	return appendFields(dst, first, stream, attrs, ts)
+}
+
+// appendFields appends what follows "log" (first: there was no "log").
+func appendFields(dst []byte, first bool, stream string, attrs, ts []byte) []byte {
 	if stream != "" {
 		if !first {
 			dst = append(dst, ',')
@@ -111,6 +122,69 @@ func appendJSON(dst, line []byte, newline bool, stream string, attrs, ts []byte)
 	dst = append(dst, `"time":"`...)
 	dst = append(dst, ts...)
 	return append(dst, `"}`+"\n"...)
+}
+
+// longLine is the longest line json-file encodes whole; a longer one is
+// encoded and written in pieces of this many bytes of line (File.appendLong),
+// as its encoding can be six times the line.
+const longLine = 16 << 10
+
+// jsonPieces encodes one message as appendJSON does, a piece at a time.
+type jsonPieces struct {
+	line          []byte
+	newline       bool
+	stream        string
+	attrs, ts     []byte
+	piece         int // bytes of line per call
+	started, tail bool
+}
+
+// next appends the next piece of the encoding to dst; done says it was
+// the last.
+func (p *jsonPieces) next(dst []byte) (_ []byte, done bool) {
+	if !p.started {
+		p.started = true
+		if len(p.line) == 0 && !p.newline {
+			return appendJSON(dst, nil, false, p.stream, p.attrs, p.ts), true
+		}
+		dst = append(dst, `{"log":"`...)
+	}
+	if len(p.line) > 0 {
+		n := runeCut(p.line, p.piece)
+		dst = appendEscaped(dst, p.line[:n])
+		p.line = p.line[n:]
+		return dst, false
+	}
+	if p.newline {
+		dst = append(dst, '\\', 'n')
+	}
+	dst = append(dst, '"')
+	return appendFields(dst, false, p.stream, p.attrs, p.ts), true
+}
+
+// runeCut returns where to end a piece of about n bytes of s: not
+// inside a valid UTF-8 sequence, which would be encoded as invalid. The
+// piece ends before the sequence that n cuts, or after it if that
+// sequence is the piece's first.
+func runeCut(s []byte, n int) int {
+	if n >= len(s) {
+		return len(s)
+	}
+	for j := n - 1; j >= 0 && j > n-utf8.UTFMax; j-- {
+		if !utf8.RuneStart(s[j]) {
+			continue
+		}
+		if s[j] >= utf8.RuneSelf {
+			if _, size := utf8.DecodeRune(s[j:]); j+size > n {
+				if j > 0 {
+					return j
+				}
+				return size
+			}
+		}
+		return n
+	}
+	return n // stray continuation bytes: each is invalid alone
 }
 
 // safe marks the ASCII bytes Docker's encoder copies unescaped.
@@ -171,6 +245,15 @@ func specialMask(x uint64) uint64 {
 // as \ufffd, U+2028 and U+2029 escaped; nl adds an escaped newline.
 func appendString(dst, s []byte, nl bool) []byte {
 	dst = append(dst, '"')
+	dst = appendEscaped(dst, s)
+	if nl {
+		dst = append(dst, '\\', 'n')
+	}
+	return append(dst, '"')
+}
+
+// appendEscaped appends s escaped, without quotes.
+func appendEscaped(dst, s []byte) []byte {
 	start := 0
 	for i := nextSpecial(s, 0); i < len(s); i = nextSpecial(s, i) {
 		b := s[i]
@@ -207,11 +290,7 @@ func appendString(dst, s []byte, nl bool) []byte {
 		}
 		i += size
 	}
-	dst = append(dst, s[start:]...)
-	if nl {
-		dst = append(dst, '\\', 'n')
-	}
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }
 
 // appendStream appends the stream name; "stdout" and "stderr" need no
