@@ -322,9 +322,19 @@ func Held(f *os.File) (held, limit int) {
 	if err != nil {
 		return 0, 0
 	}
+	if w := FdWindow(fd); w > 0 {
+		return n, w
+	}
+	return 0, 0
+}
+
+// FdWindow returns the most a Peek on the pipe fd returns uncommitted
+// (Peek.Window), or 0 when fd is not a pipe: the longest message a
+// peeking reader makes, whatever line-max says.
+func FdWindow(fd uintptr) int {
 	size, err := unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0)
 	if err != nil {
-		return 0, 0
+		return 0
 	}
-	return n, max(1, (size-os.Getpagesize())/2)
+	return max(1, (size-os.Getpagesize())/2)
 }

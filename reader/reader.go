@@ -191,11 +191,20 @@ func (r *Reader) Copy(src io.Reader) error {
 	windowed, _ := src.(Windowed)
 	// The buffer grows as lines need it, up to the longest message plus
 	// one read: a large line-max costs memory only when lines use it.
-	buf := make([]byte, min(lineMax, initialLine)+readSize)
+	small := min(lineMax, initialLine) + readSize
+	buf := make([]byte, small)
 	n := 0
 	for {
 		if need := n + readSize; len(buf) < need {
-			buf = append(buf[:n], make([]byte, max(need, min(2*len(buf), lineMax+readSize))-n)...)
+			// Doubling, up to the longest message plus one read: a
+			// peeking source cuts messages at its window, if smaller.
+			most := lineMax
+			if windowed != nil {
+				if w := windowed.Window(); w > 0 {
+					most = min(most, w)
+				}
+			}
+			buf = append(buf[:n], make([]byte, max(need, min(2*len(buf), most+readSize))-n)...)
 		}
 		m, err := src.Read(buf[n:])
 		ts := now().UTC()
@@ -265,6 +274,10 @@ func (r *Reader) Copy(src io.Reader) error {
 			}
 		}
 		n = copy(buf, buf[p:n])
+		if len(buf) > small && n < small/2 {
+			// A long line is done: its room is not kept for short ones.
+			buf = append(make([]byte, 0, small), buf[:n]...)[:small]
+		}
 	}
 }
 

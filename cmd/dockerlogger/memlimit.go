@@ -5,6 +5,8 @@ import (
 	"runtime/debug"
 
 	"github.com/joyent/dockerlogger/config"
+	"github.com/joyent/dockerlogger/pipepeek"
+	"github.com/joyent/dockerlogger/zfd"
 )
 
 // memoryBase is the Go-managed memory a reading logger is given besides
@@ -14,14 +16,29 @@ const memoryBase = 8 << 20
 // limitMemory sets the Go runtime's soft memory limit of a logger that
 // reads (a worker, or a logger without a supervisor), unless GOMEMLIMIT
 // says otherwise. Without it the collector lets the heap grow to twice
-// what is live, and with long lines what is live is a few copies of
-// line-max (the reader's buffer, the message, the driver's encoding): a
-// non-blocking logger is to stay within max-buffer-size (its ring, outside
-// the Go heap) and a few MB. With short lines the heap stays below the
-// limit and the collector works as before.
-func limitMemory(o config.Options) {
+// what is live, and with long lines what is live is a few copies of the
+// longest message (the reader's buffer, the message, the driver's
+// encoding): a non-blocking logger is to stay within max-buffer-size (its
+// ring, outside the Go heap) and a few MB. With short lines the heap stays
+// below the limit and the collector works as before.
+func limitMemory(longest int) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	debug.SetMemoryLimit(memoryBase + 4*int64(o.LineMax))
+	debug.SetMemoryLimit(memoryBase + 4*int64(longest))
+}
+
+// longestMessage is the longest message the readers make: line-max, or
+// less where a worker peeks at pipes whose window is smaller (a line
+// longer than the window is cut there, see reader.Windowed).
+func longestMessage(c *config.Config, peeking bool) int {
+	o := c.Options
+	if !peeking {
+		return o.LineMax
+	}
+	w := max(pipepeek.FdWindow(zfd.StdoutFD), pipepeek.FdWindow(zfd.StderrFD))
+	if w == 0 || c.Stdout != "" || c.Stderr != "" {
+		return o.LineMax // not pipes we can measure now
+	}
+	return min(o.LineMax, w)
 }
