@@ -332,6 +332,11 @@ func (r *run) execute() error {
 		r.fail("%v", err)
 	}
 	stderr := r.l.Stderr.Bytes()
+	if f := os.Getenv("SOAK_STDERR"); f != "" { // the last case's, whole
+		if err := os.WriteFile(f, stderr, 0o644); err != nil {
+			fmt.Fprintf(os.Stderr, "SOAK_STDERR: %v\n", err)
+		}
+	}
 	st, _, err := logproc.Stats(stderr)
 	if err != nil {
 		r.fail("%v", err)

@@ -6,7 +6,9 @@ package test
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,4 +92,70 @@ func TestBlockFullContainerGone(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUpgradeBlockFullSinkDown: with buffer-full=block, a live upgrade
+// (SIGHUP) while the sink is down drops nothing. The worker handing over
+// delivers its ring whole, however long the sink is down within
+// close-timeout (nobody reads the pipes meanwhile, so the application may
+// wait, as buffer-full=block says), and the next worker reads on. Before,
+// it gave the ring 250 ms and counted the rest dropped.
+func TestUpgradeBlockFullSinkDown(t *testing.T) {
+	s, err := forward.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	opts := map[string]string{
+		"fluentd-address":     s.URL(),
+		"fluentd-max-retries": "2",
+		"fluentd-retry-wait":  "100ms",
+		"mode":                "non-blocking",
+		"buffer-full":         "block",
+		"max-buffer-size":     "64k",
+		"close-timeout":       "30s",
+		// Without acknowledgements a line written to a connection the
+		// sink is closing counts delivered and is not there.
+		"fluentd-request-ack": "true",
+	}
+	l := StartLogger(t, Env("upgradeblock0123", opts), "fluentd")
+	first := []string{"before the outage"}
+	WriteLines(t, l.Stdout, first)
+	Eventually(t, 20*time.Second, "the first line at the sink", func() bool { return len(s.Events()) == 1 })
+	s.Stop()
+	held := Lines("held in the ring", 100)
+	WriteLines(t, l.Stdout, held)
+	Eventually(t, 20*time.Second, "the worker reading the lines", func() bool {
+		l.Cmd.Process.Signal(syscall.SIGUSR1)
+		time.Sleep(50 * time.Millisecond) // the stats line's way to stderr
+		// fluent-logger-golang's own messages end without a newline.
+		e := l.Errors()
+		i := strings.LastIndex(e, "dockerlogger: stats ")
+		return i >= 0 && strings.Contains(strings.SplitN(e[i:], "\n", 2)[0], " lines_read=101 ")
+	})
+	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// Longer than the 250 ms a handover gives a ring whose
+	// buffer-full drops.
+	time.Sleep(1500 * time.Millisecond)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	after := Lines("after the upgrade", 100)
+	WriteLines(t, l.Stdout, after)
+	l.Close()
+	if code := l.Wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+	}
+	st := l.Stats(t)
+	if st["lines_dropped"] != "0" || st["upgrades"] != "1" {
+		t.Errorf("lines_dropped=%s upgrades=%s, want 0 and 1 (%s)", st["lines_dropped"], st["upgrades"], l.Errors())
+	}
+	var got []string
+	for _, e := range s.Events() {
+		got = append(got, fmt.Sprint(e.Record["log"]))
+	}
+	want := append(append(append([]string{}, first...), held...), after...)
+	sinkSameLines(t, "at the sink", got, want)
 }

@@ -581,6 +581,11 @@ func (r *run) drainAndClose() <-chan error {
 				c, cancel := context.WithCancel(ctx)
 				cancel()
 				ctx = c
+			case r.handingOver() && r.o.BufferFull == config.BlockFull:
+				// buffer-full=block: the application waits rather than
+				// lose a line, so the ring is delivered whole (within
+				// close-timeout, as at exit) before the next worker
+				// reads on.
 			case r.handingOver():
 				// Nobody reads the pipes until the next worker starts:
 				// give the ring a short while, then count what is left
