@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/joyent/dockerlogger/internal/measure"
 	"github.com/joyent/dockerlogger/internal/sink/forward"
 )
 
@@ -158,4 +159,74 @@ func TestUpgradeBlockFullSinkDown(t *testing.T) {
 	}
 	want := append(append(append([]string{}, first...), held...), after...)
 	sinkSameLines(t, "at the sink", got, want)
+}
+
+// TestSupervisorKilledDuringHandover: the supervisor is SIGKILLed while
+// its worker hands over (SIGHUP) with the sink down. No next worker
+// comes, so the worker, once it has delivered what it had, reads on
+// without a supervisor from the inputs it kept open: the application
+// never gets EPIPE, and every line reaches the sink in order. Before,
+// the worker ended and closed the last read ends (the soak's seed
+// 12402631723899099588: 12 lines lost uncounted and EPIPE).
+func TestSupervisorKilledDuringHandover(t *testing.T) {
+	s, err := forward.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	opts := map[string]string{
+		"fluentd-address":     s.URL(),
+		"fluentd-max-retries": "2",
+		"fluentd-retry-wait":  "100ms",
+		"fluentd-request-ack": "true",
+		"close-timeout":       "30s",
+	}
+	l := StartLogger(t, Env("orphanhandover01", opts), "fluentd")
+	sup := l.Cmd.Process.Pid
+	workers := measure.Children(sup)
+	if len(workers) != 1 {
+		t.Fatalf("supervisor %d has children %v, want one worker", sup, workers)
+	}
+	first := []string{"before the outage"}
+	WriteLines(t, l.Stdout, first)
+	Eventually(t, 20*time.Second, "the first line at the sink", func() bool { return len(s.Events()) == 1 })
+	s.Stop()
+	// blocking: the worker holds this line, retrying, when the SIGHUP
+	// comes; it stops reading and keeps trying to deliver it.
+	held := []string{"held while the sink is down"}
+	WriteLines(t, l.Stdout, held)
+	Eventually(t, 20*time.Second, "the worker retrying", func() bool { return strings.Contains(l.Errors(), "retrying in") })
+	tries := strings.Count(l.Errors(), "retrying in")
+	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// The supervisor passes the request on to the worker as it gets
+	// it; two more tries of the held line (150 ms of backoff at least)
+	// come well after. Then the supervisor goes.
+	Eventually(t, 20*time.Second, "two more tries", func() bool {
+		return strings.Count(l.Errors(), "retrying in") >= tries+2
+	})
+	if err := syscall.Kill(sup, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	after := Lines("after the supervisor", 2000)
+	WriteLines(t, l.Stdout, after) // EPIPE fails the test here
+	want := append(append(append([]string{}, first...), held...), after...)
+	Eventually(t, 30*time.Second, "every line at the sink", func() bool { return len(s.Events()) >= len(want) })
+	l.Close()
+	Eventually(t, 30*time.Second, "the worker's end", func() bool { return !measure.Alive(workers[0]) })
+	var got []string
+	for _, e := range s.Events() {
+		got = append(got, fmt.Sprint(e.Record["log"]))
+	}
+	sinkSameLines(t, "at the sink", got, want)
+	if !strings.Contains(l.Errors(), "the supervisor is gone: reading on without one") {
+		t.Errorf("the worker never said it reads on alone: %s", l.Errors())
+	}
+	if st := parseStats(t, l.Errors()); st["lines_dropped"] != "0" {
+		t.Errorf("lines_dropped=%s: %s", st["lines_dropped"], l.Errors())
+	}
 }

@@ -54,6 +54,29 @@ type Worker struct {
 	// Finish starts the run past close-timeout: what is left in the
 	// inputs is read and counted as dropped, nothing waits on the driver.
 	Finish bool
+	// Inputs, if set, are read instead of the inherited descriptors: a
+	// worker whose supervisor died while it handed over reads on from
+	// what the run before kept open (KeptInputs).
+	Inputs []zfd.Input
+
+	mu   sync.Mutex
+	kept []zfd.Input // the inputs a handover left open, by index
+}
+
+// KeptInputs returns the inputs the last Run left open when it stopped
+// reading for a handover, in their order: a reader closes its input only
+// at its end, so that the next worker's pipes are not broken if the
+// supervisor that would start it is gone.
+func (w *Worker) KeptInputs() []zfd.Input {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var ins []zfd.Input
+	for _, in := range w.kept {
+		if in.Open != nil {
+			ins = append(ins, in)
+		}
+	}
+	return ins
 }
 
 // ErrDriverFailed is returned when the driver has failed without a break
@@ -106,10 +129,16 @@ func (w *Worker) Run() error {
 	r := &run{Worker: w, o: c.Options, files: map[*os.File]bool{}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	defer r.cancel()
-	ins, err := zfd.Inputs(zfd.Spec{Stdout: c.Stdout, Stderr: c.Stderr, TTY: c.TTY})
-	if err != nil {
-		return err
+	ins := w.Inputs
+	if ins == nil {
+		var err error
+		if ins, err = zfd.Inputs(zfd.Spec{Stdout: c.Stdout, Stderr: c.Stderr, TTY: c.TTY}); err != nil {
+			return err
+		}
 	}
+	w.mu.Lock()
+	w.kept = make([]zfd.Input, len(ins))
+	w.mu.Unlock()
 	closeInputs := func() {
 		for _, in := range ins {
 			in.Close()
@@ -272,10 +301,19 @@ func (r *run) startReaders(ins []zfd.Input, consoles []*console.Console) <-chan 
 			r.mu.Lock()
 			r.files[f] = true
 			r.mu.Unlock()
+			var copyErr error
 			defer func() {
 				r.mu.Lock()
 				delete(r.files, f)
 				r.mu.Unlock()
+				if errors.Is(copyErr, reader.ErrStopped) {
+					// Stopped for a handover: kept open until the
+					// process ends (see KeptInputs).
+					r.Worker.mu.Lock()
+					r.kept[i] = zfd.Input{Name: in.Name, Open: func() (*os.File, error) { return f, nil }, Close: func() { f.Close() }}
+					r.Worker.mu.Unlock()
+					return
+				}
 				f.Close()
 			}()
 			var sink reader.Sink = r.sink
@@ -294,8 +332,9 @@ func (r *run) startReaders(ins []zfd.Input, consoles []*console.Console) <-chan 
 			} else if cons != nil {
 				src = console.TeeReader(src, cons)
 			}
-			if err := rd.Copy(src); err != nil && !errors.Is(err, reader.ErrStopped) {
-				r.Errors.Printf("%v", err)
+			copyErr = rd.Copy(src)
+			if copyErr != nil && !errors.Is(copyErr, reader.ErrStopped) {
+				r.Errors.Printf("%v", copyErr)
 			}
 		}(i, in)
 	}

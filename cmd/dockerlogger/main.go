@@ -240,6 +240,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 		defer routeStderr()()
 	}
 	w := &worker.Worker{Config: c, Count: count, Errors: errs, Ready: ready, Signals: sigs, Stats: printStats}
+	supervisor := os.Getppid()
 	if isWorker {
 		files := c.Driver == "json-file" || c.Driver == "local" || c.Options.Mode == config.Spool || c.Options.Cache
 		if err := dropCapabilities(files); err != nil {
@@ -252,6 +253,26 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 		count.CarryDrops(h.Ledger.CarriedDrops())
 	}
 	err = w.Run()
+	for isWorker && errors.Is(err, worker.ErrHandover) && os.Getppid() != supervisor {
+		// The supervisor died while this worker handed over: no next
+		// worker comes, and if this one ended, the container's output
+		// would have no reader. Read on without a supervisor, from
+		// the inputs the handover left open.
+		ins := w.KeptInputs()
+		if len(ins) == 0 {
+			break
+		}
+		errs.Printf("the supervisor is gone: reading on without one")
+		// As the next worker would: peeking, with the ledger (the line
+		// being cut goes on under its partial id). Nobody relieves the
+		// pipes any more; what the supervisor dropped is counted.
+		if f := w.Ledger.Relieving(); f != nil && f.Swap(0) != 0 {
+			count.CatchUp()
+		}
+		w = &worker.Worker{Config: c, Count: count, Errors: errs, Ready: ready, Signals: sigs, Stats: printStats,
+			Inputs: ins, Peek: true, Ledger: w.Ledger}
+		err = w.Run()
+	}
 	if n := count.Reason(diag.DriverGaveUp) + count.Reason(diag.CloseTimeout); err == nil && n > 0 {
 		err = fmt.Errorf("%d lines could not be delivered", n)
 	}
