@@ -171,9 +171,10 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 		want := content(seed, it)
 		return len(cur)+len(next) <= len(want) && bytes.HasPrefix(want, cur) && bytes.Equal(want[len(cur):len(cur)+len(next)], next)
 	}
+	var starts []int // where each part of cur begins
 	flush := func() {
 		j := cur
-		cur, curID, active = nil, "", false
+		cur, curID, active, starts = nil, "", false, starts[:0]
 		switch {
 		case len(j) == 0:
 			t.empties++
@@ -252,6 +253,16 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 			// when joined, broken for a reader that joins by id.
 			t.splitIDs++
 		}
+		if active && m.id == "" && len(cur) > 0 && !hasHeader(m.data) && !continues(cur, m.data) && repeatsPart(cur, starts, m.data) {
+			// A part written again with no partial_id to say so
+			// (json-file): a spool replay after a kill starts from
+			// the last acknowledged record, within a line. A reader
+			// of the file sees the line with the part twice: counted
+			// as a repeat (lines_replayed), the line goes on.
+			t.parts++
+			continue
+		}
+		starts = append(starts, len(cur))
 		cur = append(cur, m.data...)
 		curID, active = m.id, true
 		if !m.partial {
@@ -279,6 +290,17 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 func replayedTail(tail []byte, complete map[int]int, byseq map[int]item, seed uint64) bool {
 	for seq := range complete {
 		if it := byseq[seq]; it.n > len(tail) && bytes.HasSuffix(content(seed, it), tail) {
+			return true
+		}
+	}
+	return false
+}
+
+// repeatsPart says whether part is one of cur's parts (they begin at
+// starts) once more.
+func repeatsPart(cur []byte, starts []int, part []byte) bool {
+	for _, s := range starts {
+		if s+len(part) <= len(cur) && bytes.Equal(cur[s:s+len(part)], part) {
 			return true
 		}
 	}

@@ -35,4 +35,16 @@ func TestJoinSplitIDs(t *testing.T) {
 	if again.complete[1] != 1 || again.parts != 1 || again.damaged != 0 {
 		t.Errorf("a part delivered twice (same id and ordinal): complete %v, parts %d, damaged %d", again.complete, again.parts, again.damaged)
 	}
+	// json-file keeps no partial id: parts written again by a replay
+	// begun mid-line are known by their bytes.
+	file := join([]msg{part(ca[:100], "", true), part(ca[100:200], "", true), part(ca[200:250], "", true),
+		part(ca[100:200], "", true), part(ca[200:250], "", true), part(ca[250:], "", false)}, false, byseq, seed)
+	if file.complete[1] != 1 || file.parts != 2 || file.damaged != 0 {
+		t.Errorf("two parts written twice (no partial id): complete %v, parts %d, damaged %d", file.complete, file.parts, file.damaged)
+	}
+	// Bytes that are no part of the line are not taken for a repeat.
+	bad := join([]msg{part(ca[:100], "", true), part(ca[150:250], "", true), part(ca[250:], "", false)}, false, byseq, seed)
+	if bad.parts != 0 || bad.damaged != 1 {
+		t.Errorf("a line missing bytes in its middle: parts %d, damaged %d", bad.parts, bad.damaged)
+	}
 }
