@@ -230,3 +230,55 @@ func TestSupervisorKilledDuringHandover(t *testing.T) {
 		t.Errorf("lines_dropped=%s: %s", st["lines_dropped"], l.Errors())
 	}
 }
+
+// TestFailureTimeoutWithoutSupervisor: with no supervisor to apply
+// on-failure (DOCKERLOG_SUPERVISOR=off), a driver failing for
+// failure-timeout does not end the logger, which would close the
+// container's output under the application: it says so once and keeps
+// trying, and delivers everything once the sink is back. Before, it
+// exited 4 at failure-timeout.
+func TestFailureTimeoutWithoutSupervisor(t *testing.T) {
+	s, err := forward.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	opts := map[string]string{
+		"fluentd-address":     s.URL(),
+		"fluentd-max-retries": "1",
+		"fluentd-retry-wait":  "50ms",
+		"fluentd-request-ack": "true",
+		"failure-timeout":     "500ms",
+		"close-timeout":       "20s",
+	}
+	l := StartLogger(t, Env("alonefailing01", opts, "DOCKERLOG_SUPERVISOR=off"), "fluentd")
+	first := []string{"before the outage"}
+	WriteLines(t, l.Stdout, first)
+	Eventually(t, 20*time.Second, "the first line at the sink", func() bool { return len(s.Events()) == 1 })
+	s.Stop()
+	held := Lines("while the sink is down", 10)
+	WriteLines(t, l.Stdout, held)
+	Eventually(t, 20*time.Second, "failure-timeout passed", func() bool {
+		return strings.Contains(l.Errors(), "no supervisor to apply on-failure=restart: trying on")
+	})
+	select {
+	case <-l.Done():
+		t.Fatalf("the logger ended with its driver failing: %s", l.Errors())
+	default:
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	after := Lines("after the outage", 10)
+	WriteLines(t, l.Stdout, after)
+	l.Close()
+	if code := l.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, l.Errors())
+	}
+	var got []string
+	for _, e := range s.Events() {
+		got = append(got, fmt.Sprint(e.Record["log"]))
+	}
+	want := append(append(append([]string{}, first...), held...), after...)
+	sinkSameLines(t, "at the sink", got, want)
+}

@@ -54,6 +54,12 @@ type Worker struct {
 	// Finish starts the run past close-timeout: what is left in the
 	// inputs is read and counted as dropped, nothing waits on the driver.
 	Finish bool
+	// Supervised, if set, says whether a supervisor is there to apply
+	// on-failure: a worker gives up on a driver failing for
+	// failure-timeout only then. Alone (no supervisor, or one that was
+	// killed) it keeps trying, as ending would close the container's
+	// output under the application.
+	Supervised func() bool
 	// Inputs, if set, are read instead of the inherited descriptors: a
 	// worker whose supervisor died while it handed over reads on from
 	// what the run before kept open (KeptInputs).
@@ -447,6 +453,7 @@ const lastChance = 2 * time.Second
 // ErrDeadline, or the driver's error at close.
 func (r *run) live(inputsDone <-chan struct{}) error {
 	ph := reading
+	alone := false                      // said that nobody applies on-failure
 	var deadline, last <-chan time.Time // close-timeout; then lastChance
 	if r.Finish {
 		ph, deadline = closing, time.After(0)
@@ -494,7 +501,12 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 			drain()
 		case <-check:
 			failing := r.failing(started)
-			if ph == reading && failing >= r.o.FailureTimeout {
+			if ph == reading && failing >= r.o.FailureTimeout && (r.Supervised == nil || !r.Supervised()) {
+				if !alone {
+					alone = true
+					r.Errors.Printf("%s driver failing for %v, and no supervisor to apply on-failure=%s: trying on", r.Config.Driver, r.o.FailureTimeout, r.o.OnFailure)
+				}
+			} else if ph == reading && failing >= r.o.FailureTimeout {
 				r.Errors.Printf("%s driver failing for %v: giving up (on-failure=%s)", r.Config.Driver, r.o.FailureTimeout, r.o.OnFailure)
 				if r.blocking != nil && r.Peek {
 					// The line being retried stays in the pipe, uncommitted.

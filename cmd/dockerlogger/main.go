@@ -250,6 +250,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 		count.Restarts.Store(h.Restarts)
 		count.Upgrades.Store(h.Upgrades)
 		w.Peek, w.Ledger, w.Finish = true, h.Ledger, h.Finish
+		w.Supervised = func() bool { return os.Getppid() == supervisor }
 		count.CarryDrops(h.Ledger.CarriedDrops())
 	}
 	err = w.Run()
