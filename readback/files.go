@@ -10,10 +10,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // rotated returns the rotated files of path, oldest first: name.N for
@@ -127,6 +129,111 @@ func newer(path string, f *os.File, info os.FileInfo, size int64) ([]string, err
 		}
 	}
 	return nil, nil
+}
+
+// rotatedFile is a rotated file opened for reading.
+type rotatedFile struct {
+	name string
+	rc   io.ReadCloser
+	f    *os.File
+}
+
+// openNewer opens the files newer names and the current file at path,
+// as one consistent look. The writer may rotate (rename every file up by
+// one, create a new current file) and compress while the directory is
+// listed and the files are opened: a listing can then miss a file or name
+// one twice, and a name can be another file by the time it is opened,
+// which loses or repeats a file's lines. So the files are opened, then
+// listed again: the look holds if the second listing gives the same
+// names, each still the file opened, numbered without a gap down to the
+// current file, and path is still the current file opened. Else it looks
+// again, a while. current is nil when path is gone for now.
+func openNewer(path string, f *os.File, info os.FileInfo, size int64) (files []rotatedFile, current *os.File, err error) {
+	for try := 0; ; try++ {
+		closeAll(files)
+		files = nil
+		if current != nil {
+			current.Close()
+			current = nil
+		}
+		names, err := newer(path, f, info, size)
+		if err != nil {
+			return nil, nil, err
+		}
+		ok := contiguous(path, names)
+		for _, name := range names {
+			rc, g, err := openRotated(name)
+			if err != nil {
+				if !errors.Is(err, fs.ErrNotExist) {
+					closeAll(files)
+					return nil, nil, err
+				}
+				ok = false
+				break
+			}
+			files = append(files, rotatedFile{name, rc, g})
+		}
+		if ok {
+			if current, err = openRegular(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				closeAll(files)
+				return nil, nil, err
+			}
+			again, err := newer(path, f, info, size)
+			if err != nil {
+				closeAll(files)
+				if current != nil {
+					current.Close()
+				}
+				return nil, nil, err
+			}
+			ok = current != nil && slices.Equal(names, again) && stillNamed(files) && stillNamed([]rotatedFile{{name: path, f: current}})
+		}
+		if ok || try == lookTries {
+			return files, current, nil // the last look, if none held: the best there is
+		}
+		time.Sleep(lookAgain)
+	}
+}
+
+// lookTries and lookAgain bound how long openNewer looks for a listing
+// that holds: rotations are quick, and one that is under way settles in
+// far less than this.
+const (
+	lookTries = 50
+	lookAgain = 2 * time.Millisecond
+)
+
+func closeAll(files []rotatedFile) {
+	for _, r := range files {
+		r.rc.Close()
+	}
+}
+
+// stillNamed says whether each file is still the one its name names.
+func stillNamed(files []rotatedFile) bool {
+	for _, r := range files {
+		st, err := os.Stat(r.name)
+		if err != nil {
+			return false
+		}
+		fst, err := r.f.Stat()
+		if err != nil || !os.SameFile(st, fst) {
+			return false
+		}
+	}
+	return true
+}
+
+// contiguous says whether names, oldest first, are numbered one apart
+// down to 1 (path.N, ..., path.1, plain or .gz).
+func contiguous(path string, names []string) bool {
+	for i, name := range names {
+		rest := strings.TrimSuffix(strings.TrimPrefix(name, path+"."), ".gz")
+		if n, err := strconv.Atoi(rest); err != nil || n != len(names)-i {
+			return false
+		}
+	}
+	return true
 }
 
 func isSelf(name string, info os.FileInfo, size int64, head []byte) bool {

@@ -126,27 +126,23 @@ func follow(ctx context.Context, path string, cur **os.File, curInfo os.FileInfo
 			}
 			// More than one rotation since the last look: the files
 			// between this one and the current are read whole first.
-			between, err := newer(path, *cur, curInfo, s.off+int64(len(s.buf)))
+			between, nf, err := openNewer(path, *cur, curInfo, s.off+int64(len(s.buf)))
 			if err != nil {
 				return err
 			}
-			for _, name := range between {
-				rc, _, err := openRotated(name)
-				if err != nil {
-					return err
-				}
-				more, err := (&stream{name: name, r: rc}).read(emit, true)
-				rc.Close()
+			for i, r := range between {
+				more, err := (&stream{name: r.name, r: r.rc}).read(emit, true)
 				if err != nil || !more {
+					closeAll(between[i:])
+					if nf != nil {
+						nf.Close()
+					}
 					return err
 				}
+				r.rc.Close()
 			}
-			nf, err := openRegular(path)
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					break // moved on again: look next tick
-				}
-				return err
+			if nf == nil {
+				break // moved on again: look next tick
 			}
 			if curInfo, err = nf.Stat(); err != nil {
 				nf.Close()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -155,7 +156,14 @@ func TestUpgradeGap(t *testing.T) {
 			want = append(want, after...)
 			kept := make([]string, 0, len(want))
 			j := 0
+			markers := 0
 			for _, g := range got {
+				if strings.HasPrefix(g, "dockerlogger: dropped ") {
+					// The next worker's own ring may overflow too, on
+					// a loaded machine, and says so in the stream.
+					markers++
+					continue
+				}
 				for j < len(want) && want[j] != g {
 					j++
 				}
@@ -171,6 +179,9 @@ func TestUpgradeGap(t *testing.T) {
 			t.Logf("%s: %d of %d lines in the gap delivered, lines_dropped=%s (earlier workers %s)", mode, len(kept)-len(before)-len(after), len(gap), st["lines_dropped"], st["lines_dropped_earlier_workers"])
 			if lost != dropped {
 				t.Fatalf("%d lines lost, lines_dropped=%d", lost, dropped)
+			}
+			if int64(markers) > dropped {
+				t.Fatalf("%d drop markers, lines_dropped=%d", markers, dropped)
 			}
 			if mode == "non-blocking" && statInt(t, st, "lines_dropped_earlier_workers") == 0 {
 				t.Fatal("nothing dropped while no worker read: the writes could not all have fit")
