@@ -159,6 +159,7 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 	curID, active := "", false
 	// continues says whether next is the very next piece of the line cur
 	// begins: together they are still the start of what its writer wrote.
+	wantSeq, want := -1, []byte(nil) // continues' last content, made once per line
 	continues := func(cur, next []byte) bool {
 		seq, n, ok := parseHeader(cur)
 		if !ok {
@@ -168,7 +169,9 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 		if !known || it.n != n {
 			return false
 		}
-		want := content(seed, it)
+		if seq != wantSeq {
+			wantSeq, want = seq, content(seed, it)
+		}
 		return len(cur)+len(next) <= len(want) && bytes.HasPrefix(want, cur) && bytes.Equal(want[len(cur):len(cur)+len(next)], next)
 	}
 	var starts []int // where each part of cur begins
@@ -253,7 +256,7 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 			// when joined, broken for a reader that joins by id.
 			t.splitIDs++
 		}
-		if active && m.id == "" && len(cur) > 0 && !hasHeader(m.data) && !continues(cur, m.data) && repeatsPart(cur, starts, m.data) {
+		if active && m.id == "" && len(cur) > 0 && !hasHeader(m.data) && repeatsPart(cur, starts, m.data) && !continues(cur, m.data) {
 			// A part written again with no partial_id to say so
 			// (json-file): a spool replay after a kill starts from
 			// the last acknowledged record, within a line. A reader
