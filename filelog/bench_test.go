@@ -94,3 +94,30 @@ func itoa(n int) string {
 	}
 	return "1000B"
 }
+
+// BenchmarkLogLong: lines of 256 KiB, text and control bytes (six bytes
+// each as JSON), through json-file: encoded in 16 KiB pieces since a
+// message's whole encoding is no longer buffered.
+func BenchmarkLogLong(b *testing.B) {
+	text := []byte(strings.Repeat("x", 256<<10))
+	ctrl := make([]byte, 256<<10)
+	for i := range ctrl {
+		ctrl[i] = byte(i % 32)
+	}
+	ts := time.Now().UTC()
+	for _, c := range []struct {
+		name string
+		line []byte
+	}{{"text", text}, {"control", ctrl}} {
+		l := newBenchLoggers(b)["json-file"]
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.line)))
+			for i := 0; i < b.N; i++ {
+				if err := logOne(l, c.line, ts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			l.Flush()
+		})
+	}
+}
