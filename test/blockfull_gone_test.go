@@ -102,28 +102,9 @@ func TestBlockFullContainerGone(t *testing.T) {
 // wait, as buffer-full=block says), and the next worker reads on. Before,
 // it gave the ring 250 ms and counted the rest dropped.
 func TestUpgradeBlockFullSinkDown(t *testing.T) {
-	s, err := forward.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	opts := map[string]string{
-		"fluentd-address":     s.URL(),
-		"fluentd-max-retries": "2",
-		"fluentd-retry-wait":  "100ms",
-		"mode":                "non-blocking",
-		"buffer-full":         "block",
-		"max-buffer-size":     "64k",
-		"close-timeout":       "30s",
-		// Without acknowledgements a line written to a connection the
-		// sink is closing counts delivered and is not there.
-		"fluentd-request-ack": "true",
-	}
-	l := StartLogger(t, Env("upgradeblock0123", opts), "fluentd")
-	first := []string{"before the outage"}
-	WriteLines(t, l.Stdout, first)
-	Eventually(t, 20*time.Second, "the first line at the sink", func() bool { return len(s.Events()) == 1 })
-	s.Stop()
+	s, l, first := startThenOutage(t, "upgradeblock0123", map[string]string{
+		"mode": "non-blocking", "buffer-full": "block", "max-buffer-size": "64k", "close-timeout": "30s",
+	})
 	held := Lines("held in the ring", 100)
 	WriteLines(t, l.Stdout, held)
 	Eventually(t, 20*time.Second, "the worker reading the lines", func() bool {
@@ -153,10 +134,7 @@ func TestUpgradeBlockFullSinkDown(t *testing.T) {
 	if st["lines_dropped"] != "0" || st["upgrades"] != "1" {
 		t.Errorf("lines_dropped=%s upgrades=%s, want 0 and 1 (%s)", st["lines_dropped"], st["upgrades"], l.Errors())
 	}
-	var got []string
-	for _, e := range s.Events() {
-		got = append(got, fmt.Sprint(e.Record["log"]))
-	}
+	got := sinkLogs(s)
 	want := append(append(append([]string{}, first...), held...), after...)
 	sinkSameLines(t, "at the sink", got, want)
 }
@@ -169,28 +147,12 @@ func TestUpgradeBlockFullSinkDown(t *testing.T) {
 // the worker ended and closed the last read ends (the soak's seed
 // 12402631723899099588: 12 lines lost uncounted and EPIPE).
 func TestSupervisorKilledDuringHandover(t *testing.T) {
-	s, err := forward.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	opts := map[string]string{
-		"fluentd-address":     s.URL(),
-		"fluentd-max-retries": "2",
-		"fluentd-retry-wait":  "100ms",
-		"fluentd-request-ack": "true",
-		"close-timeout":       "30s",
-	}
-	l := StartLogger(t, Env("orphanhandover01", opts), "fluentd")
+	s, l, first := startThenOutage(t, "orphanhandover01", map[string]string{"close-timeout": "30s"})
 	sup := l.Cmd.Process.Pid
 	workers := measure.Children(sup)
 	if len(workers) != 1 {
 		t.Fatalf("supervisor %d has children %v, want one worker", sup, workers)
 	}
-	first := []string{"before the outage"}
-	WriteLines(t, l.Stdout, first)
-	Eventually(t, 20*time.Second, "the first line at the sink", func() bool { return len(s.Events()) == 1 })
-	s.Stop()
 	// blocking: the worker holds this line, retrying, when the SIGHUP
 	// comes; it stops reading and keeps trying to deliver it.
 	held := []string{"held while the sink is down"}
@@ -218,10 +180,7 @@ func TestSupervisorKilledDuringHandover(t *testing.T) {
 	Eventually(t, 30*time.Second, "every line at the sink", func() bool { return len(s.Events()) >= len(want) })
 	l.Close()
 	Eventually(t, 30*time.Second, "the worker's end", func() bool { return !measure.Alive(workers[0]) })
-	var got []string
-	for _, e := range s.Events() {
-		got = append(got, fmt.Sprint(e.Record["log"]))
-	}
+	got := sinkLogs(s)
 	sinkSameLines(t, "at the sink", got, want)
 	if !strings.Contains(l.Errors(), "the supervisor is gone: reading on without one") {
 		t.Errorf("the worker never said it reads on alone: %s", l.Errors())
@@ -238,24 +197,9 @@ func TestSupervisorKilledDuringHandover(t *testing.T) {
 // trying, and delivers everything once the sink is back. Before, it
 // exited 4 at failure-timeout.
 func TestFailureTimeoutWithoutSupervisor(t *testing.T) {
-	s, err := forward.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	opts := map[string]string{
-		"fluentd-address":     s.URL(),
-		"fluentd-max-retries": "1",
-		"fluentd-retry-wait":  "50ms",
-		"fluentd-request-ack": "true",
-		"failure-timeout":     "500ms",
-		"close-timeout":       "20s",
-	}
-	l := StartLogger(t, Env("alonefailing01", opts, "DOCKERLOG_SUPERVISOR=off"), "fluentd")
-	first := []string{"before the outage"}
-	WriteLines(t, l.Stdout, first)
-	Eventually(t, 20*time.Second, "the first line at the sink", func() bool { return len(s.Events()) == 1 })
-	s.Stop()
+	s, l, first := startThenOutage(t, "alonefailing01", map[string]string{
+		"fluentd-max-retries": "1", "fluentd-retry-wait": "50ms", "failure-timeout": "500ms", "close-timeout": "20s",
+	}, "DOCKERLOG_SUPERVISOR=off")
 	held := Lines("while the sink is down", 10)
 	WriteLines(t, l.Stdout, held)
 	Eventually(t, 20*time.Second, "failure-timeout passed", func() bool {
@@ -275,10 +219,45 @@ func TestFailureTimeoutWithoutSupervisor(t *testing.T) {
 	if code := l.Wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit %d: %s", code, l.Errors())
 	}
+	got := sinkLogs(s)
+	want := append(append(append([]string{}, first...), held...), after...)
+	sinkSameLines(t, "at the sink", got, want)
+}
+
+// startThenOutage starts a fluentd logger against a Forward sink (with
+// acknowledgements: a line written to a connection the sink is closing
+// would count delivered and not be there; quick driver retries) and opts,
+// sees one line to the sink, and takes the sink down. It returns the sink,
+// the logger and the line.
+func startThenOutage(t *testing.T, id string, opts map[string]string, env ...string) (*forward.Server, *Logger, []string) {
+	t.Helper()
+	s, err := forward.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	all := map[string]string{
+		"fluentd-address":     s.URL(),
+		"fluentd-max-retries": "2",
+		"fluentd-retry-wait":  "100ms",
+		"fluentd-request-ack": "true",
+	}
+	for k, v := range opts {
+		all[k] = v
+	}
+	l := StartLogger(t, Env(id, all, env...), "fluentd")
+	first := []string{"before the outage"}
+	WriteLines(t, l.Stdout, first)
+	Eventually(t, 20*time.Second, "the first line at the sink", func() bool { return len(s.Events()) == 1 })
+	s.Stop()
+	return s, l, first
+}
+
+// sinkLogs returns the "log" of every event at s, in order.
+func sinkLogs(s *forward.Server) []string {
 	var got []string
 	for _, e := range s.Events() {
 		got = append(got, fmt.Sprint(e.Record["log"]))
 	}
-	want := append(append(append([]string{}, first...), held...), after...)
-	sinkSameLines(t, "at the sink", got, want)
+	return got
 }

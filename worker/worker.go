@@ -65,8 +65,8 @@ type Worker struct {
 	// what the run before kept open (KeptInputs).
 	Inputs []zfd.Input
 
-	mu   sync.Mutex
-	kept []zfd.Input // the inputs a handover left open, by index
+	keptMu sync.Mutex
+	kept   []zfd.Input // the inputs a handover left open, by index
 }
 
 // KeptInputs returns the inputs the last Run left open when it stopped
@@ -74,8 +74,8 @@ type Worker struct {
 // at its end, so that the next worker's pipes are not broken if the
 // supervisor that would start it is gone.
 func (w *Worker) KeptInputs() []zfd.Input {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.keptMu.Lock()
+	defer w.keptMu.Unlock()
 	var ins []zfd.Input
 	for _, in := range w.kept {
 		if in.Open != nil {
@@ -142,9 +142,9 @@ func (w *Worker) Run() error {
 			return err
 		}
 	}
-	w.mu.Lock()
+	w.keptMu.Lock()
 	w.kept = make([]zfd.Input, len(ins))
-	w.mu.Unlock()
+	w.keptMu.Unlock()
 	closeInputs := func() {
 		for _, in := range ins {
 			in.Close()
@@ -315,9 +315,9 @@ func (r *run) startReaders(ins []zfd.Input, consoles []*console.Console) <-chan 
 				if errors.Is(copyErr, reader.ErrStopped) {
 					// Stopped for a handover: kept open until the
 					// process ends (see KeptInputs).
-					r.Worker.mu.Lock()
+					r.keptMu.Lock()
 					r.kept[i] = zfd.Input{Name: in.Name, Open: func() (*os.File, error) { return f, nil }, Close: func() { f.Close() }}
-					r.Worker.mu.Unlock()
+					r.keptMu.Unlock()
 					return
 				}
 				f.Close()
