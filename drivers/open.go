@@ -26,6 +26,7 @@ type Driver struct {
 	info    logger.Info
 	report  func(error)
 	up      chan struct{} // closed once l is set
+	first   chan struct{} // closed once the first attempt has ended
 	stop    chan struct{} // closed by Close or Abandon
 	stopped sync.Once
 	done    chan struct{} // closed when the creating goroutine ends
@@ -67,14 +68,21 @@ var (
 // passed to report, and the driver is retried in the background until it
 // is up or Close is called.
 func Open(c *config.Config, report func(error)) (*Driver, error) {
-	return OpenCounting(c, nil, report)
+	d, err := Start(c, nil, report)
+	if err != nil {
+		return nil, err
+	}
+	d.WaitFirst()
+	return d, nil
 }
 
-// OpenCounting is Open for a worker that counts: a driver that buffers
-// what it takes (json-file and local) then counts a line as delivered
-// only once it is written, and as dropped when it cannot be (see
+// Start is Open for a worker that counts, without the wait: the worker
+// reads into its ring or spool while the first attempt runs, and waits
+// for it (WaitFirst) only to say it is ready. A driver that buffers what
+// it takes (json-file and local) then counts a line as delivered only
+// once it is written, and as dropped when it cannot be (see
 // fileAccounting).
-func OpenCounting(c *config.Config, count *diag.Counters, report func(error)) (*Driver, error) {
+func Start(c *config.Config, count *diag.Counters, report func(error)) (*Driver, error) {
 	create, err := Creator(c.Driver)
 	if err != nil {
 		return nil, err
@@ -85,17 +93,20 @@ func OpenCounting(c *config.Config, count *diag.Counters, report func(error)) (*
 		return nil, err
 	}
 	d := &Driver{name: c.Driver, create: create, info: info, report: report, count: count, spool: c.Options.Mode == config.Spool,
-		up: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
-	failed := make(chan struct{})
-	go d.run(failed)
+		up: make(chan struct{}), first: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	go d.run()
+	return d, nil
+}
+
+// WaitFirst returns when the driver is up, when its first attempt has
+// failed, or after firstWait, whichever comes first.
+func (d *Driver) WaitFirst() {
 	t := time.NewTimer(firstWait)
 	defer t.Stop()
 	select {
-	case <-d.up:
-	case <-failed:
+	case <-d.first:
 	case <-t.C:
 	}
-	return d, nil
 }
 
 func (d *Driver) try() bool {
@@ -160,19 +171,16 @@ func (a fileAccounting) Lost(lines, bytes int64, reason string) {
 }
 
 // run creates the driver, retrying with backoff until it is up or Close
-// gives up on it; failed is closed when the first attempt has failed.
-func (d *Driver) run(failed chan struct{}) {
+// gives up on it; first is closed when the first attempt has ended.
+func (d *Driver) run() {
 	defer close(d.done)
 	wait := backoff.New(firstRetry, maxRetry)
-	for {
-		if d.try() {
-			return
+	for attempt := 0; ; attempt++ {
+		up := d.try()
+		if attempt == 0 {
+			close(d.first)
 		}
-		if failed != nil {
-			close(failed)
-			failed = nil
-		}
-		if !wait.Wait(d.stop) {
+		if up || !wait.Wait(d.stop) {
 			return
 		}
 	}
@@ -246,6 +254,19 @@ func (d *Driver) Flush() error {
 	default:
 	}
 	return nil
+}
+
+// Flushes reports whether the driver is up and says, when Flush returns,
+// that what it took was written or sent (capability.Flusher): the spool
+// frees a record only then, so what such a driver holds is still in it.
+func (d *Driver) Flushes() bool {
+	select {
+	case <-d.up:
+		_, ok := d.l.(capability.Flusher)
+		return ok
+	default:
+		return false
+	}
 }
 
 // Pending returns what the driver accepted but still holds unsent, for

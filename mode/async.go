@@ -382,6 +382,13 @@ func (a *Async) deliverAs(rec *spool.Record, marker bool) bool {
 			a.refusingSince.Store(0)
 			return true
 		}
+		select {
+		case <-a.stop:
+			// Stopped (a handover, a deadline) while the driver was
+			// not up: the caller leaves the line to whoever comes next.
+			return false
+		default:
+		}
 		if a.refusingSince.CompareAndSwap(0, time.Now().UnixNano()) {
 			a.Refusing.Poke()
 		}
@@ -600,6 +607,53 @@ func (a *Async) flushDriver() {
 	}
 }
 
+// Leave ends a spool-mode run that hands over to the next worker, which
+// delivers from the spool what this one did not: it stops the consumer
+// (the caller abandons the driver after, so a consumer waiting for it to
+// come up returns), waits at most wait for it to acknowledge what the
+// driver took, counts the rest as spooled and closes the spool. A
+// consumer still in a driver call then (a sink that does not answer) is
+// left to the process's exit, its record to the next worker, which hands
+// it out again as replayed. Busy says whether it is still running.
+func (a *Async) Leave(wait time.Duration) error {
+	if a.spool == nil {
+		return errors.New("leave: not a spool")
+	}
+	a.Stop()
+	a.spool.Finish()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-a.done:
+	case <-t.C:
+	}
+	a.cfg.Count.SetSpooled(max(a.spooled.Load(), 0))
+	// A consumer still running finds the spool closed: its ack fails,
+	// and the next worker hands its record out again.
+	return a.spool.Close()
+}
+
+// Busy reports whether the consumer is still running after Drain or
+// Leave gave up on it: stuck in a driver call.
+func (a *Async) Busy() bool {
+	select {
+	case <-a.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// errConsumerStopped is why Drain gave up when Stop, not its context, ended it.
+var errConsumerStopped = errors.New("stopped")
+
+// Stop makes the consumer stop at the record it is delivering, or as soon
+// as its driver call returns: what it has not delivered is left for
+// Drain to count, or in the spool for the next process. A driver call
+// that waits for the driver to come up returns once the caller abandons
+// the driver (drivers.Driver.Abandon), after Stop.
+func (a *Async) Stop() { a.once.Do(func() { close(a.stop) }) }
+
 // Drain is called once the input has ended: it delivers everything queued
 // and returns nil, or gives up when ctx is done. Then the ring's records
 // not delivered are counted as dropped ("close-timeout"), while the
@@ -615,7 +669,14 @@ func (a *Async) Drain(ctx context.Context) error {
 	select {
 	case <-a.done:
 	case <-ctx.Done():
-		a.once.Do(func() { close(a.stop) })
+		a.Stop()
+	}
+	select {
+	case <-a.stop: // stopped before the end, here or by Stop
+		why := ctx.Err()
+		if why == nil {
+			why = errConsumerStopped
+		}
 		if a.ring != nil {
 			var b []byte
 			for {
@@ -634,7 +695,7 @@ func (a *Async) Drain(ctx context.Context) error {
 			case <-time.After(time.Second):
 			}
 			a.cfg.Count.BufferBytes.Store(0)
-			err = fmt.Errorf("drain: %w", ctx.Err())
+			err = fmt.Errorf("drain: %w", why)
 		} else {
 			// The consumer acknowledges what the driver took before it
 			// stops: wait for it (a driver stuck in Log gets a second).
@@ -645,8 +706,9 @@ func (a *Async) Drain(ctx context.Context) error {
 			// Not lost: the next logger on this spool-dir delivers them.
 			n := max(a.spooled.Load(), 0)
 			a.cfg.Count.SetSpooled(n)
-			err = fmt.Errorf("drain: %w: %d lines (%d bytes) left in spool %s for the next start", ctx.Err(), n, a.spool.Len(), a.cfg.SpoolDir)
+			err = fmt.Errorf("drain: %w: %d lines (%d bytes) left in spool %s for the next start", why, n, a.spool.Len(), a.cfg.SpoolDir)
 		}
+	default:
 	}
 	if a.spool != nil {
 		if cerr := a.spool.Close(); err == nil && cerr != nil {

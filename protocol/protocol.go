@@ -52,6 +52,17 @@ const HelloByte = 'H'
 // on to the platform).
 const ReadyByte = 1
 
+// ReadingByte is what a worker whose mode never waits on its driver to
+// read (non-blocking, spool) says on StatusFD when it starts reading,
+// which may be before the ready byte: that waits for the driver's first
+// attempt, which against a sink that does not answer takes seconds, and
+// an application writing meanwhile (after a live upgrade) must not wait
+// for it. The supervisor stops keeping room in the pipes on it as on the
+// ready byte (see Ledger.Relieving). A supervisor older than this byte
+// ignores it after the ready byte it relayed, and the worker reads once
+// that supervisor stops reading the pipes at its ready byte.
+const ReadingByte = 'R'
+
 // StoppedByte is what a worker handing over says on StatusFD, after the
 // ready byte, once it has stopped reading every input for good: from then
 // on nobody reads the pipes until the next worker does, so a supervisor

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -121,6 +122,10 @@ type Supervisor struct {
 	// relief: reading the pipes while no worker does; only the run
 	// goroutine touches it.
 	relief *relief
+	// unreported: what relief dropped that no worker has counted yet (a
+	// worker counts it once it reads, see protocol.ReadingByte); if none
+	// comes, the supervisor counts it itself.
+	unreportedLines, unreportedBytes atomic.Int64
 }
 
 // New returns a supervisor for c.
@@ -144,7 +149,13 @@ type exit struct {
 // Run supervises until a worker ends normally, and returns the exit code
 // for the process.
 func (s *Supervisor) Run() int {
-	return s.run()
+	code := s.run()
+	if l := s.unreportedLines.Swap(0); l > 0 {
+		// Dropped while the last worker handed over or ended: no worker
+		// read after, to count them.
+		s.c.Count.Drop(diag.LoggerDown, l, s.unreportedBytes.Swap(0))
+	}
+	return code
 }
 
 func (s *Supervisor) run() int {
@@ -232,10 +243,13 @@ func (s *Supervisor) runWorker() (ex exit, upgraded bool) {
 			return ex, upgraded
 		case b := <-said:
 			switch b {
-			case protocol.ReadyByte:
+			case protocol.ReadingByte, protocol.ReadyByte:
 				// It reads from now (after waiting for the relief to
-				// stop, see protocol.Ledger.Relieving).
+				// stop, see protocol.Ledger.Relieving), and counts what
+				// the relief dropped.
 				s.stopRelief()
+				s.unreportedLines.Store(0)
+				s.unreportedBytes.Store(0)
 			case protocol.StoppedByte:
 				if upgraded {
 					s.startRelief(reliefUpgrade)
@@ -399,8 +413,10 @@ func (s *Supervisor) readStatus(r *os.File, hello chan<- struct{}, said chan<- b
 			return // the worker died before it was ready; the next one will say
 		}
 	}
-	s.relayReady()
 	for {
+		if b[0] == protocol.ReadyByte {
+			s.relayReady()
+		}
 		select {
 		case said <- b[0]:
 		default: // a worker says a few bytes in its life: never reached
@@ -615,6 +631,8 @@ func (s *Supervisor) relieve(stream int, f *os.File, level reliefLevel, stop <-c
 			// The next worker reports them, with its own counts.
 			cl.Add(lines)
 			cb.Add(bytesDropped)
+			s.unreportedLines.Add(lines)
+			s.unreportedBytes.Add(bytesDropped)
 		} else {
 			s.c.Count.Drop(diag.LoggerDown, lines, bytesDropped)
 		}

@@ -155,7 +155,7 @@ func (w *Worker) Run() error {
 		closeInputs()
 		return err
 	}
-	r.drv, err = drivers.OpenCounting(c, w.Count, func(err error) {
+	r.drv, err = drivers.Start(c, w.Count, func(err error) {
 		w.Errors.Printf("%s driver not up: %v (retrying)", c.Driver, err)
 	})
 	if err != nil {
@@ -188,13 +188,29 @@ func (w *Worker) Run() error {
 	if r.cache = w.openCache(); r.cache != nil {
 		defer r.cache.Close(cacheClose) // when the run ends before its drain
 	}
+	relieved := make(chan struct{})
+	if r.async != nil {
+		// The ring or the spool takes lines whether the driver is up or
+		// not: read now, not after the driver's first attempt, which
+		// against a sink that does not answer takes seconds while, after
+		// a live upgrade, the application waits on full pipes.
+		if err := w.Ready.Say(protocol.ReadingByte); err != nil {
+			w.Errors.Printf("%v", err)
+		}
+		go func() { w.waitRelief(); close(relieved) }()
+		r.inputsDone = r.startReaders(ins, consoles, relieved)
+	}
 	// Ready after the first attempt at the driver, up or not: a sink that
 	// is down must not stop the container from starting.
+	r.drv.WaitFirst()
 	if err := w.Ready.Signal(); err != nil {
 		w.Errors.Printf("%v", err)
 	}
-	w.waitRelief()
-	r.inputsDone = r.startReaders(ins, consoles)
+	if r.async == nil {
+		w.waitRelief()
+		close(relieved)
+		r.inputsDone = r.startReaders(ins, consoles, relieved)
+	}
 	return r.live(r.inputsDone)
 }
 
@@ -209,10 +225,12 @@ const reliefWait = 5 * time.Second
 // this is short; polling keeps the protocol to the ledger already shared.
 func (w *Worker) waitRelief() {
 	flag := w.Ledger.Relieving()
-	if flag == nil || flag.Load() == 0 {
+	if flag == nil {
 		return
 	}
-	// What it dropped meanwhile is this worker's to report.
+	// What it dropped meanwhile is this worker's to report, also when
+	// the relief ended before this looked: between this worker's start
+	// (Counters.CarryDrops) and the byte that ended it.
 	defer w.Count.CatchUp()
 	for deadline := time.Now().Add(reliefWait); flag.Load() != 0; {
 		if time.Now().After(deadline) {
@@ -259,7 +277,7 @@ func (w *Worker) countDeadRing(lines, bytes, drvLines, drvBytes *atomic.Int64) {
 	}
 	if l+dl > 0 {
 		w.Count.Drop(diag.WorkerDied, l+dl, b+db)
-		w.Errors.Printf("%d lines (%d bytes) in the ring and driver of a worker that died are lost", l+dl, b+db)
+		w.Errors.Printf("%d lines (%d bytes) in the ring and driver of the last worker (killed, or stuck in its driver at a handover) are lost", l+dl, b+db)
 	}
 	if m := w.Ledger.MaybeDelivered(); m != nil && dl > 0 {
 		m.Add(dl)
@@ -284,14 +302,16 @@ func (w *Worker) consoles() ([]*console.Console, error) {
 	return cs, nil
 }
 
-// startReaders starts one reader per input; the channel closes when all
-// have reached EOF (or stopped for a handover).
-func (r *run) startReaders(ins []zfd.Input, consoles []*console.Console) <-chan struct{} {
+// startReaders starts one reader per input, which reads once relieved is
+// closed; the channel closes when all have reached EOF (or stopped for a
+// handover).
+func (r *run) startReaders(ins []zfd.Input, consoles []*console.Console, relieved <-chan struct{}) <-chan struct{} {
 	var wg sync.WaitGroup
 	for i, in := range ins {
 		wg.Add(1)
 		go func(i int, in zfd.Input) {
 			defer wg.Done()
+			<-relieved
 			f, err := in.Open()
 			if err != nil {
 				r.Errors.Printf("%v", err)
@@ -622,54 +642,114 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 func (r *run) drainAndClose() <-chan error {
 	closed := make(chan error, 1)
 	go func() {
+		if r.handingOver() {
+			closed <- r.handOver()
+			return
+		}
 		var err error
 		if r.async != nil {
-			ctx := r.ctx
-			switch {
-			case r.handingOver() && r.o.Mode == config.Spool:
-				// The next worker delivers from the spool: do not wait
-				// on a sink that may be down.
-				c, cancel := context.WithCancel(ctx)
-				cancel()
-				ctx = c
-			case r.handingOver() && r.o.BufferFull == config.BlockFull:
-				// buffer-full=block: the application waits rather than
-				// lose a line, so the ring is delivered whole (within
-				// close-timeout, as at exit) before the next worker
-				// reads on.
-			case r.handingOver():
-				// Nobody reads the pipes until the next worker starts:
-				// give the ring a short while, then count what is left
-				// as dropped, as a ring does when its sink is down.
-				c, cancel := context.WithTimeout(ctx, handoverDrain)
-				defer cancel()
-				ctx = c
-			}
-			if err = r.async.Drain(ctx); err != nil && ctx != r.ctx {
-				err = nil // expected: the records stay on disk
-			}
+			err = r.async.Drain(r.ctx)
 		}
-		select {
-		case <-r.inputsDone:
-		case <-time.After(time.Second):
-			// Readers still blocked: what they hold stays in the pipes.
-		}
+		r.waitReaders()
 		if cerr := r.drv.Close(); err == nil {
 			err = cerr
 		}
-		if r.cache != nil {
-			// Before the counters are written: they include the cache's.
-			r.cache.Close(cacheClose)
-		}
+		r.closeCache()
 		closed <- err
 	}()
 	return closed
+}
+
+// Bounds of a handover: how long a spool-mode consumer may take to
+// acknowledge what the driver took (the application waits on full pipes
+// meanwhile: the spool drops nothing to make room), and the driver to
+// close (a driver that buffers writes or sends what it holds).
+const (
+	spoolHandoverAck = 50 * time.Millisecond
+	handoverClose    = time.Second
+)
+
+// handOver ends a run stopped for a handover: what the mode holds is
+// delivered or left, the driver closed, within bounds that never depend
+// on the sink, as the pipes are not read until the next worker starts
+// (only close-timeout bounds buffer-full=block, which chose to wait).
+//
+// In spool mode the next worker delivers from the spool what this one
+// did not, so nothing waits on a sink that may be down or a driver that
+// is not up: the consumer stops at its record (abandoned, a driver not up
+// answers at once). A consumer stuck in a driver call (a sink that does
+// not answer) is left to the process's exit, with its driver: Close would
+// wait for that call. Its record is the next worker's (spool) or counted
+// as held by a dead worker's ring (see countDeadRing).
+func (r *run) handOver() error {
+	var err error
+	switch {
+	case r.async != nil && r.o.Mode == config.Spool:
+		r.async.Stop()
+		r.drv.Abandon()
+		if lerr := r.async.Leave(spoolHandoverAck); lerr != nil {
+			r.Errors.Printf("%v", lerr)
+		}
+	case r.async != nil && r.o.BufferFull == config.BlockFull:
+		// buffer-full=block: the application waits rather than lose a
+		// line, so the ring is delivered whole (within close-timeout, as
+		// at exit) before the next worker reads on.
+		err = r.async.Drain(r.ctx)
+	case r.async != nil:
+		// The supervisor keeps room in the pipes until the next worker
+		// reads: give the ring a short while, then count what is left as
+		// dropped, as a ring does when its sink is down.
+		ctx, cancel := context.WithTimeout(r.ctx, handoverDrain)
+		r.async.Drain(ctx) // what it dropped, it counted
+		cancel()
+	}
+	r.waitReaders()
+	if r.async != nil && r.async.Busy() {
+		r.Errors.Printf("%s driver still busy: handing over without closing it", r.Config.Driver)
+		r.countUnsent()
+	} else {
+		closed := make(chan error, 1)
+		go func() { closed <- r.drv.Close() }()
+		select {
+		case cerr := <-closed:
+			if err == nil {
+				err = cerr
+			}
+		case <-time.After(handoverClose):
+			r.Errors.Printf("%s driver not closed within %v: handing over without it", r.Config.Driver, handoverClose)
+			r.countUnsent()
+		}
+	}
+	r.closeCache()
+	return err
+}
+
+// waitReaders waits a moment for the readers to end: what a reader still
+// blocked holds stays in the pipes.
+func (r *run) waitReaders() {
+	select {
+	case <-r.inputsDone:
+	case <-time.After(time.Second):
+	}
+}
+
+// closeCache closes the dual-logging cache, before the counters are
+// written: they include the cache's.
+func (r *run) closeCache() {
+	if r.cache != nil {
+		r.cache.Close(cacheClose)
+	}
 }
 
 // abandon gives up on what is not delivered yet: the run's context ends
 // (the delivery modes stop retrying and count), and the driver stops
 // waiting to come up.
 func (r *run) abandon() {
+	if r.async != nil {
+		// Stopped first: a consumer waiting for a driver that is not
+		// up then takes its ErrNotOpen as the stop, not as a failure.
+		r.async.Stop()
+	}
 	r.cancel()
 	r.drv.Abandon()
 }
@@ -678,9 +758,10 @@ func (r *run) abandon() {
 // fluentd-async queue) from delivered to dropped: the logger is about to
 // exit without it.
 //
-// In spool mode they are not lost: the spool frees a record only once the
-// driver's Flush said the server has it (otlp, loki, RELP), so they are
-// still on disk for the next logger, and count as spooled.
+// In spool mode, for a driver that flushes, they are not lost: the spool
+// frees a record only once the driver's Flush said the server has it
+// (otlp, loki), so they are still on disk for the next logger, and count
+// as spooled.
 func (r *run) countUnsent() {
 	if r.blocking != nil {
 		r.blocking.Abandon() // a line stuck in a driver call
@@ -691,10 +772,12 @@ func (r *run) countUnsent() {
 	}
 	r.Count.Delivered.Add(-n)
 	r.Count.DeliveredBytes.Add(-b)
-	if r.o.Mode == config.Spool {
+	if r.o.Mode == config.Spool && r.drv.Flushes() {
 		r.Count.AddSpooled(n)
 		return
 	}
+	// A driver that does not flush had its lines acknowledged in the
+	// spool once it took them (fluentd-async): they are gone with it.
 	r.Count.Drop(diag.CloseTimeout, n, b)
 }
 

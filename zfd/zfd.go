@@ -165,11 +165,12 @@ func OpenReady() *ReadyPipe {
 	return &ReadyPipe{f: os.NewFile(ReadyFD, "ready")}
 }
 
-// Say writes b and keeps the pipe open for Signal: a worker says hello
-// (protocol.HelloByte) on its private ready pipe. The platform's ready
-// pipe takes the ready byte alone.
+// Say writes b on a worker's status pipe (KeepOpen) and keeps it open for
+// Signal: a worker says hello (protocol.HelloByte), and what it does next,
+// to its supervisor. The platform's ready pipe takes the ready byte alone:
+// on it Say writes nothing.
 func (r *ReadyPipe) Say(b byte) error {
-	if r == nil || r.f == nil {
+	if r == nil || r.f == nil || !r.status {
 		return nil
 	}
 	if _, err := r.f.Write([]byte{b}); err != nil {
