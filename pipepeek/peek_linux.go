@@ -328,6 +328,21 @@ func Held(f *os.File) (held, limit int) {
 	return 0, 0
 }
 
+// FileWindow is FdWindow for an open file, without putting it in
+// blocking mode (as File.Fd would): what a reader that consumes the pipe
+// cuts a line at, so that its messages are those a peeking one makes.
+func FileWindow(f *os.File) int {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var w int
+	if err := rc.Control(func(fd uintptr) { w = FdWindow(fd) }); err != nil {
+		return 0
+	}
+	return w
+}
+
 // FdWindow returns the most a Peek on the pipe fd returns uncommitted
 // (Peek.Window), or 0 when fd is not a pipe: the longest message a
 // peeking reader makes, whatever line-max says.

@@ -32,3 +32,6 @@ func Held(f *os.File) (held, limit int) { return 0, 0 }
 
 // FdWindow returns 0: no peeking here.
 func FdWindow(fd uintptr) int { return 0 }
+
+// FileWindow is FdWindow for an open file.
+func FileWindow(f *os.File) int { return 0 }

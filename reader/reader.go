@@ -56,6 +56,16 @@ const initialLine = 64 << 10
 // logger cheap per line (Docker's copier asks for 2 KiB).
 const readSize = 256 << 10
 
+// Longest is the longest message a reader makes with lineMax from a
+// source whose window (Windowed) is window, 0 for none: a line is cut once
+// the window is reached, with what the last read brought beyond it.
+func Longest(lineMax, window int) int {
+	if window <= 0 {
+		return lineMax
+	}
+	return min(lineMax, window+readSize)
+}
+
 // Reader copies one stream into a Sink.
 type Reader struct {
 	Source  string // "stdout" or "stderr"

@@ -22,13 +22,19 @@ const pipeCap = 1 << 20
 // without consuming them, must never wait for a newline the pipe cannot
 // hold. Variants: writes that leave most of each pipe page empty (the pipe
 // is full long before it holds its capacity in bytes), and a writer that
-// shrinks the pipe to one page.
+// shrinks the pipe to one page, and a logger without a supervisor
+// (DOCKERLOG_SUPERVISOR=off), which consumes its pipes yet cuts where a
+// peeking one must. No message is longer than the pipe's window (half
+// the pipe less a page) and one read, whatever line-max says: the same
+// bound with a supervisor or without, and memory bounded by the pipe.
 func TestLongLinesEveryMode(t *testing.T) {
 	type writerKind string
 	const (
 		oneWrite   writerKind = "one-write"
 		halfPages  writerKind = "half-pages"  // writes of 2049 bytes: one per pipe page
 		shrunkPipe writerKind = "shrunk-pipe" // F_SETPIPE_SZ to one page on the write end
+		// oneWrite, to a logger without a supervisor
+		unsupervised writerKind = "one-write-unsupervised"
 	)
 	type tc struct {
 		mode, lineMax string
@@ -43,7 +49,7 @@ func TestLongLinesEveryMode(t *testing.T) {
 		}{{"1k", 1 << 10}, {"1m", 1 << 20}, {"4m", 4 << 20}} {
 			cases = append(cases, tc{m, lm.s, lm.n, oneWrite})
 		}
-		cases = append(cases, tc{m, "4m", 4 << 20, halfPages}, tc{m, "4m", 4 << 20, shrunkPipe})
+		cases = append(cases, tc{m, "4m", 4 << 20, halfPages}, tc{m, "4m", 4 << 20, shrunkPipe}, tc{m, "4m", 4 << 20, unsupervised})
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/line-max=%s/%s", c.mode, c.lineMax, c.w), func(t *testing.T) {
@@ -66,14 +72,18 @@ func TestLongLinesEveryMode(t *testing.T) {
 				long = long[:3<<20] // 1500 writes are enough
 				want = append(append(append(append(long, '\n'), wide...), '\n'), "after\n"...)
 			}
-			l := StartLogger(t, Env("longlines", opts, "DOCKERLOG_LOGPATH="+path), "json-file")
+			env := []string{"DOCKERLOG_LOGPATH=" + path}
+			if c.w == unsupervised {
+				env = append(env, "DOCKERLOG_SUPERVISOR=off")
+			}
+			l := StartLogger(t, Env("longlines", opts, env...), "json-file")
 			var wg sync.WaitGroup
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				var err error
 				switch c.w {
-				case oneWrite:
+				case oneWrite, unsupervised:
 					_, err = l.Stdout.Write(want)
 				case halfPages:
 					for p := want; len(p) > 0 && err == nil; {
@@ -101,7 +111,16 @@ func TestLongLinesEveryMode(t *testing.T) {
 			if code := l.Wait(t, 60*time.Second); code != 0 {
 				t.Fatalf("logger exited %d; stderr: %s", code, l.Errors())
 			}
-			got := jfStreams(t, jfRead(t, "json-file", path, nil))["stdout"]
+			msgs := jfRead(t, "json-file", path, nil)
+			// The pipe's window, and what the read that reached it
+			// brought beyond (reader.Longest).
+			longest := (pipeCap-os.Getpagesize())/2 + 256<<10
+			for i, m := range msgs {
+				if len(m.Line) > longest {
+					t.Fatalf("message %d has %d bytes, more than the pipe's window and one read, %d", i, len(m.Line), longest)
+				}
+			}
+			got := jfStreams(t, msgs)["stdout"]
 			if !bytes.Equal(got, want) {
 				t.Fatalf("read back %d bytes, want %d (first difference at %d); stderr: %s", len(got), len(want), firstDiff(got, want), l.Errors())
 			}

@@ -347,6 +347,13 @@ func (r *run) startReaders(ins []zfd.Input, consoles []*console.Console, relieve
 				sink = r.cache.Tee(sink)
 			}
 			rd := &reader.Reader{Source: in.Name, LineMax: r.o.LineMax, Sink: sink, Count: r.Count.Stream(in.Name)}
+			if !r.Peek {
+				// Cut no later than a peeking worker must
+				// (reader.Windowed), also without a supervisor: the
+				// same longest message either way, and memory bounded
+				// by the pipe, not line-max.
+				rd.LineMax = reader.Longest(rd.LineMax, pipepeek.FileWindow(f))
+			}
 			var cons *console.Console
 			if i < len(consoles) {
 				cons = consoles[i]

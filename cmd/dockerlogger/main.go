@@ -235,7 +235,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	if protocol.Supervised(os.Getenv) {
 		return supervise(args, c, ready, count, errs, printStats, sigs, stderr, fail)
 	}
-	limitMemory(longestMessage(c, isWorker))
+	limitMemory(longestMessage(c))
 	if stderr == io.Writer(os.Stderr) {
 		defer routeStderr()()
 	}

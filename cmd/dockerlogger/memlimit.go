@@ -6,6 +6,7 @@ import (
 
 	"github.com/joyent/dockerlogger/config"
 	"github.com/joyent/dockerlogger/pipepeek"
+	"github.com/joyent/dockerlogger/reader"
 	"github.com/joyent/dockerlogger/zfd"
 )
 
@@ -29,16 +30,24 @@ func limitMemory(longest int) {
 }
 
 // longestMessage is the longest message the readers make: line-max, or
-// less where a worker peeks at pipes whose window is smaller (a line
-// longer than the window is cut there, see reader.Windowed).
-func longestMessage(c *config.Config, peeking bool) int {
+// less where the inputs are pipes whose window is smaller (a line longer
+// than the window is cut there, by a peeking worker as by a logger
+// without a supervisor: see reader.Windowed).
+func longestMessage(c *config.Config) int {
 	o := c.Options
-	if !peeking {
-		return o.LineMax
-	}
-	w := max(pipepeek.FdWindow(zfd.StdoutFD), pipepeek.FdWindow(zfd.StderrFD))
-	if w == 0 || c.Stdout != "" || c.Stderr != "" {
+	if c.Stdout != "" || c.Stderr != "" {
 		return o.LineMax // not pipes we can measure now
 	}
-	return min(o.LineMax, w)
+	fds := []int{zfd.StdoutFD, zfd.StderrFD}
+	if c.TTY {
+		fds = fds[:1]
+	}
+	var w int
+	for _, fd := range fds {
+		// Grown first, as the readers' inputs will be (zfd.Inputs):
+		// the window is then the one they see.
+		zfd.GrowPipe(fd)
+		w = max(w, pipepeek.FdWindow(uintptr(fd)))
+	}
+	return reader.Longest(o.LineMax, w)
 }
