@@ -77,9 +77,8 @@ type Async struct {
 	once  sync.Once
 	// driverMu orders the looks at what the driver holds (RefreshDriverHeld).
 	driverMu sync.Mutex
-	// refusingSince: see RefusingSince (unix nanoseconds, 0 while the
-	// driver accepts).
-	refusingSince atomic.Int64
+	// refusing: see RefusingSince.
+	refusing refusals
 	// Refusing is poked when the driver starts refusing every message:
 	// an idle worker sleeps on it (see RefusingSince).
 	Refusing diag.Waker
@@ -379,7 +378,7 @@ func (a *Async) deliverAs(rec *spool.Record, marker bool) bool {
 			err = a.cfg.Driver.Log(msg)
 		}
 		if err == nil {
-			a.refusingSince.Store(0)
+			a.refusing.accepted()
 			return true
 		}
 		select {
@@ -389,7 +388,7 @@ func (a *Async) deliverAs(rec *spool.Record, marker bool) bool {
 			return false
 		default:
 		}
-		if a.refusingSince.CompareAndSwap(0, time.Now().UnixNano()) {
+		if a.refusing.refused() {
 			a.Refusing.Poke()
 		}
 		a.cfg.Count.DriverErrors.Add(1)
@@ -408,12 +407,7 @@ func (a *Async) deliverAs(rec *spool.Record, marker bool) bool {
 // out a sink that is down. But with buffer-full=block a full queue holds
 // the readers, so a container gone meanwhile is not seen at EOF: the
 // worker looks at this and at its inputs' hang-up instead.
-func (a *Async) RefusingSince() time.Time {
-	if ns := a.refusingSince.Load(); ns != 0 {
-		return time.Unix(0, ns)
-	}
-	return time.Time{}
-}
+func (a *Async) RefusingSince() time.Time { return a.refusing.since() }
 
 // hold adds to what the ring holds (negative: lets go of it).
 func (a *Async) hold(lines, bytes int64) {

@@ -45,9 +45,8 @@ type Blocking struct {
 	// a timer.
 	Failing diag.Waker
 
-	// failingSince is when the driver started refusing every message
-	// (unix nanoseconds), 0 while it accepts them.
-	failingSince atomic.Int64
+	// failing: see FailingSince.
+	failing refusals
 	// leave: see LeaveToNext.
 	leave atomic.Bool
 	// inFlight, per stream (Log is called by one reader each), is 1 +
@@ -97,8 +96,21 @@ func (b *Blocking) stopped(n int64) {
 
 // FailingSince returns when the driver began refusing every message, or
 // the zero time if its last answer was a success.
-func (b *Blocking) FailingSince() time.Time {
-	if ns := b.failingSince.Load(); ns != 0 {
+func (b *Blocking) FailingSince() time.Time { return b.failing.since() }
+
+// refusals records since when a driver has refused every message (or
+// flush) it was handed: the zero time while its last answer was a success.
+type refusals struct {
+	start atomic.Int64 // unix nanoseconds, 0 while the driver accepts
+}
+
+func (r *refusals) accepted() { r.start.Store(0) }
+
+// refused records a refusal and reports whether it began a run of them.
+func (r *refusals) refused() bool { return r.start.CompareAndSwap(0, time.Now().UnixNano()) }
+
+func (r *refusals) since() time.Time {
+	if ns := r.start.Load(); ns != 0 {
 		return time.Unix(0, ns)
 	}
 	return time.Time{}
@@ -148,7 +160,7 @@ func (b *Blocking) Log(msg *logger.Message) error {
 	for {
 		err := b.Driver.Log(msg)
 		if err == nil {
-			b.failingSince.Store(0)
+			b.failing.accepted()
 			if b.inFlight[slot].Swap(0) > 0 { // else Abandon counted it
 				b.Count.Delivered.Add(1)
 				b.Count.DeliveredBytes.Add(n)
@@ -156,7 +168,7 @@ func (b *Blocking) Log(msg *logger.Message) error {
 			return nil
 		}
 		b.Count.DriverErrors.Add(1)
-		if b.failingSince.CompareAndSwap(0, time.Now().UnixNano()) {
+		if b.failing.refused() {
 			b.Failing.Poke()
 		}
 		select {
@@ -187,13 +199,13 @@ func (b *Blocking) Flush() error {
 	for {
 		err := b.Driver.Flush()
 		if err == nil {
-			b.failingSince.Store(0)
+			b.failing.accepted()
 			return nil
 		}
 		b.Count.DriverErrors.Add(1)
 		// As for Log: failure-timeout, and close-timeout once the
 		// container is gone, run from here.
-		if b.failingSince.CompareAndSwap(0, time.Now().UnixNano()) {
+		if b.failing.refused() {
 			b.Failing.Poke()
 		}
 		select {
