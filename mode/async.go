@@ -55,8 +55,26 @@ type AsyncConfig struct {
 	// batch, fluentd-async), for the same reason: a line the ring let go
 	// of is still in the worker's memory until then.
 	DriverHeldLines, DriverHeldBytes *atomic.Int64
-	DriverPending                    func() (lines, bytes int64)
+	// DriverPending, if set, says what the driver holds unsent: the
+	// consumer hands it nothing more while that passes driverQueueMax.
+	DriverPending func() (lines, bytes int64)
 }
+
+// driverQueueMax bounds the line bytes a driver holds unsent
+// (AsyncConfig.DriverPending) before the consumer hands it more. A driver
+// with a queue of its own would otherwise take whatever the ring or the
+// spool holds into the Go heap while its sink is down: fluentd-async
+// queues a million messages by default (840 MiB of 16 KiB lines measured
+// over a 64 MiB ring), and otlp's and loki's batches come on top of the
+// ring too. Held back here, the lines wait in the ring (which drops the
+// oldest, counted) or on disk.
+//
+// A queued message costs more than its line: the driver's encoding and
+// its own structures, about driverMessageCost bytes besides the line.
+const (
+	driverQueueMax    = 1 << 20
+	driverMessageCost = 512
+)
 
 // Async puts messages in a queue — a memory ring (non-blocking) or a
 // disk spool (spool) — and one goroutine of its own hands them to the
@@ -362,6 +380,9 @@ type markerDriver interface {
 
 // deliverAs is deliver, for a drop marker when marker is set.
 func (a *Async) deliverAs(rec *spool.Record, marker bool) bool {
+	if !a.waitDriverRoom(len(rec.Line)) {
+		return false
+	}
 	wait := backoff.New(firstBackoff, maxBackoff)
 	for {
 		msg := logger.NewMessage()
@@ -398,6 +419,27 @@ func (a *Async) deliverAs(rec *spool.Record, marker bool) bool {
 			return false
 		}
 		a.cfg.Count.Retries.Add(1)
+	}
+}
+
+// waitDriverRoom waits while the driver holds so much unsent that a line
+// of n bytes would take it past driverQueueMax (a driver that holds
+// nothing takes any line), and reports false if the consumer was stopped
+// meanwhile. It polls, from a millisecond up to the delivery retries'
+// longest wait: the drivers say what they hold, not when it goes.
+func (a *Async) waitDriverRoom(n int) bool {
+	if a.cfg.DriverPending == nil {
+		return true
+	}
+	wait := backoff.New(time.Millisecond, maxBackoff)
+	for {
+		l, b := a.cfg.DriverPending()
+		if l == 0 || b+(l+1)*driverMessageCost+int64(n) <= driverQueueMax {
+			return true
+		}
+		if !backoff.Sleep(wait.Next(), a.stop) {
+			return false
+		}
 	}
 }
 

@@ -170,11 +170,11 @@ func (w *Worker) Run() error {
 		ac := mode.AsyncConfig{Mode: string(o.Mode), MaxBufferSize: o.MaxBufferSize,
 			BufferFull: o.BufferFull, SpoolDir: o.SpoolDir, SpoolMaxSize: o.SpoolMaxSize, SpoolSync: o.SpoolSync,
 			LineMax: int64(o.LineMax), Replayed: w.Ledger.Replayed(),
-			Driver: r.drv, Count: w.Count, Errors: w.Errors, DropMarker: o.DropMarker}
+			Driver: r.drv, Count: w.Count, Errors: w.Errors, DropMarker: o.DropMarker,
+			DriverPending: r.drv.Held}
 		if o.Mode == config.NonBlocking {
 			ac.HeldLines, ac.HeldBytes = w.Ledger.RingHeld()
 			ac.DriverHeldLines, ac.DriverHeldBytes = w.Ledger.DriverHeld()
-			ac.DriverPending = r.drv.Held
 			w.countDeadRing(ac.HeldLines, ac.HeldBytes, ac.DriverHeldLines, ac.DriverHeldBytes)
 		}
 		r.async, err = mode.NewAsync(ac)
