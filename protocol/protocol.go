@@ -36,8 +36,9 @@ const (
 // loginit --tee's consoles on 7 and 8), and these.
 const (
 	// StatusFD is the worker's private ready pipe: HelloByte once its
-	// signal handlers are in place, then the ready byte, which the
-	// supervisor passes on to the platform once.
+	// signal handlers are in place, ReadingByte (non-blocking, spool),
+	// then the ready byte, which the supervisor passes on to the platform
+	// once, then StoppedByte at a handover.
 	StatusFD = 5
 	// LedgerFD is the shared ledger (see Ledger).
 	LedgerFD = 6

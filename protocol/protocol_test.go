@@ -27,3 +27,15 @@ func TestWorkerEnvReplacesOwnVariables(t *testing.T) {
 		t.Fatal("a worker's environment is not seen as a worker's")
 	}
 }
+
+// TestStatusBytesDistinct: the supervisor tells what a worker said by its
+// byte alone, so no two may be equal.
+func TestStatusBytesDistinct(t *testing.T) {
+	said := map[byte]string{}
+	for name, b := range map[string]byte{"hello": HelloByte, "reading": ReadingByte, "ready": ReadyByte, "stopped": StoppedByte} {
+		if other, ok := said[b]; ok {
+			t.Fatalf("%s and %s are both %q", name, other, b)
+		}
+		said[b] = name
+	}
+}
