@@ -256,6 +256,18 @@ func (d *Driver) Flush() error {
 	return nil
 }
 
+// WritesFiles reports whether the driver writes files itself (json-file,
+// local: capability.AccountedLogger): a process that exits in the middle
+// of one of its writes leaves a partial record in the file.
+func (d *Driver) WritesFiles() bool {
+	select {
+	case <-d.up:
+		return d.accounted
+	default:
+		return false
+	}
+}
+
 // Flushes reports whether the driver is up and says, when Flush returns,
 // that what it took was written or sent (capability.Flusher): the spool
 // frees a record only then, so what such a driver holds is still in it.

@@ -55,13 +55,16 @@ type AsyncConfig struct {
 	// batch, fluentd-async), for the same reason: a line the ring let go
 	// of is still in the worker's memory until then.
 	DriverHeldLines, DriverHeldBytes *atomic.Int64
-	// DriverPending, if set, says what the driver holds unsent: the
-	// consumer hands it nothing more while that passes driverQueueMax.
-	DriverPending func() (lines, bytes int64)
+	DriverPending                    func() (lines, bytes int64)
+	// DriverQueued, if set, says what the driver holds to send on its own
+	// (capability.PendingLogger): the consumer hands it nothing more
+	// while that passes driverQueueMax. Not what a driver that buffers
+	// writes holds (Unwritten): the consumer's own Flush writes that.
+	DriverQueued func() (lines, bytes int64)
 }
 
 // driverQueueMax bounds the line bytes a driver holds unsent
-// (AsyncConfig.DriverPending) before the consumer hands it more. A driver
+// (AsyncConfig.DriverQueued) before the consumer hands it more. A driver
 // with a queue of its own would otherwise take whatever the ring or the
 // spool holds into the Go heap while its sink is down: fluentd-async
 // queues a million messages by default (840 MiB of 16 KiB lines measured
@@ -428,12 +431,12 @@ func (a *Async) deliverAs(rec *spool.Record, marker bool) bool {
 // meanwhile. It polls, from a millisecond up to the delivery retries'
 // longest wait: the drivers say what they hold, not when it goes.
 func (a *Async) waitDriverRoom(n int) bool {
-	if a.cfg.DriverPending == nil {
+	if a.cfg.DriverQueued == nil {
 		return true
 	}
 	wait := backoff.New(time.Millisecond, maxBackoff)
 	for {
-		l, b := a.cfg.DriverPending()
+		l, b := a.cfg.DriverQueued()
 		if l == 0 || b+(l+1)*driverMessageCost+int64(n) <= driverQueueMax {
 			return true
 		}

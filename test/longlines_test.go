@@ -15,6 +15,11 @@ import (
 // pipeCap is what the logger asks for its input pipes (zfd.GrowPipe).
 const pipeCap = 1 << 20
 
+// longestFromPipe is the longest message a logger makes from its pipe,
+// whatever line-max says: the pipe's window (half of it less a page) and
+// what the read that reached it brought beyond (reader.Longest).
+var longestFromPipe = (pipeCap-os.Getpagesize())/2 + 256<<10
+
 // TestLongLinesEveryMode: in every mode and for line-max below, at and
 // above the pipe's capacity, a line of 4x line-max and a line of 4x the
 // pipe's capacity arrive whole (as partial messages, joined by Docker's
@@ -112,12 +117,9 @@ func TestLongLinesEveryMode(t *testing.T) {
 				t.Fatalf("logger exited %d; stderr: %s", code, l.Errors())
 			}
 			msgs := jfRead(t, "json-file", path, nil)
-			// The pipe's window, and what the read that reached it
-			// brought beyond (reader.Longest).
-			longest := (pipeCap-os.Getpagesize())/2 + 256<<10
 			for i, m := range msgs {
-				if len(m.Line) > longest {
-					t.Fatalf("message %d has %d bytes, more than the pipe's window and one read, %d", i, len(m.Line), longest)
+				if len(m.Line) > longestFromPipe {
+					t.Fatalf("message %d has %d bytes, more than the pipe's window and one read, %d", i, len(m.Line), longestFromPipe)
 				}
 			}
 			got := jfStreams(t, msgs)["stdout"]

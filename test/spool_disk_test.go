@@ -97,10 +97,12 @@ func TestSpoolDiskBoundedSinkDown(t *testing.T) {
 				fmt.Fprintf(w, "%012d %s\n", i, pad)
 			}
 			w.Flush()
-			// A line longer than line-max is read as several messages.
+			// A line longer than line-max, or than the pipe's window and
+			// one read (reader.Longest), is read as several messages.
 			perLine := 1
 			if c.lineMax == "1000k" {
-				perLine = (c.lineLen - 1 + 1024000 - 1) / 1024000
+				cut := min(1024000, longestFromPipe)
+				perLine = (c.lineLen - 1 + cut - 1) / cut
 			}
 			st := waitRead(t, l, n*perLine)
 			time.Sleep(50 * time.Millisecond)

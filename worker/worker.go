@@ -171,10 +171,11 @@ func (w *Worker) Run() error {
 			BufferFull: o.BufferFull, SpoolDir: o.SpoolDir, SpoolMaxSize: o.SpoolMaxSize, SpoolSync: o.SpoolSync,
 			LineMax: int64(o.LineMax), Replayed: w.Ledger.Replayed(),
 			Driver: r.drv, Count: w.Count, Errors: w.Errors, DropMarker: o.DropMarker,
-			DriverPending: r.drv.Held}
+			DriverQueued: r.drv.Pending}
 		if o.Mode == config.NonBlocking {
 			ac.HeldLines, ac.HeldBytes = w.Ledger.RingHeld()
 			ac.DriverHeldLines, ac.DriverHeldBytes = w.Ledger.DriverHeld()
+			ac.DriverPending = r.drv.Held
 			w.countDeadRing(ac.HeldLines, ac.HeldBytes, ac.DriverHeldLines, ac.DriverHeldBytes)
 		}
 		r.async, err = mode.NewAsync(ac)
@@ -711,10 +712,13 @@ func (r *run) handOver() error {
 		cancel()
 	}
 	r.waitReaders()
-	if r.async != nil && r.async.Busy() {
+	if r.async != nil && r.async.Busy() && !r.drv.WritesFiles() {
 		r.Errors.Printf("%s driver still busy: handing over without closing it", r.Config.Driver)
 		r.countUnsent()
 	} else {
+		// A driver that writes files is closed even when busy (a slow
+		// disk, not a sink): Close waits for the write in progress,
+		// which an exit would cut, leaving a partial record.
 		closed := make(chan error, 1)
 		go func() { closed <- r.drv.Close() }()
 		select {
