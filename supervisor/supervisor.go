@@ -18,7 +18,6 @@ import (
 	"os/exec"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -122,10 +121,6 @@ type Supervisor struct {
 	// relief: reading the pipes while no worker does; only the run
 	// goroutine touches it.
 	relief *relief
-	// unreported: what relief dropped that no worker has counted yet (a
-	// worker counts it once it reads, see protocol.ReadingByte); if none
-	// comes, the supervisor counts it itself.
-	unreportedLines, unreportedBytes atomic.Int64
 }
 
 // New returns a supervisor for c.
@@ -149,13 +144,7 @@ type exit struct {
 // Run supervises until a worker ends normally, and returns the exit code
 // for the process.
 func (s *Supervisor) Run() int {
-	code := s.run()
-	if l := s.unreportedLines.Swap(0); l > 0 {
-		// Dropped while the last worker handed over or ended: no worker
-		// read after, to count them.
-		s.c.Count.Drop(diag.LoggerDown, l, s.unreportedBytes.Swap(0))
-	}
-	return code
+	return s.run()
 }
 
 func (s *Supervisor) run() int {
@@ -248,8 +237,6 @@ func (s *Supervisor) runWorker() (ex exit, upgraded bool) {
 				// stop, see protocol.Ledger.Relieving), and counts what
 				// the relief dropped.
 				s.stopRelief()
-				s.unreportedLines.Store(0)
-				s.unreportedBytes.Store(0)
 			case protocol.StoppedByte:
 				if upgraded {
 					s.startRelief(reliefUpgrade)
@@ -631,8 +618,6 @@ func (s *Supervisor) relieve(stream int, f *os.File, level reliefLevel, stop <-c
 			// The next worker reports them, with its own counts.
 			cl.Add(lines)
 			cb.Add(bytesDropped)
-			s.unreportedLines.Add(lines)
-			s.unreportedBytes.Add(bytesDropped)
 		} else {
 			s.c.Count.Drop(diag.LoggerDown, lines, bytesDropped)
 		}
