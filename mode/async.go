@@ -428,17 +428,28 @@ func (a *Async) deliverAs(rec *spool.Record, marker bool) bool {
 // waitDriverRoom waits while the driver holds so much unsent that a line
 // of n bytes would take it past driverQueueMax (a driver that holds
 // nothing takes any line), and reports false if the consumer was stopped
-// meanwhile. It polls, from a millisecond up to the delivery retries'
-// longest wait: the drivers say what they hold, not when it goes.
+// meanwhile. It flushes the driver once, then polls, from a millisecond
+// up to the delivery retries' longest wait: the drivers say what they
+// hold, not when it goes.
 func (a *Async) waitDriverRoom(n int) bool {
 	if a.cfg.DriverQueued == nil {
 		return true
 	}
 	wait := backoff.New(time.Millisecond, maxBackoff)
+	flushed := false
 	for {
 		l, b := a.cfg.DriverQueued()
 		if l == 0 || b+(l+1)*driverMessageCost+int64(n) <= driverQueueMax {
 			return true
+		}
+		if !flushed {
+			// Have it send what it holds now: a driver that batches
+			// (otlp, loki, splunk) sends a batch once it reaches its own
+			// size, which this may stop short of, or after its wait.
+			// Its errors it reports itself.
+			flushed = true
+			a.cfg.Driver.Flush()
+			continue
 		}
 		if !backoff.Sleep(wait.Next(), a.stop) {
 			return false
