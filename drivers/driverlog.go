@@ -11,8 +11,9 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// maxDriverLogValue caps each field of a driver's log entry: splunk's
-// "Failed to send a message" carries the whole event it failed to send.
+// maxDriverLogValue caps each field of a driver's log entry: a Docker
+// driver may log a whole event there (Docker's splunk driver did, with
+// "Failed to send a message").
 const maxDriverLogValue = 512
 
 // RouteDriverLogs sends what Docker's drivers log through

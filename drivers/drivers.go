@@ -2,12 +2,15 @@
 // which drivers this binary has, the options each accepts with their
 // defaults, the validation of a whole configuration, and the creation of a
 // driver, retried while its sink is down. Our own drivers that are more
-// than a wrapper live in packages of their own (drivers/fluentd), which
-// register themselves when imported here, as Docker's do; what a driver
+// than a wrapper live in packages of their own (drivers/fluentd,
+// drivers/splunk), which register themselves when imported here, as
+// Docker's do; what a driver
 // may implement beyond logger.Logger is named in drivers/capability.
 //
 // It must never import the reader, a delivery mode or the supervisor: it
-// sits at the end of the flow and knows nothing of what feeds it.
+// sits at the end of the flow and knows nothing of what feeds it. Nor
+// Docker's splunk driver, which drivers/splunk replaces: it holds what
+// HEC has not taken unbounded in bytes, and counts it as sent.
 package drivers
 
 import (
@@ -19,7 +22,6 @@ import (
 	"github.com/docker/docker/daemon/logger"
 	// Each import registers its driver with Docker's registry.
 	_ "github.com/docker/docker/daemon/logger/gelf"
-	_ "github.com/docker/docker/daemon/logger/splunk"
 	_ "github.com/docker/docker/daemon/logger/syslog"
 
 	"github.com/joyent/dockerlogger/config"
@@ -29,6 +31,7 @@ import (
 	_ "github.com/joyent/dockerlogger/drivers/fluentd"
 	_ "github.com/joyent/dockerlogger/drivers/loki"
 	_ "github.com/joyent/dockerlogger/drivers/otlp"
+	_ "github.com/joyent/dockerlogger/drivers/splunk"
 	"github.com/joyent/dockerlogger/spool"
 )
 

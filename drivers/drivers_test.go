@@ -26,9 +26,7 @@ var plausible = map[string]string{
 	"tag": "{{.Name}}", "labels": "a,b", "labels-regex": "^a", "env": "A,B", "env-regex": "^A",
 	"syslog-address": "udp://127.0.0.1:514", "syslog-tls-ca-cert": "/ca.pem",
 	"syslog-tls-cert": "/cert.pem", "syslog-tls-key": "/key.pem",
-	"gelf-address": "udp://127.0.0.1:12201",
-	"splunk-url":   "https://127.0.0.1:8088", "splunk-token": "t", "splunk-source": "s",
-	"splunk-sourcetype": "st", "splunk-index": "i", "splunk-capath": "/ca.pem", "splunk-caname": "splunk",
+	"gelf-address":   "udp://127.0.0.1:12201",
 	"awslogs-region": "us-east-1", "awslogs-endpoint": "https://logs.example", "awslogs-group": "g",
 	"awslogs-stream": "s", "awslogs-datetime-format": "%Y-%m-%d", "awslogs-multiline-pattern": "^x",
 	"awslogs-credentials-endpoint": "/creds", "awslogs-format": "json/emf",
@@ -55,7 +53,7 @@ func base(driver, opt string) map[string]string {
 func TestOptionNamesAcceptedByDocker(t *testing.T) {
 	for driver, opts := range driverOptions {
 		for _, o := range opts {
-			if ours(driver, o.Name) {
+			if ours(driver, o.Name) || ownValidator(driver) {
 				continue // checked by our own validator's tests
 			}
 			cfg := base(driver, o.Name)
@@ -96,7 +94,7 @@ func dockerValidatorKeys(t *testing.T) map[string][]string {
 		"fluentd":   "fluentd/fluentd.go",
 		"gelf":      "gelf/gelf.go",
 		"journald":  "journald/journald.go",
-		"splunk":    "splunk/splunk.go",
+		"splunk":    "splunk/splunk.go", // replaced by drivers/splunk, which keeps its option names
 		"awslogs":   "awslogs/cloudwatchlogs.go",
 		"gcplogs":   "gcplogs/gcplogging.go",
 	}
@@ -177,6 +175,14 @@ func dockerValidatorKeys(t *testing.T) map[string][]string {
 // Docker's (fluentd's TLS files), which Docker's validator does not know.
 func ours(driver, name string) bool {
 	return driver == "fluentd" && slices.Contains(fluentd.TLSKeys, name) || driver == "otlp" || driver == "loki"
+}
+
+// ownValidator reports whether the validator registered for a driver is
+// our own package's, not Docker's. Splunk's is, though its option names
+// are Docker's: TestOptionTableComplete still holds them to Docker's
+// source, and drivers/splunk's tests check each value.
+func ownValidator(driver string) bool {
+	return driver == "otlp" || driver == "loki" || driver == "splunk"
 }
 
 // TestOptionTableComplete: the table lists exactly the options Docker's

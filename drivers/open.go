@@ -37,8 +37,8 @@ type Driver struct {
 	accounted bool
 	spool     bool // mode=spool (see fileAccounting)
 	// logMu hands the driver one message at a time: stdout and stderr
-	// are read concurrently, and some of Docker's drivers (splunk's raw
-	// format) share a buffer across Log calls.
+	// are read concurrently, and Docker's drivers need not be safe for
+	// concurrent Log calls (its splunk driver's raw format was not).
 	logMu sync.Mutex
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/joyent/dockerlogger/diag"
 	"github.com/joyent/dockerlogger/drivers/loki"
 	"github.com/joyent/dockerlogger/drivers/otlp"
+	"github.com/joyent/dockerlogger/drivers/splunk"
 )
 
 // Options every Docker driver that tags or decorates messages shares.
@@ -61,21 +62,6 @@ var driverOptions = map[string][]Option{
 		Option{"gelf-tcp-reconnect-delay", "1"},
 	),
 	"journald": with(),
-	"splunk": with(
-		Option{"splunk-url", ""},
-		Option{"splunk-token", ""},
-		Option{"splunk-source", ""},
-		Option{"splunk-sourcetype", ""},
-		Option{"splunk-index", ""},
-		Option{"splunk-capath", ""},
-		Option{"splunk-caname", ""},
-		Option{"splunk-insecureskipverify", "false"},
-		Option{"splunk-format", "inline"},
-		Option{"splunk-verify-connection", "true"},
-		Option{"splunk-gzip", "false"},
-		Option{"splunk-gzip-level", "-1"},
-		Option{"splunk-index-acknowledgment", "false"},
-	),
 	"awslogs": {
 		{"tag", "{{.ID}}"},
 		{"awslogs-region", ""},
@@ -104,6 +90,9 @@ var driverOptions = map[string][]Option{
 	"none": nil,
 	"otlp": ownTable(otlp.Options),
 	"loki": ownTable(loki.Options),
+	// Ours, with Docker's option names and defaults (drivers_test.go
+	// checks them against Docker's source).
+	"splunk": ownTable(splunk.Options),
 }
 
 // ownTable turns the option table of one of our own drivers' packages into

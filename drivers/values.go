@@ -2,7 +2,6 @@ package drivers
 
 import (
 	"fmt"
-	"net/url"
 	"regexp"
 	"strconv"
 
@@ -41,30 +40,6 @@ func validateValues(driver string, opts map[string]string) error {
 	add(isRegexp("labels-regex"))
 	add(isRegexp("env-regex"))
 	switch driver {
-	case "splunk":
-		for _, k := range []string{"splunk-url", "splunk-token"} {
-			if opts[k] == "" {
-				add(fmt.Errorf("splunk: log-opt %s is required", k))
-			}
-		}
-		if v, ok := opts["splunk-url"]; ok && v != "" {
-			u, err := url.Parse(v)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-				(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-				add(bad("splunk-url", "must be http(s)://host[:port] with no path, query or fragment"))
-			}
-		}
-		if v, ok := opts["splunk-format"]; ok && v != "inline" && v != "json" && v != "raw" {
-			add(bad("splunk-format", "must be inline, json or raw"))
-		}
-		for _, k := range []string{"splunk-gzip", "splunk-insecureskipverify", "splunk-verify-connection", "splunk-index-acknowledgment"} {
-			add(isBool(k))
-		}
-		if v, ok := opts["splunk-gzip-level"]; ok {
-			if n, err := strconv.Atoi(v); err != nil || n < -1 || n > 9 {
-				add(bad("splunk-gzip-level", "must be a whole number from -1 to 9"))
-			}
-		}
 	case "awslogs":
 		add(isRegexp("awslogs-multiline-pattern"))
 	case "gcplogs":

@@ -5,7 +5,7 @@ package test
 // speaking the real HEC protocol (Authorization: Splunk <token>,
 // concatenated JSON events, gzip, Splunk's status codes and bodies, the
 // OPTIONS health check) — not a mock of our own code: the requests come
-// from Docker's driver.
+// from drivers/splunk, which keeps Docker's driver's wire format.
 
 import (
 	"encoding/json"
@@ -71,9 +71,9 @@ func TestSplunkFormats(t *testing.T) {
 			errs := Lines("err", 30)
 			WriteLines(t, l.Stdout, out)
 			if format == "raw" {
-				// Docker's raw format corrupts lines logged from both
-				// streams at once (TestSplunkRawConcurrentStreams): one
-				// stream at a time here.
+				// Docker's raw format corrupted lines logged from both
+				// streams at once (TestSplunkRawConcurrentStreams checks
+				// ours does not): one stream at a time here.
 				if _, err := s.Wait(len(out), 10*time.Second); err != nil {
 					t.Fatal(err)
 				}

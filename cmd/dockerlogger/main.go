@@ -214,19 +214,10 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	count.Set("mode", string(c.Options.Mode))
 	errs := diag.NewErrors(stderr)
 	errs.Redact(c.Secrets()...)
-	// Docker's drivers log through logrus: one rate-limited line each. A
-	// driver that gives up on a message it had accepted (splunk, when it
-	// cannot post) says so only there: count it as dropped.
-	drivers.RouteDriverLogs(func(format string, args ...any) {
-		line := fmt.Sprintf(format, args...)
-		if strings.Contains(line, "Failed to send a message") {
-			// Docker's splunk says only this, and not how many bytes
-			// (our own drivers say it through capability.GivingUpLogger).
-			count.Delivered.Add(-1)
-			count.Drop(diag.DriverGaveUp, 1, 0)
-		}
-		errs.Printf("%s", line)
-	})
+	// Docker's drivers log through logrus: one rate-limited line each.
+	// A driver that gives up on lines it had accepted says so through
+	// capability.GivingUpLogger or DroppingLogger, not there.
+	drivers.RouteDriverLogs(errs.Printf)
 	printStats := func(line string) { fmt.Fprintf(stderr, "dockerlogger: stats %s\n", line) }
 	if privErr != nil {
 		errs.Printf("no_new_privs: %v", privErr)

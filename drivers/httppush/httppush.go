@@ -1,11 +1,11 @@
-// Package httppush is the sending half that our HTTP drivers (otlp, loki)
-// share: it gathers the messages a driver takes into batches by size and
-// time, posts each batch from one goroutine in order, retries what the
-// server may take later with backoff (and its Retry-After), and tells the
-// driver's DroppingLogger callback about lines the server refused for good
-// or that it gave up on. It has what capability.Flusher and PendingLogger
-// ask for, so a delivery mode frees a line (from the pipe, the spool) only
-// once the server took it.
+// Package httppush is the sending half that our HTTP drivers (otlp, loki,
+// splunk) share: it gathers the messages a driver takes into batches by
+// size (and count) and time, posts each batch from one goroutine in
+// order, retries what the server may take later with backoff (and its
+// Retry-After), and tells the driver's DroppingLogger callback about
+// lines the server refused for good or that it gave up on. It has what
+// capability.Flusher and PendingLogger ask for, so a delivery mode frees
+// a line (from the pipe, the spool) only once the server took it.
 //
 // It must never import package drivers, a driver's package, the reader, a
 // delivery mode, the supervisor or the worker.
@@ -58,6 +58,7 @@ type Config struct {
 	NewBatch   func() Batch
 	BatchSize  int           // bytes: a batch this large is sent at once
 	BatchWait  time.Duration // a batch is sent this long after its first line at the latest
+	MaxRecords int           // if set, a batch of this many messages (markers too) is sent at once
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
 	// Attempts bounds the posts of one batch; 0 retries without end.
@@ -178,7 +179,7 @@ func (p *Pusher) log(msg *logger.Message, counted bool) error {
 		p.curLines++
 		p.curBytes += int64(len(msg.Line))
 	}
-	if p.cur.Size() >= p.cfg.BatchSize || p.cfg.BatchWait <= 0 {
+	if p.cur.Size() >= p.cfg.BatchSize || p.cfg.BatchWait <= 0 || p.cfg.MaxRecords > 0 && p.curRecs >= p.cfg.MaxRecords {
 		p.seal()
 	}
 	return nil

@@ -235,3 +235,23 @@ func TestMarkers(t *testing.T) {
 		t.Fatalf("drops %v", d.m)
 	}
 }
+
+// TestBatchesByRecords: with MaxRecords set, a batch goes out once it
+// holds that many messages, drop markers among them, whatever its size.
+func TestBatchesByRecords(t *testing.T) {
+	s := &server{}
+	p := New(Config{Name: "test", NewBatch: func() Batch { return &lineBatch{} }, BatchSize: 1 << 20, BatchWait: time.Hour,
+		MaxRecords: 2, Send: s.send, Report: func(error) {}})
+	m := logger.NewMessage()
+	m.Line = append(m.Line, "marker"...)
+	if err := p.LogMarker(m); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		logLine(t, p, fmt.Sprintf("line%d", i))
+	}
+	p.Close()
+	if got := strings.Join(s.got(), "|"); got != "marker\nline0|line1\nline2|line3" {
+		t.Fatalf("posts %q", got)
+	}
+}
