@@ -180,6 +180,8 @@ func TestSupervisorKilledDuringHandover(t *testing.T) {
 	Eventually(t, 30*time.Second, "every line at the sink", func() bool { return len(s.Events()) >= len(want) })
 	l.Close()
 	Eventually(t, 30*time.Second, "the worker's end", func() bool { return !measure.Alive(workers[0]) })
+	// Its last words may still be in the pipe to this test's reader.
+	Eventually(t, 10*time.Second, "the worker's stats line", func() bool { return strings.Contains(l.Errors(), "dockerlogger: stats ") })
 	got := sinkLogs(s)
 	sinkSameLines(t, "at the sink", got, want)
 	if !strings.Contains(l.Errors(), "the supervisor is gone: reading on without one") {
