@@ -107,14 +107,7 @@ func TestUpgradeBlockFullSinkDown(t *testing.T) {
 	})
 	held := Lines("held in the ring", 100)
 	WriteLines(t, l.Stdout, held)
-	Eventually(t, 20*time.Second, "the worker reading the lines", func() bool {
-		l.Cmd.Process.Signal(syscall.SIGUSR1)
-		time.Sleep(50 * time.Millisecond) // the stats line's way to stderr
-		// fluent-logger-golang's own messages end without a newline.
-		e := l.Errors()
-		i := strings.LastIndex(e, "dockerlogger: stats ")
-		return i >= 0 && strings.Contains(strings.SplitN(e[i:], "\n", 2)[0], " lines_read=101 ")
-	})
+	waitStat(t, l, "lines_read", "101")
 	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}

@@ -105,15 +105,7 @@ func TestUpgradeSpoolDriverNeverUp(t *testing.T) {
 		"mode": "spool", "spool-dir": t.TempDir(), "close-timeout": "30s",
 		"fluentd-address": s.URL(), "fluentd-request-ack": "true",
 	}), "fluentd")
-	before := Lines("before the upgrade", 20)
-	WriteLines(t, l.Stdout, before)
-	waitStat(t, l, "lines_read", "20")
-	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	during := Lines("written during the upgrade", 40000) // 2 MB
-	longest := longestWrite(t, l, during)
-	waitStat(t, l, "upgrades", "1")
+	before, during, longest := writeThroughUpgrade(t, l)
 	// The next worker's exec and start take 10–100 ms on a loaded
 	// machine; the wait for the consumer took a second.
 	if longest > 750*time.Millisecond {
@@ -161,15 +153,7 @@ func TestUpgradeReadsBeforeDriverUp(t *testing.T) {
 		"mode": "spool", "spool-dir": spool, "close-timeout": "1s",
 		"fluentd-address": "tcp://" + addr,
 	}), "fluentd")
-	before := Lines("before the upgrade", 20)
-	WriteLines(t, l.Stdout, before)
-	waitStat(t, l, "lines_read", "20")
-	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	during := Lines("written during the upgrade", 40000) // 2 MB
-	longest := longestWrite(t, l, during)
-	waitStat(t, l, "upgrades", "1")
+	before, during, longest := writeThroughUpgrade(t, l)
 	if longest > 750*time.Millisecond {
 		t.Errorf("a write waited %v across the upgrade", longest)
 	}
@@ -179,6 +163,24 @@ func TestUpgradeReadsBeforeDriverUp(t *testing.T) {
 	if st["lines_dropped"] != "0" || st["lines_spooled"] != fmt.Sprint(len(before)+len(during)) {
 		t.Errorf("lines_dropped=%s lines_spooled=%s, want 0 and %d: %s", st["lines_dropped"], st["lines_spooled"], len(before)+len(during), l.Errors())
 	}
+}
+
+// writeThroughUpgrade writes 20 lines and waits until they are read,
+// sends SIGHUP, writes 2 MB more (more than the pipe holds, so a write
+// waits out any gap in the reading) and waits for the upgrade. It returns
+// the lines and the longest write(2) across the upgrade.
+func writeThroughUpgrade(t *testing.T, l *Logger) (before, during []string, longest time.Duration) {
+	t.Helper()
+	before = Lines("before the upgrade", 20)
+	WriteLines(t, l.Stdout, before)
+	waitStat(t, l, "lines_read", "20")
+	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	during = Lines("written during the upgrade", 40000)
+	longest = longestWrite(t, l, during)
+	waitStat(t, l, "upgrades", "1")
+	return before, during, longest
 }
 
 // longestWrite writes lines to the logger's stdout 64 KiB at a time and
