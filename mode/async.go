@@ -109,9 +109,17 @@ type Async struct {
 
 	dropLines, dropBytes [2]atomic.Int64
 	spooled              atomic.Int64 // lines in the spool, not yet delivered
-	markers              atomic.Int64
-	replayed             atomic.Int64
-	corrupt, corruptB    atomic.Int64
+	// appending is held by LogBorrowed around its Append and count, and
+	// by the final count of what is left in the spool: a line is then
+	// either in the spool and in spooled, or refused and dropped, never
+	// both or neither.
+	appending sync.Mutex
+	// closedWhy is why a line that finds the spool closed is dropped:
+	// close-timeout once Drain gave up (see closeSpool).
+	closedWhy         atomic.Pointer[string]
+	markers           atomic.Int64
+	replayed          atomic.Int64
+	corrupt, corruptB atomic.Int64
 }
 
 // gap is a run of lost messages of one stream.
@@ -210,10 +218,17 @@ func (a *Async) LogBorrowed(msg *logger.Message) error {
 	if p := msg.PLogMetaData; p != nil {
 		rec.Partial, rec.Last, rec.Ordinal, rec.ID = true, p.Last, int32(p.Ordinal), p.ID
 	}
-	var err error
+	a.appending.Lock()
+	defer a.appending.Unlock()
 	a.spooled.Add(1)
-	if err = a.spool.Append(&rec); err != nil {
-		a.lost(i, 0, 1, int64(len(rec.Line)), rec.Time, "spool-closed")
+	err := a.spool.Append(&rec)
+	if err != nil {
+		a.spooled.Add(-1)
+		why := diag.SpoolClosed
+		if w := a.closedWhy.Load(); w != nil {
+			why = *w
+		}
+		a.lost(i, 0, 1, int64(len(rec.Line)), rec.Time, why)
 	}
 	return err
 }
@@ -677,10 +692,10 @@ func (a *Async) Leave(wait time.Duration) error {
 	case <-a.done:
 	case <-t.C:
 	}
-	a.cfg.Count.SetSpooled(max(a.spooled.Load(), 0))
 	// A consumer still running finds the spool closed: its ack fails,
 	// and the next worker hands its record out again.
-	return a.spool.Close()
+	_, err := a.closeSpool(diag.SpoolClosed)
+	return err
 }
 
 // Busy reports whether the consumer is still running after Drain or
@@ -754,16 +769,38 @@ func (a *Async) Drain(ctx context.Context) error {
 			case <-time.After(time.Second):
 			}
 			// Not lost: the next logger on this spool-dir delivers them.
-			n := max(a.spooled.Load(), 0)
-			a.cfg.Count.SetSpooled(n)
-			err = fmt.Errorf("drain: %w: %d lines (%d bytes) left in spool %s for the next start", why, n, a.spool.Len(), a.cfg.SpoolDir)
+			held := a.spool.Len()
+			n, cerr := a.closeSpool(diag.CloseTimeout)
+			err = fmt.Errorf("drain: %w: %d lines (%d bytes) left in spool %s for the next start", why, n, held, a.cfg.SpoolDir)
+			if cerr != nil {
+				err = fmt.Errorf("%w; %w", err, cerr)
+			}
+			return err
 		}
 	default:
 	}
 	if a.spool != nil {
+		// Delivered whole: nothing is left to count, unless a reader
+		// past close-timeout still brings lines, which are dropped.
+		why := diag.CloseTimeout
+		a.closedWhy.Store(&why)
 		if cerr := a.spool.Close(); err == nil && cerr != nil {
 			err = cerr
 		}
 	}
 	return err
+}
+
+// closeSpool closes the spool and counts what it holds as spooled. A line
+// a reader hands it from now on (one blocked on a full spool, or read
+// past close-timeout) is dropped as why.
+func (a *Async) closeSpool(why string) (spooled int64, err error) {
+	a.closedWhy.Store(&why)
+	err = a.spool.Close()
+	// After the appenders the close woke have counted their lines.
+	a.appending.Lock()
+	spooled = max(a.spooled.Load(), 0)
+	a.cfg.Count.SetSpooled(spooled)
+	a.appending.Unlock()
+	return spooled, err
 }

@@ -414,3 +414,53 @@ func BenchmarkRingFullDropOldest(b *testing.B) {
 		})
 	}
 }
+
+// TestSpoolBlockedAtCloseTimeout: with buffer-full=block, a full spool and
+// the sink down, a reader blocked in Log when Drain gives up has its line
+// dropped as close-timeout's (not buffer-full's: block never drops for
+// room), and every line logged is either left in the spool or dropped,
+// counted once.
+func TestSpoolBlockedAtCloseTimeout(t *testing.T) {
+	count, errs := newCounters()
+	d := &testDriver{down: true}
+	a, err := NewAsync(AsyncConfig{Mode: "spool", SpoolDir: filepath.Join(t.TempDir(), "s"), SpoolMaxSize: 64 << 10,
+		BufferFull: config.BlockFull, Driver: d, Count: count, Errors: errs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Repeat("x", 1000)
+	logged := make(chan int)
+	go func() {
+		n := 0
+		defer func() { logged <- n }()
+		for range 200 { // about three times what the spool holds
+			n++
+			if a.Log(msg("stdout", line)) != nil {
+				return
+			}
+		}
+	}()
+	// Wait until the reader is blocked on the full spool.
+	for deadline := time.Now().Add(5 * time.Second); a.spool.Len() < 60<<10; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the spool never filled: %d bytes", a.spool.Len())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := a.Drain(ctx); err == nil || !strings.Contains(err.Error(), "left in spool") {
+		t.Fatalf("drain with the sink down: %v", err)
+	}
+	n := int64(<-logged)
+	spooled := atoi(stat(count, "lines_spooled"))
+	if n == 200 || spooled == 0 {
+		t.Fatalf("the reader was not blocked: %d lines logged, %d spooled", n, spooled)
+	}
+	if got := atoi(stat(count, "lines_dropped_close_timeout")); got != 1 || count.Dropped.Load() != 1 {
+		t.Fatalf("the blocked line: dropped %d, as close-timeout %d (want 1): %s", count.Dropped.Load(), got, count.Line())
+	}
+	if spooled+count.Dropped.Load() != n {
+		t.Fatalf("%d lines logged, %d spooled + %d dropped: %s", n, spooled, count.Dropped.Load(), count.Line())
+	}
+}

@@ -573,9 +573,8 @@ func (s *Spool) Append(rec *Record) error {
 			s.o.Drop(rec, Full)
 			return nil
 		case Block:
-			if s.closed {
-				s.o.Drop(rec, Full)
-				return nil
+			if s.closed { // woken by Close: the caller counts it
+				return ErrClosed
 			}
 			if len(s.pending) > 0 {
 				// The consumer makes room only from what is written,
