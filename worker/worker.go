@@ -850,6 +850,11 @@ func (r *run) hungUp() bool {
 // ledgerCounts copies into the counters what all workers (and the
 // supervisor) counted in the ledger.
 func (w *Worker) ledgerCounts() {
+	// The supervisor may have dropped lines since this worker last
+	// looked: keeping room in the pipes after this worker stopped
+	// reading for a handover that then did not happen (SIGTERM meanwhile),
+	// with no worker after it to count them.
+	w.Count.CatchUp()
 	if slot := w.Ledger.Replayed(); slot != nil {
 		w.Count.Replayed.Store(slot.Load())
 	}
