@@ -212,6 +212,9 @@ func (c *Cache) Close(timeout time.Duration) error {
 // passes the message to next.
 func (c *Cache) Tee(next reader.Sink) reader.Sink {
 	t := &tee{c: c, next: next}
+	if _, ok := next.(reader.Leaver); ok {
+		return leavingTee{borrowingTee{t}}
+	}
 	if _, ok := next.(reader.Borrower); ok {
 		return borrowingTee{t}
 	}
@@ -235,6 +238,21 @@ type borrowingTee struct{ *tee }
 func (t borrowingTee) LogBorrowed(msg *logger.Message) error {
 	t.c.add(msg)
 	return t.next.(reader.Borrower).LogBorrowed(msg)
+}
+
+// leavingTee is a tee whose next sink may leave a message to the next
+// worker (reader.Leaver): the cache keeps a message only once the sink
+// did not leave it, or the next worker's cache would keep it again.
+type leavingTee struct{ borrowingTee }
+
+func (t leavingTee) LogOrLeave(msg *logger.Message) error {
+	err := t.next.(reader.Leaver).LogOrLeave(msg)
+	var h interface{ Handover() bool }
+	if errors.As(err, &h) && h.Handover() {
+		return err
+	}
+	t.c.add(msg)
+	return err
 }
 
 // Flush passes on to a sink that buffers (reader.Flusher).

@@ -79,3 +79,54 @@ func TestOpenFails(t *testing.T) {
 		t.Error("the counters show a cache that is not there")
 	}
 }
+
+// leaveSink borrows and leaves every other message to the next worker
+// (reader.Leaver).
+type leaveSink struct{ n int }
+
+type handover struct{}
+
+func (handover) Error() string  { return "left" }
+func (handover) Handover() bool { return true }
+
+func (s *leaveSink) Log(m *logger.Message) error         { logger.PutMessage(m); return nil }
+func (s *leaveSink) LogBorrowed(m *logger.Message) error { return nil }
+func (s *leaveSink) LogOrLeave(m *logger.Message) error {
+	s.n++
+	if s.n%2 == 0 {
+		return handover{}
+	}
+	return nil
+}
+
+// TestTeeSkipsLeftMessages: a message the sink leaves to the next worker
+// is not cached here: the next worker's cache keeps it when it reads it
+// again, so the cache holds each line once.
+func TestTeeSkipsLeftMessages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c-cached.log")
+	var count diag.Counters
+	c, err := Open(Options{Path: path, MaxSize: 1 << 20, MaxFiles: 2}, &count, func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tee, ok := c.Tee(&leaveSink{}).(interface {
+		LogOrLeave(*logger.Message) error
+	})
+	if !ok {
+		t.Fatal("the tee of a Leaver is not one")
+	}
+	for i := range 10 {
+		m := logger.Message{Source: "stdout", Timestamp: time.Unix(int64(i), 0), Line: fmt.Appendf(nil, "line %d", i)}
+		tee.LogOrLeave(&m)
+	}
+	if err := c.Close(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := readback.Read(context.Background(), path, readback.Options{Tail: -1, Stdout: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "line 0\nline 2\nline 4\nline 6\nline 8\n"; out.String() != want || count.Cached.Load() != 5 {
+		t.Errorf("cached %d lines:\n%s\nwant 5:\n%s", count.Cached.Load(), out.String(), want)
+	}
+}

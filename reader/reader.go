@@ -37,6 +37,17 @@ type Borrower interface {
 	LogBorrowed(*logger.Message) error
 }
 
+// Leaver is a Sink that can refuse a message at a handover instead of
+// dropping it. LogOrLeave takes the message as LogBorrowed does if the
+// sink is a Borrower, else as Log does; it may return an error that says
+// it is a handover (Handover() true), having counted nothing, and the
+// reader then leaves the message and what follows it in its source for
+// the next worker. The reader calls it only when it can: its source is a
+// Committer.
+type Leaver interface {
+	LogOrLeave(*logger.Message) error
+}
+
 // Flusher is a Sink that buffers: Flush is called each time the reader has
 // handed over everything one read returned, before it waits for more.
 type Flusher interface {
@@ -123,7 +134,13 @@ type Reader struct {
 	kept      bool // Partial holds an unfinished line
 	flusher   Flusher
 	borrower  Borrower
-	lent      logger.Message // the message lent to borrower
+	leaver    Leaver // set when the source is a Committer
+	// left is set when the sink left a message to the next worker
+	// (Leaver): nothing more is handed over, and this round is committed
+	// up to leftAt, where that message starts.
+	left   bool
+	leftAt int
+	lent   logger.Message // the message lent to borrower
 }
 
 // PartialLine is a line being cut into partial messages: its id, the
@@ -194,6 +211,9 @@ func (r *Reader) Copy(src io.Reader) error {
 	r.flusher, _ = r.Sink.(Flusher)
 	r.borrower, _ = r.Sink.(Borrower)
 	committer, _ := src.(Committer)
+	if committer != nil {
+		r.leaver, _ = r.Sink.(Leaver)
+	}
 	if r.Resume.ID != "" {
 		r.partialID, r.ordinal, r.partialTS = r.Resume.ID, r.Resume.Ordinal, r.Resume.Time
 		r.kept = true
@@ -246,6 +266,14 @@ func (r *Reader) Copy(src io.Reader) error {
 				p = n
 			}
 		}
+		if r.left {
+			// The sink left a message to the next worker: it and what
+			// follows stay in the pipe.
+			if cerr := r.commit(committer, r.leftAt); cerr != nil {
+				return cerr
+			}
+			return ErrStopped
+		}
 		if err != nil {
 			stopped := isHandover(err)
 			switch {
@@ -262,6 +290,12 @@ func (r *Reader) Copy(src io.Reader) error {
 				// read back the bytes written).
 				r.emit(buf[p:n], ts, false, n)
 				p = n
+			}
+			if r.left {
+				if cerr := r.commit(committer, r.leftAt); cerr != nil {
+					return cerr
+				}
+				return ErrStopped
 			}
 			if cerr := r.commit(committer, p); cerr != nil {
 				return cerr
@@ -326,6 +360,11 @@ func (r *Reader) flush() {
 // of input (a newline or EOF followed it); upto is where, in this round's
 // bytes, the message and its newline end.
 func (r *Reader) emit(line []byte, ts time.Time, end bool, upto int) {
+	if r.left {
+		return
+	}
+	// As it was before this message, for a message the sink leaves.
+	prevID, prevOrdinal, prevTS := r.partialID, r.ordinal, r.partialTS
 	var msg *logger.Message
 	if r.borrower != nil {
 		msg = &r.lent
@@ -380,10 +419,38 @@ func (r *Reader) emit(line []byte, ts time.Time, end bool, upto int) {
 		}
 	}
 	var err error
-	if msg == &r.lent {
+	switch {
+	case r.leaver != nil:
+		partial := msg.PLogMetaData != nil // a sink that owns msg may reuse it
+		err = r.leaver.LogOrLeave(msg)
+		if err != nil && isHandover(err) {
+			// Left for the next worker, which reads it again: as if
+			// never read here.
+			r.uncountRead(partial, line)
+			if r.Replay > 0 && r.base+int64(upto) <= r.Replay && r.Replayed != nil {
+				r.Replayed.Add(-1)
+			}
+			r.partialID, r.ordinal, r.partialTS = prevID, prevOrdinal, prevTS
+			r.left, r.leftAt = true, upto-len(line)
+			if end {
+				r.leftAt-- // its newline
+			}
+			if r.Handed != nil {
+				r.covered = r.leftAt
+				r.Handed.Store(r.handed(r.leftAt))
+			}
+			if msg == &r.lent {
+				r.release(msg)
+			}
+			return
+		}
+		if msg == &r.lent {
+			r.release(msg)
+		}
+	case msg == &r.lent:
 		err = r.borrower.LogBorrowed(msg)
 		r.release(msg)
-	} else {
+	default:
 		err = r.Sink.Log(msg)
 	}
 	if err != nil && r.Handed != nil && !r.refused {
@@ -419,6 +486,17 @@ func (r *Reader) countRead(msg *logger.Message, line []byte) {
 			r.Count.Partial.Add(1)
 		}
 		r.Count.Read.Poke()
+	}
+}
+
+// uncountRead takes back countRead, for a message left to the next worker.
+func (r *Reader) uncountRead(partial bool, line []byte) {
+	if r.Count != nil {
+		r.Count.Lines.Add(-1)
+		r.Count.Bytes.Add(-int64(len(line)))
+		if partial {
+			r.Count.Partial.Add(-1)
+		}
 	}
 }
 

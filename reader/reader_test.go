@@ -503,3 +503,78 @@ func TestBorrowerSeesTheSameMessages(t *testing.T) {
 		}
 	}
 }
+
+// leavingSink is a borrowSink that leaves the message numbered leave (from
+// 0) to the next worker (reader.Leaver), as a spool closed for a handover
+// does.
+type leavingSink struct {
+	borrowSink
+	n, leave int
+}
+
+type handover struct{}
+
+func (handover) Error() string  { return "left" }
+func (handover) Handover() bool { return true }
+
+func (s *leavingSink) LogOrLeave(m *logger.Message) error {
+	if s.n == s.leave {
+		return handover{}
+	}
+	s.n++
+	return s.LogBorrowed(m)
+}
+
+type keeper struct{ last reader.PartialLine }
+
+func (k *keeper) KeepPartial(p reader.PartialLine) { k.last = p }
+
+// TestLeftMessageStaysInSource: a message the sink leaves (reader.Leaver)
+// and all after it stay uncommitted in the source, uncounted, and the
+// partial line being cut is kept as it was before it: a next reader on
+// the rest hands over exactly the messages one reader alone would have,
+// with the same partial ids and ordinals.
+func TestLeftMessageStaysInSource(t *testing.T) {
+	in := []byte("one\n" + strings.Repeat("x", 25) + "\n\ntwo\n" + strings.Repeat("y", 9) + "\nlast")
+	id := func(base int) func(int64) string {
+		return func(off int64) string { return fmt.Sprint(int64(base) + off) }
+	}
+	for _, lineMax := range []int{4, 10, 1 << 20} {
+		alone := &borrowSink{}
+		r := &reader.Reader{Source: "stdout", LineMax: lineMax, Sink: alone, PartialID: id(0)}
+		if err := r.Copy(&committing{data: in, max: 7}); err != nil {
+			t.Fatal(err)
+		}
+		for leave := range alone.msgs {
+			first := &leavingSink{leave: leave}
+			src := &committing{data: in, max: 7}
+			cnt := new(diag.Stream)
+			k := &keeper{}
+			r := &reader.Reader{Source: "stdout", LineMax: lineMax, Sink: first, Count: cnt, Partial: k, PartialID: id(0)}
+			if err := r.Copy(src); !errors.Is(err, reader.ErrStopped) {
+				t.Fatalf("line-max %d, leaving message %d: Copy returned %v, want ErrStopped", lineMax, leave, err)
+			}
+			if got := cnt.Lines.Load(); got != int64(leave) {
+				t.Errorf("line-max %d, leaving message %d: %d counted read, want %d", lineMax, leave, got, leave)
+			}
+			next := &borrowSink{}
+			r2 := &reader.Reader{Source: "stdout", LineMax: lineMax, Sink: next, Resume: k.last, PartialID: id(src.committed)}
+			if err := r2.Copy(&committing{data: in[src.committed:], max: 7}); err != nil {
+				t.Fatal(err)
+			}
+			got := append(append([]rec{}, first.msgs...), next.msgs...)
+			if fmt.Sprint(got) != fmt.Sprint(alone.msgs) || !sameIDs(got, alone.msgs) {
+				t.Errorf("line-max %d, leaving message %d (committed %d):\n got %v\nwant %v", lineMax, leave, src.committed, got, alone.msgs)
+			}
+		}
+	}
+}
+
+func sameIDs(a, b []rec) bool {
+	for i := range a {
+		if a[i].ID != b[i].ID || a[i].Ordinal != b[i].Ordinal || a[i].Last != b[i].Last {
+			return false
+		}
+	}
+	return len(a) == len(b)
+}
