@@ -116,7 +116,11 @@ type Async struct {
 	appending sync.Mutex
 	// closedWhy is why a line that finds the spool closed is dropped:
 	// close-timeout once Drain gave up (see closeSpool).
-	closedWhy         atomic.Pointer[string]
+	closedWhy atomic.Pointer[string]
+	// leaving: a handover began (HandOver, Leave); a line that finds the
+	// spool full or closed is the next worker's, if its reader can leave
+	// it in the pipe (LogOrLeave).
+	leaving           atomic.Bool
 	markers           atomic.Int64
 	replayed          atomic.Int64
 	corrupt, corruptB atomic.Int64
@@ -208,7 +212,28 @@ func (a *Async) Log(msg *logger.Message) error {
 
 // LogBorrowed is Log of a message the caller keeps: the ring and the
 // spool copy its line straight from the reader's buffer.
-func (a *Async) LogBorrowed(msg *logger.Message) error {
+func (a *Async) LogBorrowed(msg *logger.Message) error { return a.logBorrowed(msg, false) }
+
+// LogOrLeave is LogBorrowed for a reader that can leave a message in its
+// pipe (reader.Leaver): a spool closed for a handover (Leave) refuses it
+// uncounted, with an error that says so, and the next worker reads it
+// again. Blocked on a full spool with buffer-full=block when the
+// handover came, it would otherwise be lost.
+func (a *Async) LogOrLeave(msg *logger.Message) error { return a.logBorrowed(msg, true) }
+
+// HandOver readies a spool-mode run for a handover: a reader waiting for
+// room in a full spool (buffer-full=block) stops waiting and leaves its
+// line in its pipe (LogOrLeave), so that it ends, as a handover needs,
+// even with the sink down. Lines that find room are spooled as before.
+func (a *Async) HandOver() {
+	if a.spool == nil {
+		return
+	}
+	a.leaving.Store(true)
+	a.spool.Release()
+}
+
+func (a *Async) logBorrowed(msg *logger.Message, canLeave bool) error {
 	if a.ring != nil {
 		a.logRing(msg)
 		return nil
@@ -227,6 +252,12 @@ func (a *Async) LogBorrowed(msg *logger.Message) error {
 		why := diag.SpoolClosed
 		if w := a.closedWhy.Load(); w != nil {
 			why = *w
+		}
+		if canLeave && a.leaving.Load() {
+			return errLeft{}
+		}
+		if errors.Is(err, spool.ErrReleased) {
+			why = diag.SpoolClosed
 		}
 		a.lost(i, 0, 1, int64(len(rec.Line)), rec.Time, why)
 	}
@@ -694,6 +725,7 @@ func (a *Async) Leave(wait time.Duration) error {
 	}
 	// A consumer still running finds the spool closed: its ack fails,
 	// and the next worker hands its record out again.
+	a.leaving.Store(true)
 	_, err := a.closeSpool(diag.SpoolClosed)
 	return err
 }

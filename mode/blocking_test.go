@@ -1,6 +1,7 @@
 package mode
 
 import (
+	"errors"
 	"io"
 	"sync"
 	"testing"
@@ -90,5 +91,37 @@ func TestBlockingPastStop(t *testing.T) {
 	}
 	if got := count.Reason(diag.CloseTimeout); got != 3 || count.Dropped.Load() != 3 {
 		t.Fatalf("%d dropped (%d close-timeout), want 3", count.Dropped.Load(), got)
+	}
+}
+
+// TestBlockingHandOverLeaves: at a handover a message the driver refuses
+// goes back to a reader that can leave it in its pipe (LogOrLeave) with an
+// error that says so, counted neither delivered nor dropped, and a close
+// after counts nothing more; Log, whose reader cannot, keeps retrying.
+func TestBlockingHandOverLeaves(t *testing.T) {
+	count := &diag.Counters{}
+	stop := make(chan struct{})
+	d := &testDriver{down: true, entered: make(chan struct{}, 100)}
+	b := &Blocking{Driver: d, Count: count, Errors: diag.NewErrors(io.Discard), Stop: stop}
+	msg := logger.Message{Source: "stdout", Line: []byte("in flight")}
+	left, kept := make(chan error, 1), make(chan error, 1)
+	go func() { left <- b.LogOrLeave(&msg) }()
+	<-d.entered // refused once at least: retrying
+	b.HandOver()
+	err := <-left
+	var h interface{ Handover() bool }
+	if !errors.As(err, &h) || !h.Handover() {
+		t.Fatalf("LogOrLeave after HandOver returned %v, want a handover", err)
+	}
+	other := logger.NewMessage()
+	other.Source, other.Line = "stderr", append(other.Line, "no pipe"...)
+	go func() { kept <- b.Log(other) }()
+	<-d.entered
+	<-d.entered // retried after HandOver
+	b.Abandon()
+	close(stop)
+	<-kept
+	if count.Delivered.Load() != 0 || count.Dropped.Load() != 1 {
+		t.Fatalf("delivered %d dropped %d, want 0 and 1 (the message Log could not leave)", count.Delivered.Load(), count.Dropped.Load())
 	}
 }

@@ -49,6 +49,10 @@ type Blocking struct {
 	failing refusals
 	// leave: see LeaveToNext.
 	leave atomic.Bool
+	// handover is closed by HandOver.
+	handover     chan struct{}
+	handoverOnce sync.Once // makes handover
+	handedOver   sync.Once // closes it
 	// inFlight, per stream (Log is called by one reader each), is 1 +
 	// the bytes of the message Log is handing to the driver, 0 when there
 	// is none: whoever takes it first counts it, Log when the driver
@@ -116,6 +120,12 @@ func (r *refusals) since() time.Time {
 	return time.Time{}
 }
 
+// errLeft is LogOrLeave's refusal: a handover, not a loss (reader.Leaver).
+type errLeft struct{}
+
+func (errLeft) Error() string  { return "handing over: left to the next worker" }
+func (errLeft) Handover() bool { return true }
+
 // errStopped is Log's answer past close-timeout.
 var errStopped = errors.New("close-timeout passed: not delivered")
 
@@ -133,8 +143,37 @@ type saved struct {
 	attrs   []backend.LogAttr
 }
 
+// HandOver makes a message being retried, and any that fails from now
+// on, go back to a reader that can leave it in its pipe (LogOrLeave),
+// uncounted, for the next worker: a handover does not wait for a sink
+// that is down.
+func (b *Blocking) HandOver() { b.handedOver.Do(func() { close(b.handoverC()) }) }
+
+func (b *Blocking) handoverC() chan struct{} {
+	b.handoverOnce.Do(func() { b.handover = make(chan struct{}) })
+	return b.handover
+}
+
+// LogBorrowed is Log of a message the caller keeps: the driver gets a
+// message of its own, as Docker's drivers own what they are given.
+func (b *Blocking) LogBorrowed(msg *logger.Message) error { return b.log(b.own(msg), false) }
+
+// LogOrLeave is LogBorrowed for a reader that can leave a message in its
+// pipe (reader.Leaver): after HandOver a message the driver refuses is
+// left to the next worker, with an error that says so.
+func (b *Blocking) LogOrLeave(msg *logger.Message) error { return b.log(b.own(msg), true) }
+
+func (b *Blocking) own(msg *logger.Message) *logger.Message {
+	m := logger.NewMessage()
+	m.Line = append(m.Line[:0], msg.Line...)
+	m.Source, m.Timestamp, m.PLogMetaData, m.Attrs = msg.Source, msg.Timestamp, msg.PLogMetaData, msg.Attrs
+	return m
+}
+
 // Log delivers msg, retrying until the driver accepts it or Stop closes.
-func (b *Blocking) Log(msg *logger.Message) error {
+func (b *Blocking) Log(msg *logger.Message) error { return b.log(msg, false) }
+
+func (b *Blocking) log(msg *logger.Message, canLeave bool) error {
 	// Docker's drivers put the message back in the pool even when they
 	// fail, so keep what a retry needs before the first attempt.
 	s, _ := b.copies.Get().(*saved)
@@ -177,11 +216,33 @@ func (b *Blocking) Log(msg *logger.Message) error {
 			return err
 		default:
 		}
+		var handover chan struct{}
+		if canLeave {
+			handover = b.handoverC()
+		}
+		select {
+		case <-handover:
+			if b.inFlight[slot].Swap(0) == 0 {
+				return err // Abandon counted it
+			}
+			return errLeft{}
+		default:
+		}
 		d := wait.Next()
 		b.Errors.Printf("deliver %s line: %v (retrying in %v)", s.source, err, d)
-		if !backoff.Sleep(d, b.Stop) {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-b.Stop:
+			t.Stop()
 			b.abandon(slot)
 			return err
+		case <-handover:
+			t.Stop()
+			if b.inFlight[slot].Swap(0) == 0 {
+				return err
+			}
+			return errLeft{}
 		}
 		b.Count.Retries.Add(1)
 		msg = logger.NewMessage()

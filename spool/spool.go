@@ -71,6 +71,10 @@ const (
 // ErrClosed is returned by Next, Ack and Append after Close.
 var ErrClosed = errors.New("spool closed")
 
+// ErrReleased is returned by an Append that would wait for room (Block)
+// after Release.
+var ErrReleased = errors.New("spool full: no longer waiting for room")
+
 // Options configure a spool.
 type Options struct {
 	Dir     string
@@ -153,6 +157,7 @@ type Spool struct {
 	dirty       bool
 	dirtied     chan struct{} // SyncInterval: told when dirty is set
 	closed      bool
+	released    bool // see Release
 	finished    bool // no more appends: Next returns io.EOF once empty
 	nextName    int
 	rbuf        []byte
@@ -575,6 +580,9 @@ func (s *Spool) Append(rec *Record) error {
 		case Block:
 			if s.closed { // woken by Close: the caller counts it
 				return ErrClosed
+			}
+			if s.released {
+				return ErrReleased
 			}
 			if len(s.pending) > 0 {
 				// The consumer makes room only from what is written,
@@ -1033,6 +1041,16 @@ func (s *Spool) syncLoop() {
 			f.Sync() // outside the lock: appends go on meanwhile
 		}
 	}
+}
+
+// Release makes an Append waiting for room (Block), and any that would
+// wait from now on, return ErrReleased: a worker handing over to the next
+// stops waiting for a sink that may be down.
+func (s *Spool) Release() {
+	s.mu.Lock()
+	s.released = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
 }
 
 // Close writes what is buffered, fsyncs (unless SyncNever), wakes a

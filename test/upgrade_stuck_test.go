@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -237,4 +238,119 @@ func unansweredTCP(t *testing.T) string {
 		t.Fatalf("%s still completes connections: the test needs Linux's backlog behaviour", addr)
 	}
 	return addr
+}
+
+// TestUpgradeSpoolBlockFull: spool mode with buffer-full=block, the sink
+// down and the spool full, so a reader is blocked handing a line to the
+// spool when SIGHUP closes it for the next worker. The line, and what the
+// reader had read after it, stay in the pipe for the next worker: the
+// upgrade loses nothing. Before, they were dropped (spool-closed,
+// buffer-full), which block never does for room.
+func TestUpgradeSpoolBlockFull(t *testing.T) {
+	s, err := forward.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	s.Stop()
+	l := StartLogger(t, Env("upgradeblockfull0", map[string]string{
+		"mode": "spool", "spool-dir": t.TempDir(), "spool-max-size": "256k", "buffer-full": "block",
+		"close-timeout": "30s", "fluentd-address": s.URL(), "fluentd-request-ack": "true",
+	}), "fluentd")
+	// 4 MB of distinct lines: more than the spool and the pipe hold.
+	lines := Lines(strings.Repeat("l", 1000), 4000)
+	wrote := make(chan error, 1)
+	go func() {
+		var all bytes.Buffer
+		for _, line := range lines {
+			fmt.Fprintf(&all, "%s\n", line)
+		}
+		_, err := l.Stdout.Write(all.Bytes())
+		wrote <- err
+	}()
+	// The spool (256 KiB) full: its reader now waits on it with a line
+	// in hand.
+	Eventually(t, 20*time.Second, "the spool full", func() bool {
+		l.Cmd.Process.Signal(syscall.SIGUSR1)
+		time.Sleep(50 * time.Millisecond) // the stats line's way to stderr
+		if !strings.Contains(l.Errors(), "dockerlogger: stats ") {
+			return false
+		}
+		n, _ := strconv.Atoi(l.Stats(t)["lines_read"])
+		return n >= 250
+	})
+	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitStat(t, l, "upgrades", "1")
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the writer still blocked 60 s after the sink came back; stderr: %s", l.Errors())
+	}
+	l.Close()
+	if code := l.Wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+	}
+	if st := l.Stats(t); st["lines_dropped"] != "0" || st["restarts"] != "0" {
+		t.Errorf("lines_dropped=%s restarts=%s, want 0 and 0: %s", st["lines_dropped"], st["restarts"], l.Errors())
+	}
+	sinkSameLines(t, "at the sink", sinkLogs(s), lines)
+}
+
+// TestUpgradeBlockingSinkDown: in blocking mode a live upgrade does not
+// wait for the sink. The reader retrying a line the driver refuses (the
+// sink went down), or waiting for a driver never up, leaves it in the
+// pipe for the next worker, which delivers it once the sink is back:
+// nothing lost, nothing twice, in order. Before, the worker never handed
+// over while the sink was down.
+func TestUpgradeBlockingSinkDown(t *testing.T) {
+	for _, neverUp := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sink-down-mid-stream", true: "driver-never-up"}[neverUp], func(t *testing.T) {
+			var s *forward.Server
+			var l *Logger
+			var first []string
+			if neverUp {
+				var err error
+				if s, err = forward.Listen("tcp", "127.0.0.1:0"); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(s.Close)
+				s.Stop()
+				l = StartLogger(t, Env("blockingneverup01", map[string]string{
+					"mode": "blocking", "close-timeout": "30s", "fluentd-address": s.URL(), "fluentd-request-ack": "true",
+				}), "fluentd")
+			} else {
+				s, l, first = startThenOutage(t, "blockingupgrade01", map[string]string{"mode": "blocking", "close-timeout": "30s"})
+			}
+			held := Lines("held while the sink is down", 10)
+			WriteLines(t, l.Stdout, held)
+			Eventually(t, 20*time.Second, "the worker waiting on the sink", func() bool {
+				return strings.Contains(l.Errors(), "retrying")
+			})
+			if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			waitStat(t, l, "upgrades", "1")
+			if err := s.Start(); err != nil {
+				t.Fatal(err)
+			}
+			after := Lines("after the upgrade", 100)
+			WriteLines(t, l.Stdout, after)
+			l.Close()
+			if code := l.Wait(t, 60*time.Second); code != 0 {
+				t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+			}
+			if st := l.Stats(t); st["lines_dropped"] != "0" || st["restarts"] != "0" {
+				t.Errorf("lines_dropped=%s restarts=%s, want 0 and 0: %s", st["lines_dropped"], st["restarts"], l.Errors())
+			}
+			sinkSameLines(t, "at the sink", sinkLogs(s), append(append(append([]string{}, first...), held...), after...))
+		})
+	}
 }

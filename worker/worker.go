@@ -31,7 +31,12 @@ import (
 
 // The async modes copy what they keep of a line: the reader lends them its
 // buffer.
-var _ reader.Borrower = (*mode.Async)(nil)
+var (
+	_ reader.Borrower = (*mode.Async)(nil)
+	_ reader.Leaver   = (*mode.Async)(nil)
+	_ reader.Borrower = (*mode.Blocking)(nil)
+	_ reader.Leaver   = (*mode.Blocking)(nil)
+)
 
 // Worker is one run of the pipeline.
 type Worker struct {
@@ -432,6 +437,15 @@ func (r *run) stopReading() {
 	defer r.mu.Unlock()
 	r.handover = true
 	r.stopPeeks()
+	if r.async != nil {
+		r.async.HandOver()
+	}
+	if r.blocking != nil {
+		// A reader waiting for a driver that is not up, or retrying one
+		// that refuses, leaves its line to the next worker.
+		r.blocking.HandOver()
+		r.drv.Abandon()
+	}
 }
 
 // stopPeeks makes every peeking reader stop at a line boundary, leaving

@@ -92,6 +92,12 @@ func Children(pid int) []int {
 	return kids
 }
 
+// Parent returns the parent pid of pid, or 0 if it is gone.
+func Parent(pid int) int {
+	ppid, _, _ := stat(pid)
+	return ppid
+}
+
 // Alive says whether pid is a running process: not gone, not a zombie.
 func Alive(pid int) bool {
 	_, state, ok := stat(pid)
