@@ -125,3 +125,30 @@ func TestBlockingHandOverLeaves(t *testing.T) {
 		t.Fatalf("delivered %d dropped %d, want 0 and 1 (the message Log could not leave)", count.Delivered.Load(), count.Dropped.Load())
 	}
 }
+
+// TestBlockingLeaveToNextStopsReader: when the worker gives up on a failing
+// driver (LeaveToNext, then Stop), a reader that can leave its lines in
+// the pipe is told so for the line being retried and for every line it
+// hands over after, uncounted: a reader told only "not delivered" went on
+// and consumed its round, lines then neither delivered nor counted.
+func TestBlockingLeaveToNextStopsReader(t *testing.T) {
+	count := &diag.Counters{}
+	stop := make(chan struct{})
+	d := &testDriver{down: true, entered: make(chan struct{}, 100)}
+	b := &Blocking{Driver: d, Count: count, Errors: diag.NewErrors(io.Discard), Stop: stop}
+	done := make(chan error, 1)
+	go func() { done <- b.LogOrLeave(&logger.Message{Source: "stdout", Line: []byte("retried")}) }()
+	<-d.entered
+	b.LeaveToNext()
+	close(stop)
+	var h interface{ Handover() bool }
+	if err := <-done; !errors.As(err, &h) {
+		t.Fatalf("the line being retried: %v, want a handover", err)
+	}
+	if err := b.LogOrLeave(&logger.Message{Source: "stdout", Line: []byte("next")}); !errors.As(err, &h) {
+		t.Fatalf("the next line: %v, want a handover", err)
+	}
+	if count.Dropped.Load() != 0 || count.Delivered.Load() != 0 {
+		t.Fatalf("dropped %d delivered %d, want 0 and 0", count.Dropped.Load(), count.Delivered.Load())
+	}
+}

@@ -87,8 +87,14 @@ func streamSlot(source string) int {
 // LeaveToNext makes Stop leave the message being retried uncounted: the
 // worker gives its input up to the next worker (a driver failing for
 // failure-timeout), which reads the message again from the pipe and
-// delivers it. Counted as dropped it would be counted twice.
-func (b *Blocking) LeaveToNext() { b.leave.Store(true) }
+// delivers it. Counted as dropped it would be counted twice. A reader
+// that can leave it in its pipe (LogOrLeave) is told so, as at a
+// handover, and stops there: one that went on would consume the lines
+// after it, neither delivered nor counted.
+func (b *Blocking) LeaveToNext() {
+	b.leave.Store(true)
+	b.HandOver()
+}
 
 // stopped counts msg's n bytes as dropped at close-timeout, unless the
 // next worker delivers it (LeaveToNext).
@@ -191,8 +197,7 @@ func (b *Blocking) log(msg *logger.Message, canLeave bool) error {
 		// Past close-timeout the driver is not tried again: the lines
 		// left are counted at once, so the readers end before the
 		// worker's last count instead of racing it.
-		b.abandon(slot)
-		return errStopped
+		return b.giveUp(slot, canLeave, errStopped)
 	default:
 	}
 	wait := backoff.New(firstBackoff, maxBackoff)
@@ -210,22 +215,15 @@ func (b *Blocking) log(msg *logger.Message, canLeave bool) error {
 		if b.failing.refused() {
 			b.Failing.Poke()
 		}
-		select {
-		case <-b.Stop: // past close-timeout: no retry to announce
-			b.abandon(slot)
-			return err
-		default:
-		}
 		var handover chan struct{}
 		if canLeave {
 			handover = b.handoverC()
 		}
 		select {
+		case <-b.Stop: // past close-timeout: no retry to announce
+			return b.giveUp(slot, canLeave, err)
 		case <-handover:
-			if b.inFlight[slot].Swap(0) == 0 {
-				return err // Abandon counted it
-			}
-			return errLeft{}
+			return b.giveUp(slot, canLeave, err)
 		default:
 		}
 		d := wait.Next()
@@ -235,19 +233,39 @@ func (b *Blocking) log(msg *logger.Message, canLeave bool) error {
 		case <-t.C:
 		case <-b.Stop:
 			t.Stop()
-			b.abandon(slot)
-			return err
+			return b.giveUp(slot, canLeave, err)
 		case <-handover:
 			t.Stop()
-			if b.inFlight[slot].Swap(0) == 0 {
-				return err
-			}
-			return errLeft{}
+			return b.giveUp(slot, canLeave, err)
 		}
 		b.Count.Retries.Add(1)
 		msg = logger.NewMessage()
 		msg.Line = append(msg.Line, s.line...)
 		msg.Source, msg.Timestamp, msg.PLogMetaData, msg.Attrs = s.source, s.ts, s.partial, s.attrs
+	}
+}
+
+// giveUp ends Log for a message not delivered: left to the next worker if
+// the reader can leave it (canLeave) and the worker hands over (HandOver,
+// LeaveToNext), else counted as dropped at close-timeout (unless
+// LeaveToNext).
+func (b *Blocking) giveUp(slot int, canLeave bool, err error) error {
+	if canLeave && b.handingOver() {
+		if b.inFlight[slot].Swap(0) == 0 {
+			return err // Abandon counted it
+		}
+		return errLeft{}
+	}
+	b.abandon(slot)
+	return err
+}
+
+func (b *Blocking) handingOver() bool {
+	select {
+	case <-b.handoverC():
+		return true
+	default:
+		return false
 	}
 }
 

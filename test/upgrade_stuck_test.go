@@ -354,3 +354,36 @@ func TestUpgradeBlockingSinkDown(t *testing.T) {
 		})
 	}
 }
+
+// TestBlockingFailureTimeoutLeavesRound: in blocking mode a worker that
+// gives up on its failing driver (failure-timeout, on-failure=restart)
+// leaves to the next worker the line it was retrying and every line its
+// reader had read after it: the next worker delivers them all, once, in
+// order. Before, the reader, told only "not delivered", went on through
+// its round and consumed it from the pipe if it got there before the
+// worker's exit: under load the fault matrix lost 32 such lines ("sink
+// down mid-stream", blocking, an outage as long as failure-timeout).
+// That race is mode's TestBlockingLeaveToNextStopsReader; here the exit
+// wins it, so this checks the whole path, not the race.
+func TestBlockingFailureTimeoutLeavesRound(t *testing.T) {
+	s, l, first := startThenOutage(t, "blockingfailure01", map[string]string{
+		"mode": "blocking", "failure-timeout": "1s", "close-timeout": "30s",
+	})
+	// One write: the reader takes the whole round at once.
+	round := Lines("read in one round", 300)
+	WriteLines(t, l.Stdout, round)
+	Eventually(t, 20*time.Second, "the worker giving up", func() bool {
+		return strings.Contains(l.Errors(), "giving up (on-failure=restart)")
+	})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if code := l.Wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+	}
+	if st := l.Stats(t); st["lines_dropped"] != "0" {
+		t.Errorf("lines_dropped=%s, want 0: %s", st["lines_dropped"], l.Errors())
+	}
+	sinkSameLines(t, "at the sink", sinkLogs(s), append(append([]string{}, first...), round...))
+}
