@@ -245,6 +245,10 @@ func (t borrowingTee) LogBorrowed(msg *logger.Message) error {
 // did not leave it, or the next worker's cache would keep it again.
 type leavingTee struct{ borrowingTee }
 
+var _ reader.Leaver = leavingTee{}
+
+func (t leavingTee) FlushOrLeave() error { return t.next.(reader.Leaver).FlushOrLeave() }
+
 func (t leavingTee) LogOrLeave(msg *logger.Message) error {
 	err := t.next.(reader.Leaver).LogOrLeave(msg)
 	var h interface{ Handover() bool }

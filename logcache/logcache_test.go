@@ -91,6 +91,7 @@ func (handover) Handover() bool { return true }
 
 func (s *leaveSink) Log(m *logger.Message) error         { logger.PutMessage(m); return nil }
 func (s *leaveSink) LogBorrowed(m *logger.Message) error { return nil }
+func (s *leaveSink) FlushOrLeave() error                 { return nil }
 func (s *leaveSink) LogOrLeave(m *logger.Message) error {
 	s.n++
 	if s.n%2 == 0 {

@@ -290,6 +290,10 @@ func (a *Async) logRing(msg *logger.Message) {
 }
 
 // Flush writes what the spool buffered (and fsyncs with spool-sync=always).
+// FlushOrLeave is Flush (reader.Leaver): what the ring or spool took is
+// this worker's to deliver or count.
+func (a *Async) FlushOrLeave() error { return a.Flush() }
+
 func (a *Async) Flush() error {
 	if a.spool == nil {
 		return nil

@@ -12,33 +12,41 @@ import (
 )
 
 // TestBlockingStopCounts: a message still refused when Stop closes is
-// dropped and counted (close-timeout), unless the worker leaves it to the
-// next one (LeaveToNext: it stays in the pipe and is delivered again),
-// where counting it would count it twice.
+// dropped and counted (close-timeout), unless the worker hands over and
+// its reader leaves the message in its pipe (HandOver, LogOrLeave: the
+// next worker delivers it, and counting it would count it twice). A
+// reader that cannot leave it (Log) has it counted, handover or not: it
+// is consumed.
 func TestBlockingStopCounts(t *testing.T) {
-	for _, leave := range []bool{false, true} {
+	for _, tc := range []struct {
+		handOver, canLeave bool
+		want               int64
+	}{{false, false, 1}, {false, true, 1}, {true, false, 1}, {true, true, 0}} {
 		count := &diag.Counters{}
 		stop := make(chan struct{})
-		d := &testDriver{down: true, entered: make(chan struct{}, 100)}
+		d := &testDriver{down: true, entered: make(chan struct{}, 100), gate: make(chan struct{})}
 		b := &Blocking{Driver: d, Count: count, Errors: diag.NewErrors(io.Discard), Stop: stop}
 		done := make(chan error, 1)
-		msg := logger.NewMessage()
-		msg.Line = append(msg.Line, "in flight"...)
-		go func() { done <- b.Log(msg) }()
-		<-d.entered // refused once at least: retrying
-		if leave {
-			b.LeaveToNext()
+		msg := logger.Message{Source: "stdout", Line: []byte("in flight")}
+		go func() {
+			if tc.canLeave {
+				done <- b.LogOrLeave(&msg)
+			} else {
+				done <- b.Log(b.own(&msg))
+			}
+		}()
+		<-d.entered // in the driver call, which does not return yet
+		if tc.handOver {
+			b.HandOver()
 		}
 		close(stop)
+		b.Abandon() // the worker's last count: the call still has not returned
+		close(d.gate)
 		if err := <-done; err == nil {
 			t.Fatal("Log accepted a message the driver refused")
 		}
-		want := int64(1)
-		if leave {
-			want = 0
-		}
-		if got := count.Dropped.Load(); got != want || count.Reason(diag.CloseTimeout) != want {
-			t.Fatalf("leave=%v: %d dropped (%d close-timeout), want %d", leave, got, count.Reason(diag.CloseTimeout), want)
+		if got := count.Dropped.Load(); got != tc.want || count.Reason(diag.CloseTimeout) != tc.want {
+			t.Fatalf("%+v: %d dropped (%d close-timeout), want %d", tc, got, count.Reason(diag.CloseTimeout), tc.want)
 		}
 	}
 }
@@ -126,12 +134,12 @@ func TestBlockingHandOverLeaves(t *testing.T) {
 	}
 }
 
-// TestBlockingLeaveToNextStopsReader: when the worker gives up on a failing
-// driver (LeaveToNext, then Stop), a reader that can leave its lines in
+// TestBlockingHandOverStopsReader: when the worker gives up on a failing
+// driver (HandOver, then Stop), a reader that can leave its lines in
 // the pipe is told so for the line being retried and for every line it
 // hands over after, uncounted: a reader told only "not delivered" went on
 // and consumed its round, lines then neither delivered nor counted.
-func TestBlockingLeaveToNextStopsReader(t *testing.T) {
+func TestBlockingHandOverStopsReader(t *testing.T) {
 	count := &diag.Counters{}
 	stop := make(chan struct{})
 	d := &testDriver{down: true, entered: make(chan struct{}, 100)}
@@ -139,7 +147,7 @@ func TestBlockingLeaveToNextStopsReader(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- b.LogOrLeave(&logger.Message{Source: "stdout", Line: []byte("retried")}) }()
 	<-d.entered
-	b.LeaveToNext()
+	b.HandOver()
 	close(stop)
 	var h interface{ Handover() bool }
 	if err := <-done; !errors.As(err, &h) {

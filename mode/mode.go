@@ -38,6 +38,12 @@ type Blocking struct {
 	// Stop gives up on messages not yet accepted: they are dropped and
 	// counted as "close-timeout".
 	Stop <-chan struct{}
+	// KeepsUnflushed, if set, says whether the driver keeps what a failed
+	// Flush did not write and writes it when it closes (json-file, local;
+	// asked when needed: the driver comes up after the mode is made):
+	// FlushOrLeave then never leaves a round, which the next worker
+	// would write again.
+	KeepsUnflushed func() bool
 
 	copies sync.Pool
 	// Failing is poked when the driver starts refusing every message:
@@ -47,7 +53,7 @@ type Blocking struct {
 
 	// failing: see FailingSince.
 	failing refusals
-	// leave: see LeaveToNext.
+	// leave: see HandOver.
 	leave atomic.Bool
 	// handover is closed by HandOver.
 	handover     chan struct{}
@@ -56,14 +62,20 @@ type Blocking struct {
 	// inFlight, per stream (Log is called by one reader each), is 1 +
 	// the bytes of the message Log is handing to the driver, 0 when there
 	// is none: whoever takes it first counts it, Log when the driver
-	// answers or Stop closes, or Abandon.
+	// answers or Stop closes, or Abandon (leftInFlight when Abandon left
+	// it to the next worker).
 	inFlight [2]atomic.Int64
+	// leavable, per stream, says whether the message in flight came from
+	// a reader that leaves what is not delivered in its pipe (LogOrLeave).
+	leavable [2]atomic.Bool
 }
 
 // Abandon counts as dropped (close-timeout) the message Log is handing to
 // the driver, if any, for a worker that must exit now: a driver call that
 // does not return would leave it counted read and neither delivered nor
-// dropped. A line the driver then takes all the same is counted dropped.
+// dropped. After HandOver, a message whose reader leaves it in its pipe
+// is left to the next worker instead. A line the driver then takes all
+// the same stays counted dropped (or, left, is counted delivered).
 func (b *Blocking) Abandon() {
 	for i := range b.inFlight {
 		b.abandon(i)
@@ -71,10 +83,28 @@ func (b *Blocking) Abandon() {
 }
 
 func (b *Blocking) abandon(stream int) {
-	if v := b.inFlight[stream].Swap(0); v > 0 {
-		b.stopped(v - 1)
+	slot := &b.inFlight[stream]
+	for {
+		v := slot.Load()
+		switch {
+		case v <= 0:
+			return
+		case b.leave.Load() && b.leavable[stream].Load():
+			// Its reader leaves it in the pipe: the next worker delivers
+			// it, and counted it would be counted twice.
+			if slot.CompareAndSwap(v, leftInFlight) {
+				return
+			}
+		case slot.CompareAndSwap(v, 0):
+			b.Count.Drop(diag.CloseTimeout, 1, v-1)
+			return
+		}
 	}
 }
+
+// leftInFlight is inFlight once Abandon has left the message to the next
+// worker, uncounted (see HandOver).
+const leftInFlight = -1
 
 // streamSlot is msg's slot in inFlight.
 func streamSlot(source string) int {
@@ -82,26 +112,6 @@ func streamSlot(source string) int {
 		return 1
 	}
 	return 0
-}
-
-// LeaveToNext makes Stop leave the message being retried uncounted: the
-// worker gives its input up to the next worker (a driver failing for
-// failure-timeout), which reads the message again from the pipe and
-// delivers it. Counted as dropped it would be counted twice. A reader
-// that can leave it in its pipe (LogOrLeave) is told so, as at a
-// handover, and stops there: one that went on would consume the lines
-// after it, neither delivered nor counted.
-func (b *Blocking) LeaveToNext() {
-	b.leave.Store(true)
-	b.HandOver()
-}
-
-// stopped counts msg's n bytes as dropped at close-timeout, unless the
-// next worker delivers it (LeaveToNext).
-func (b *Blocking) stopped(n int64) {
-	if !b.leave.Load() {
-		b.Count.Drop(diag.CloseTimeout, 1, n)
-	}
 }
 
 // FailingSince returns when the driver began refusing every message, or
@@ -149,11 +159,19 @@ type saved struct {
 	attrs   []backend.LogAttr
 }
 
-// HandOver makes a message being retried, and any that fails from now
-// on, go back to a reader that can leave it in its pipe (LogOrLeave),
-// uncounted, for the next worker: a handover does not wait for a sink
-// that is down.
-func (b *Blocking) HandOver() { b.handedOver.Do(func() { close(b.handoverC()) }) }
+// HandOver gives the input up to the next worker (a live upgrade, or a
+// driver failing for failure-timeout), which reads again from the pipe
+// what this one did not deliver. A message being retried, and any that
+// fails from now on, goes back to a reader that can leave it in its pipe
+// (LogOrLeave), which stops there: a handover does not wait for a sink
+// that is down, and a reader that went on would consume the lines after
+// it, neither delivered nor counted. A message Stop or Abandon ends (a
+// driver call that never returns) is not counted dropped: the next worker
+// delivers it, and counted it would be counted twice.
+func (b *Blocking) HandOver() {
+	b.leave.Store(true)
+	b.handedOver.Do(func() { close(b.handoverC()) })
+}
 
 func (b *Blocking) handoverC() chan struct{} {
 	b.handoverOnce.Do(func() { b.handover = make(chan struct{}) })
@@ -191,6 +209,7 @@ func (b *Blocking) log(msg *logger.Message, canLeave bool) error {
 	s.source, s.ts, s.partial, s.attrs = msg.Source, msg.Timestamp, msg.PLogMetaData, msg.Attrs
 	n := int64(len(s.line))
 	slot := streamSlot(s.source)
+	b.leavable[slot].Store(canLeave)
 	b.inFlight[slot].Store(n + 1)
 	select {
 	case <-b.Stop:
@@ -205,7 +224,7 @@ func (b *Blocking) log(msg *logger.Message, canLeave bool) error {
 		err := b.Driver.Log(msg)
 		if err == nil {
 			b.failing.accepted()
-			if b.inFlight[slot].Swap(0) > 0 { // else Abandon counted it
+			if b.inFlight[slot].Swap(0) != 0 { // else Abandon counted it dropped
 				b.Count.Delivered.Add(1)
 				b.Count.DeliveredBytes.Add(n)
 			}
@@ -246,13 +265,12 @@ func (b *Blocking) log(msg *logger.Message, canLeave bool) error {
 }
 
 // giveUp ends Log for a message not delivered: left to the next worker if
-// the reader can leave it (canLeave) and the worker hands over (HandOver,
-// LeaveToNext), else counted as dropped at close-timeout (unless
-// LeaveToNext).
+// the reader can leave it (canLeave) and the worker hands over
+// (HandOver), else counted as dropped at close-timeout.
 func (b *Blocking) giveUp(slot int, canLeave bool, err error) error {
 	if canLeave && b.handingOver() {
 		if b.inFlight[slot].Swap(0) == 0 {
-			return err // Abandon counted it
+			return err // Abandon counted it dropped
 		}
 		return errLeft{}
 	}
@@ -273,7 +291,18 @@ func (b *Blocking) handingOver() bool {
 // fails (a full disk under json-file, which keeps what it could not
 // write): the reader consumes its input only after a flush, so in
 // blocking mode the application waits instead of a line being lost.
-func (b *Blocking) Flush() error {
+func (b *Blocking) Flush() error { return b.flush(false) }
+
+// FlushOrLeave is Flush for a reader that can leave its round in its pipe
+// (reader.Leaver): after HandOver a flush that fails leaves the round to
+// the next worker instead of retrying, so that a handover does not wait
+// for a sink that is down. What the driver holds of it then is neither
+// delivered nor dropped: the next worker delivers it (the worker's
+// countUnsent).
+func (b *Blocking) FlushOrLeave() error { return b.flush(true) }
+
+func (b *Blocking) flush(canLeave bool) error {
+	canLeave = canLeave && (b.KeepsUnflushed == nil || !b.KeepsUnflushed())
 	wait := backoff.New(firstBackoff, maxBackoff)
 	for {
 		err := b.Driver.Flush()
@@ -287,6 +316,9 @@ func (b *Blocking) Flush() error {
 		if b.failing.refused() {
 			b.Failing.Poke()
 		}
+		if canLeave && b.handingOver() {
+			return errLeft{}
+		}
 		select {
 		case <-b.Stop: // past close-timeout: what is left is counted at close
 			return err
@@ -294,8 +326,19 @@ func (b *Blocking) Flush() error {
 		}
 		d := wait.Next()
 		b.Errors.Printf("flush: %v (retrying in %v)", err, d)
-		if !backoff.Sleep(d, b.Stop) {
+		var handover chan struct{}
+		if canLeave {
+			handover = b.handoverC()
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-b.Stop:
+			t.Stop()
 			return err
+		case <-handover:
+			t.Stop()
+			return errLeft{}
 		}
 		b.Count.Retries.Add(1)
 	}

@@ -42,10 +42,13 @@ type Borrower interface {
 // sink is a Borrower, else as Log does; it may return an error that says
 // it is a handover (Handover() true), having counted nothing, and the
 // reader then leaves the message and what follows it in its source for
-// the next worker. The reader calls it only when it can: its source is a
-// Committer.
+// the next worker. FlushOrLeave is Flush that may return such an error
+// when what the round handed over is not delivered: the reader then
+// commits nothing of the round, and the next worker reads it again. The
+// reader calls them only when it can: its source is a Committer.
 type Leaver interface {
 	LogOrLeave(*logger.Message) error
+	FlushOrLeave() error
 }
 
 // Flusher is a Sink that buffers: Flush is called each time the reader has
@@ -328,7 +331,10 @@ func (r *Reader) Copy(src io.Reader) error {
 // commit flushes the sink and then tells the source that the first p bytes
 // of this round were delivered.
 func (r *Reader) commit(c Committer, p int) error {
-	r.flush()
+	if err := r.flush(); isHandover(err) {
+		// Not delivered, and left to the next worker: the whole round.
+		return ErrStopped
+	}
 	if c == nil || p == 0 {
 		return nil
 	}
@@ -350,10 +356,14 @@ func (r *Reader) commit(c Committer, p int) error {
 	return nil
 }
 
-func (r *Reader) flush() {
-	if r.flusher != nil {
-		r.flusher.Flush()
+func (r *Reader) flush() error {
+	switch {
+	case r.leaver != nil:
+		return r.leaver.FlushOrLeave()
+	case r.flusher != nil:
+		return r.flusher.Flush()
 	}
+	return nil
 }
 
 // emit hands one message to the sink. end says whether line ends a line

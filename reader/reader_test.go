@@ -517,6 +517,8 @@ type handover struct{}
 func (handover) Error() string  { return "left" }
 func (handover) Handover() bool { return true }
 
+func (s *leavingSink) FlushOrLeave() error { return nil }
+
 func (s *leavingSink) LogOrLeave(m *logger.Message) error {
 	if s.n == s.leave {
 		return handover{}
@@ -577,4 +579,25 @@ func sameIDs(a, b []rec) bool {
 		}
 	}
 	return len(a) == len(b)
+}
+
+// unflushedSink takes every message but cannot flush the round: a
+// handover with the sink down (reader.Leaver's FlushOrLeave).
+type unflushedSink struct{ leavingSink }
+
+func (s *unflushedSink) FlushOrLeave() error { return handover{} }
+
+// TestUnflushedRoundStaysInSource: a round the sink cannot flush at a
+// handover is not committed: Copy stops, and the next worker reads it
+// all again.
+func TestUnflushedRoundStaysInSource(t *testing.T) {
+	src := &committing{data: []byte("one\ntwo\nthree\n"), max: 100}
+	s := &unflushedSink{leavingSink{leave: -1}}
+	r := &reader.Reader{Source: "stdout", Sink: s}
+	if err := r.Copy(src); !errors.Is(err, reader.ErrStopped) {
+		t.Fatalf("Copy returned %v, want ErrStopped", err)
+	}
+	if src.committed != 0 || len(s.msgs) != 3 {
+		t.Fatalf("%d bytes committed, %d messages handed over; want 0 and 3", src.committed, len(s.msgs))
+	}
 }

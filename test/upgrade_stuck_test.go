@@ -22,13 +22,15 @@ import (
 // sink gone, and Docker's default fluentd retries: a Log that does not
 // return for hours). The worker hands over at once, without the line
 // stuck in the driver: in spool mode it stays in the spool and the next
-// worker delivers it; in non-blocking mode it is counted dropped. The
+// worker delivers it; in blocking mode it stays in the pipe (after a
+// second in the call) and the next worker delivers it; in non-blocking
+// mode it is counted dropped. The
 // upgrade is an upgrade, not a failure (no restart). Before, the worker
 // waited on the driver until close-timeout, then exited 1: counted as a
 // crash, while the application waited (spool) or the supervisor dropped
 // what it wrote (non-blocking).
 func TestUpgradeDriverStuck(t *testing.T) {
-	for _, mode := range []string{"spool", "non-blocking"} {
+	for _, mode := range []string{"spool", "non-blocking", "blocking"} {
 		t.Run(mode, func(t *testing.T) {
 			opts := map[string]string{"mode": mode, "close-timeout": "30s",
 				// Docker's defaults: retry for ever, a second apart.
@@ -39,7 +41,11 @@ func TestUpgradeDriverStuck(t *testing.T) {
 			s, l, first := startThenOutage(t, "upgradestuck0123", opts)
 			held := Lines("held while the sink is down", 20)
 			WriteLines(t, l.Stdout, held)
-			waitStat(t, l, "lines_read", "21")
+			read := "21"
+			if mode == "blocking" {
+				read = "2" // the reader waits in the driver call with the first
+			}
+			waitStat(t, l, "lines_read", read)
 			if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 				t.Fatal(err)
 			}
@@ -47,10 +53,13 @@ func TestUpgradeDriverStuck(t *testing.T) {
 			wrote := make(chan struct{})
 			go func() { defer close(wrote); WriteLines(t, l.Stdout, during) }()
 			waitStat(t, l, "upgrades", "1")
-			<-wrote
+			if mode != "blocking" {
+				<-wrote // in blocking mode the writer waits for the sink
+			}
 			if err := s.Start(); err != nil {
 				t.Fatal(err)
 			}
+			<-wrote
 			after := Lines("after the upgrade", 100)
 			WriteLines(t, l.Stdout, after)
 			l.Close()
@@ -63,9 +72,9 @@ func TestUpgradeDriverStuck(t *testing.T) {
 			}
 			want := append(append(append(append([]string{}, first...), held...), during...), after...)
 			got := sinkLogs(s)
-			if mode == "spool" {
+			if mode != "non-blocking" {
 				if st["lines_dropped"] != "0" {
-					t.Errorf("lines_dropped=%s in spool mode: %s", st["lines_dropped"], l.Errors())
+					t.Errorf("lines_dropped=%s in %s mode: %s", st["lines_dropped"], mode, l.Errors())
 				}
 				sinkSameLines(t, "at the sink", got, want)
 				return
@@ -363,7 +372,7 @@ func TestUpgradeBlockingSinkDown(t *testing.T) {
 // its round and consumed it from the pipe if it got there before the
 // worker's exit: under load the fault matrix lost 32 such lines ("sink
 // down mid-stream", blocking, an outage as long as failure-timeout).
-// That race is mode's TestBlockingLeaveToNextStopsReader; here the exit
+// That race is mode's TestBlockingHandOverStopsReader; here the exit
 // wins it, so this checks the whole path, not the race.
 func TestBlockingFailureTimeoutLeavesRound(t *testing.T) {
 	s, l, first := startThenOutage(t, "blockingfailure01", map[string]string{

@@ -168,7 +168,8 @@ func (w *Worker) Run() error {
 		return err
 	}
 	if c.Options.Mode == config.Blocking {
-		r.blocking = &mode.Blocking{Driver: r.drv, Count: w.Count, Errors: w.Errors, Stop: r.ctx.Done()}
+		r.blocking = &mode.Blocking{Driver: r.drv, Count: w.Count, Errors: w.Errors, Stop: r.ctx.Done(),
+			KeepsUnflushed: r.drv.WritesFiles}
 		r.sink = r.blocking
 	} else {
 		o := c.Options
@@ -525,22 +526,39 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 		r.abandon()
 		last = time.After(lastChance)
 	}
+	inputsEnded := func() {
+		if r.handingOver() {
+			// Nobody reads the pipes now: the supervisor may keep
+			// room in them until the next worker does.
+			// (A supervisor older than this byte stopped listening
+			// after the ready byte: EPIPE.)
+			if err := r.Ready.Say(protocol.StoppedByte); err != nil && !errors.Is(err, syscall.EPIPE) {
+				r.Errors.Printf("%v", err)
+			}
+		}
+		if deadline == nil {
+			deadline = time.After(r.o.CloseTimeout)
+		}
+		drain()
+	}
+	// stuck fires handoverStuck after a handover request in blocking
+	// mode: a reader still in a driver call then is left behind.
+	var stuck <-chan time.Time
 	for {
 		select {
+		case <-stuck:
+			stuck = nil
+			if ph > closing {
+				continue
+			}
+			// Its line stays in the pipe (uncommitted) for the next
+			// worker, and is not counted (Blocking.HandOver); if the call
+			// ends before this process does, the reader stops at its
+			// next line.
+			r.Errors.Printf("a reader still in a %s driver call after %v: handing over without it", r.Config.Driver, handoverStuck)
+			inputsEnded()
 		case <-inputsDone:
-			if r.handingOver() {
-				// Nobody reads the pipes now: the supervisor may keep
-				// room in them until the next worker does.
-				// (A supervisor older than this byte stopped listening
-				// after the ready byte: EPIPE.)
-				if err := r.Ready.Say(protocol.StoppedByte); err != nil && !errors.Is(err, syscall.EPIPE) {
-					r.Errors.Printf("%v", err)
-				}
-			}
-			if deadline == nil {
-				deadline = time.After(r.o.CloseTimeout)
-			}
-			drain()
+			inputsEnded()
 		case <-check:
 			failing := r.failing(started)
 			if ph == reading && failing >= r.o.FailureTimeout && (r.Supervised == nil || !r.Supervised()) {
@@ -552,7 +570,7 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 				r.Errors.Printf("%s driver failing for %v: giving up (on-failure=%s)", r.Config.Driver, r.o.FailureTimeout, r.o.OnFailure)
 				if r.blocking != nil && r.Peek {
 					// The line being retried stays in the pipe, uncommitted.
-					r.blocking.LeaveToNext()
+					r.blocking.HandOver()
 				}
 				r.writeStats()
 				return ErrDriverFailed
@@ -647,6 +665,12 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 			case syscall.SIGUSR2:
 				if ph <= closing {
 					r.stopReading()
+					// Not for a driver that writes files: its Close
+					// writes what a reader waiting to flush has not
+					// committed, which the next worker would write again.
+					if r.blocking != nil && !r.drv.WritesFiles() && stuck == nil {
+						stuck = time.After(handoverStuck)
+					}
 				}
 			case syscall.SIGTERM, syscall.SIGINT:
 				if ph == reading {
@@ -689,6 +713,10 @@ func (r *run) drainAndClose() <-chan error {
 const (
 	spoolHandoverAck = 50 * time.Millisecond
 	handoverClose    = time.Second
+	// handoverStuck: how long a blocking-mode reader may stay in one
+	// driver call (Docker's fluentd retries for hours against a sink
+	// that is gone) before the handover goes on without it.
+	handoverStuck = time.Second
 )
 
 // handOver ends a run stopped for a handover: what the mode holds is
@@ -797,6 +825,12 @@ func (r *run) countUnsent() {
 	}
 	r.Count.Delivered.Add(-n)
 	r.Count.DeliveredBytes.Add(-b)
+	if r.blocking != nil && r.handingOver() {
+		// A blocking-mode reader commits a round only once the driver
+		// has delivered it all (Flush): what the driver still holds is
+		// in the pipe, for the next worker (Blocking.FlushOrLeave).
+		return
+	}
 	if r.o.Mode == config.Spool && r.drv.Flushes() {
 		r.Count.AddSpooled(n)
 		return
