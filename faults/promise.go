@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/joyent/dockerlogger/internal/logproc"
 )
 
 // The faults of the logger's promises that are not a sink's: lines the pipe
@@ -50,6 +52,28 @@ func promiseFaults() []fault {
 					return fmt.Errorf("no worker failed while the spool was held")
 				}
 				return s.neverBlocked(10 * time.Millisecond)
+			},
+		},
+		{
+			name: "SIGHUP while the sink is down", rsyslog: true, rsyslogShort: []string{"blocking"}, short: true,
+			notes: "the sink goes down, SIGHUP: the upgrade happens while it is down (what waits on the sink stays in the pipe for the next worker), then the sink comes back",
+			run: func(e *env, s *session) error {
+				done := bg(s.out, rate*6, rate)
+				time.Sleep(time.Second)
+				s.net.Stop()
+				time.Sleep(500 * time.Millisecond)
+				s.l.Cmd.Process.Signal(syscall.SIGHUP)
+				if err := waitFor(10*time.Second, "the upgrade with the sink down", func() bool {
+					s.l.Cmd.Process.Signal(syscall.SIGUSR1)
+					st, _, _ := logproc.Stats(s.l.Stderr.Bytes())
+					return st["upgrades"] >= 1
+				}); err != nil {
+					return err
+				}
+				if err := s.net.Start(); err != nil {
+					return err
+				}
+				return <-done
 			},
 		},
 		{
