@@ -251,8 +251,7 @@ func (t leavingTee) FlushOrLeave() error { return t.next.(reader.Leaver).FlushOr
 
 func (t leavingTee) LogOrLeave(msg *logger.Message) error {
 	err := t.next.(reader.Leaver).LogOrLeave(msg)
-	var h interface{ Handover() bool }
-	if errors.As(err, &h) && h.Handover() {
+	if err != nil && reader.IsHandover(err) {
 		return err
 	}
 	t.c.add(msg)

@@ -114,9 +114,6 @@ type Async struct {
 	// either in the spool and in spooled, or refused and dropped, never
 	// both or neither.
 	appending sync.Mutex
-	// closedWhy is why a line that finds the spool closed is dropped:
-	// close-timeout once Drain gave up (see closeSpool).
-	closedWhy atomic.Pointer[string]
 	// leaving: a handover began (HandOver, Leave); a line that finds the
 	// spool full or closed is the next worker's, if its reader can leave
 	// it in the pipe (LogOrLeave).
@@ -249,14 +246,13 @@ func (a *Async) logBorrowed(msg *logger.Message, canLeave bool) error {
 	err := a.spool.Append(&rec)
 	if err != nil {
 		a.spooled.Add(-1)
-		why := diag.SpoolClosed
-		if w := a.closedWhy.Load(); w != nil {
-			why = *w
-		}
-		if canLeave && a.leaving.Load() {
-			return errLeft{}
-		}
-		if errors.Is(err, spool.ErrReleased) {
+		// Refused by a spool closing (or no longer waiting for room)
+		// for a handover, or closed past close-timeout.
+		why := diag.CloseTimeout
+		if a.leaving.Load() {
+			if canLeave {
+				return errLeft{}
+			}
 			why = diag.SpoolClosed
 		}
 		a.lost(i, 0, 1, int64(len(rec.Line)), rec.Time, why)
@@ -730,7 +726,7 @@ func (a *Async) Leave(wait time.Duration) error {
 	// A consumer still running finds the spool closed: its ack fails,
 	// and the next worker hands its record out again.
 	a.leaving.Store(true)
-	_, err := a.closeSpool(diag.SpoolClosed)
+	_, err := a.closeSpool()
 	return err
 }
 
@@ -806,7 +802,7 @@ func (a *Async) Drain(ctx context.Context) error {
 			}
 			// Not lost: the next logger on this spool-dir delivers them.
 			held := a.spool.Len()
-			n, cerr := a.closeSpool(diag.CloseTimeout)
+			n, cerr := a.closeSpool()
 			err = fmt.Errorf("drain: %w: %d lines (%d bytes) left in spool %s for the next start", why, n, held, a.cfg.SpoolDir)
 			if cerr != nil {
 				err = fmt.Errorf("%w; %w", err, cerr)
@@ -818,8 +814,6 @@ func (a *Async) Drain(ctx context.Context) error {
 	if a.spool != nil {
 		// Delivered whole: nothing is left to count, unless a reader
 		// past close-timeout still brings lines, which are dropped.
-		why := diag.CloseTimeout
-		a.closedWhy.Store(&why)
 		if cerr := a.spool.Close(); err == nil && cerr != nil {
 			err = cerr
 		}
@@ -829,9 +823,9 @@ func (a *Async) Drain(ctx context.Context) error {
 
 // closeSpool closes the spool and counts what it holds as spooled. A line
 // a reader hands it from now on (one blocked on a full spool, or read
-// past close-timeout) is dropped as why.
-func (a *Async) closeSpool(why string) (spooled int64, err error) {
-	a.closedWhy.Store(&why)
+// past close-timeout) is dropped as close-timeout's, or left to the next
+// worker at a handover (logBorrowed).
+func (a *Async) closeSpool() (spooled int64, err error) {
 	err = a.spool.Close()
 	// After the appenders the close woke have counted their lines.
 	a.appending.Lock()

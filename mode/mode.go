@@ -302,7 +302,6 @@ func (b *Blocking) Flush() error { return b.flush(false) }
 func (b *Blocking) FlushOrLeave() error { return b.flush(true) }
 
 func (b *Blocking) flush(canLeave bool) error {
-	canLeave = canLeave && (b.KeepsUnflushed == nil || !b.KeepsUnflushed())
 	wait := backoff.New(firstBackoff, maxBackoff)
 	for {
 		err := b.Driver.Flush()
@@ -315,6 +314,9 @@ func (b *Blocking) flush(canLeave bool) error {
 		// container is gone, run from here.
 		if b.failing.refused() {
 			b.Failing.Poke()
+		}
+		if canLeave && b.KeepsUnflushed != nil && b.KeepsUnflushed() {
+			canLeave = false // asked on failure only: the driver is up by then
 		}
 		if canLeave && b.handingOver() {
 			return errLeft{}

@@ -192,9 +192,10 @@ type stopped struct{}
 func (stopped) Error() string  { return "reading stopped for handover" }
 func (stopped) Handover() bool { return true }
 
-// isHandover recognises ErrStopped and any source's error that says it is
-// a handover (pipepeek.ErrStopped), without importing the source's package.
-func isHandover(err error) bool {
+// IsHandover recognises ErrStopped and any error that says it is a
+// handover (pipepeek.ErrStopped, a Leaver's refusal), without importing
+// the package that made it.
+func IsHandover(err error) bool {
 	var h interface{ Handover() bool }
 	return errors.As(err, &h) && h.Handover()
 }
@@ -278,7 +279,7 @@ func (r *Reader) Copy(src io.Reader) error {
 			return ErrStopped
 		}
 		if err != nil {
-			stopped := isHandover(err)
+			stopped := IsHandover(err)
 			switch {
 			case stopped && committer != nil:
 				// The rest stays in the pipe for the next worker.
@@ -331,7 +332,7 @@ func (r *Reader) Copy(src io.Reader) error {
 // commit flushes the sink and then tells the source that the first p bytes
 // of this round were delivered.
 func (r *Reader) commit(c Committer, p int) error {
-	if err := r.flush(); isHandover(err) {
+	if err := r.flush(); IsHandover(err) {
 		// Not delivered, and left to the next worker: the whole round.
 		return ErrStopped
 	}
@@ -433,7 +434,7 @@ func (r *Reader) emit(line []byte, ts time.Time, end bool, upto int) {
 	case r.leaver != nil:
 		partial := msg.PLogMetaData != nil // a sink that owns msg may reuse it
 		err = r.leaver.LogOrLeave(msg)
-		if err != nil && isHandover(err) {
+		if err != nil && IsHandover(err) {
 			// Left for the next worker, which reads it again: as if
 			// never read here.
 			r.uncountRead(partial, line)
