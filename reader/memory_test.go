@@ -17,7 +17,10 @@ type pausing struct {
 	data                 []byte
 	read, committed      int
 	max, window, pauseAt int
-	paused, goOn         chan struct{}
+	// beyond: reads are not held to the window (as tee(2) on a pipe
+	// returns all it holds, however far past the window)
+	beyond       bool
+	paused, goOn chan struct{}
 }
 
 func (p *pausing) Read(b []byte) (int, error) {
@@ -30,7 +33,7 @@ func (p *pausing) Read(b []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n := min(len(b), p.max, len(p.data)-p.read)
-	if p.window > 0 {
+	if p.window > 0 && !p.beyond {
 		n = min(n, p.window-(p.read-p.committed))
 	}
 	if p.read < p.pauseAt {
@@ -46,11 +49,15 @@ func (p *pausing) Commit(n int) error { p.committed += n; return nil }
 func (p *pausing) Window() int { return p.window }
 
 // lenSink borrows and keeps nothing: what is on the heap is the reader's.
-type lenSink struct{ bytes int }
+type lenSink struct{ bytes, longest int }
 
-func (s *lenSink) Log(m *logger.Message) error { s.bytes += len(m.Line); return nil }
+func (s *lenSink) Log(m *logger.Message) error { return s.LogBorrowed(m) }
 
-func (s *lenSink) LogBorrowed(m *logger.Message) error { s.bytes += len(m.Line); return nil }
+func (s *lenSink) LogBorrowed(m *logger.Message) error {
+	s.bytes += len(m.Line)
+	s.longest = max(s.longest, len(m.Line))
+	return nil
+}
 
 // heapDuring runs Copy over src and returns how much more the heap holds
 // at src's pause than before Copy began, after a collection.
@@ -117,4 +124,40 @@ func TestReaderBufferBounded(t *testing.T) {
 			t.Errorf("the reader holds %d KiB after a 3 MiB line", got>>10)
 		}
 	})
+}
+
+// A source that returns more than its window (a pipe holds more than the
+// window it surely holds) is read no further than the window and 4 KiB:
+// no message is longer (reader.Longest), and a 4 MiB line cut into eight
+// messages costs the reader one buffer, not one (and its regrowth) per
+// cut. (Reads of 256 KiB made messages of the window and a read, and the
+// buffer was let go after each cut: about twice a message in garbage per
+// message.)
+func TestReaderWindowCut(t *testing.T) {
+	const lineMax, window = 8 << 20, 512 << 10
+	long := make([]byte, 4<<20)
+	for i := range long {
+		long[i] = 'x'
+	}
+	data := append(long, '\n')
+	src := &pausing{data: data, max: 1 << 20, window: window, beyond: true}
+	sink := &lenSink{}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	r := &reader.Reader{Source: "stdout", LineMax: lineMax, Sink: sink}
+	if err := r.Copy(src); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if sink.bytes != len(long) {
+		t.Fatalf("sink got %d bytes of %d", sink.bytes, len(long))
+	}
+	if want := reader.Longest(lineMax, window); sink.longest > want || want != window+4<<10 {
+		t.Errorf("longest message %d bytes; Longest says %d, want at most the window and 4 KiB, %d", sink.longest, want, window+4<<10)
+	}
+	// The buffer grows by doubling to the window and 4 KiB: under
+	// 2 MiB in all, where a buffer per cut made over 8 MiB.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 2<<20 {
+		t.Errorf("the reader allocated %d KiB for one 4 MiB line cut at a 512 KiB window", got>>10)
+	}
 }

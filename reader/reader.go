@@ -70,14 +70,18 @@ const initialLine = 64 << 10
 // logger cheap per line (Docker's copier asks for 2 KiB).
 const readSize = 256 << 10
 
+// leastRead is the least a read asks for near a peeking source's window,
+// so that a pipe shrunk below a page is still read a page at a time.
+const leastRead = 4 << 10
+
 // Longest is the longest message a reader makes with lineMax from a
 // source whose window (Windowed) is window, 0 for none: a line is cut once
-// the window is reached, with what the last read brought beyond it.
+// the window is reached, and reads stop there but for leastRead.
 func Longest(lineMax, window int) int {
 	if window <= 0 {
 		return lineMax
 	}
-	return min(lineMax, window+readSize)
+	return min(lineMax, window+leastRead)
 }
 
 // Reader copies one stream into a Sink.
@@ -229,18 +233,22 @@ func (r *Reader) Copy(src io.Reader) error {
 	buf := make([]byte, small)
 	n := 0
 	for {
-		if need := n + readSize; len(buf) < need {
-			// Doubling, up to the longest message plus one read: a
-			// peeking source cuts messages at its window, if smaller.
-			most := lineMax
-			if windowed != nil {
-				if w := windowed.Window(); w > 0 {
-					most = min(most, w)
-				}
+		// Room for the longest message and one read; a peeking source's
+		// unfinished line is read no further than its window (and
+		// leastRead), where it is cut, so that a line longer than the
+		// window costs the window, not the window and a whole read.
+		ask, most := readSize, lineMax+readSize
+		if windowed != nil {
+			if w := windowed.Window(); w > 0 {
+				ask = min(ask, max(w-n, leastRead))
+				most = min(most, w+leastRead)
 			}
-			buf = append(buf[:n], make([]byte, max(need, min(2*len(buf), most+readSize))-n)...)
 		}
-		m, err := src.Read(buf[n:])
+		if need := n + ask; len(buf) < need {
+			// Doubling, up to most.
+			buf = append(buf[:n], make([]byte, max(need, min(2*len(buf), most))-n)...)
+		}
+		m, err := src.Read(buf[n : n+ask])
 		ts := now().UTC()
 		n += m
 		r.avail = n
@@ -322,8 +330,11 @@ func (r *Reader) Copy(src io.Reader) error {
 			}
 		}
 		n = copy(buf, buf[p:n])
-		if len(buf) > small && n < small/2 {
+		if len(buf) > small && n < small/2 && r.partialID == "" {
 			// A long line is done: its room is not kept for short ones.
+			// While one goes on (cut at line-max or the window) the room
+			// is kept: given back and grown again for every cut, it made
+			// about twice its size in garbage per message.
 			buf = append(make([]byte, 0, small), buf[:n]...)[:small]
 		}
 	}

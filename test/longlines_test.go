@@ -17,8 +17,8 @@ const pipeCap = 1 << 20
 
 // longestFromPipe is the longest message a logger makes from its pipe,
 // whatever line-max says: the pipe's window (half of it less a page) and
-// what the read that reached it brought beyond (reader.Longest).
-var longestFromPipe = (pipeCap-os.Getpagesize())/2 + 256<<10
+// at most 4 KiB that the read reaching it brought beyond (reader.Longest).
+var longestFromPipe = (pipeCap-os.Getpagesize())/2 + 4<<10
 
 // TestLongLinesEveryMode: in every mode and for line-max below, at and
 // above the pipe's capacity, a line of 4x line-max and a line of 4x the
@@ -30,7 +30,7 @@ var longestFromPipe = (pipeCap-os.Getpagesize())/2 + 256<<10
 // shrinks the pipe to one page, and a logger without a supervisor
 // (DOCKERLOG_SUPERVISOR=off), which consumes its pipes yet cuts where a
 // peeking one must. No message is longer than the pipe's window (half
-// the pipe less a page) and one read, whatever line-max says: the same
+// the pipe less a page) and 4 KiB, whatever line-max says: the same
 // bound with a supervisor or without, and memory bounded by the pipe.
 func TestLongLinesEveryMode(t *testing.T) {
 	type writerKind string
@@ -119,7 +119,7 @@ func TestLongLinesEveryMode(t *testing.T) {
 			msgs := jfRead(t, "json-file", path, nil)
 			for i, m := range msgs {
 				if len(m.Line) > longestFromPipe {
-					t.Fatalf("message %d has %d bytes, more than the pipe's window and one read, %d", i, len(m.Line), longestFromPipe)
+					t.Fatalf("message %d has %d bytes, more than the pipe's window and 4 KiB, %d", i, len(m.Line), longestFromPipe)
 				}
 			}
 			got := jfStreams(t, msgs)["stdout"]

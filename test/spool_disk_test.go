@@ -98,7 +98,7 @@ func TestSpoolDiskBoundedSinkDown(t *testing.T) {
 			}
 			w.Flush()
 			// A line longer than line-max, or than the pipe's window and
-			// one read (reader.Longest), is read as several messages.
+			// 4 KiB (reader.Longest), is read as several messages.
 			perLine := 1
 			if c.lineMax == "1000k" {
 				cut := min(1024000, longestFromPipe)
