@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -175,64 +176,92 @@ func b2i(b bool) int64 {
 }
 
 // protoBatch is a batch encoded as http/protobuf: the LogRecords are
-// appended as they come, the envelope is written by Encode.
+// appended as they come, after room for the envelope, which Encode writes
+// in front of them. A line is copied once, into the records: a batch of
+// one long line (a message cut at the pipe's window) costs that line and
+// not three copies of it.
 type protoBatch struct {
 	h       *head
-	records []byte // LogRecord fields of ScopeLogs (tag, length, message)
-	rec     []byte // scratch
-	out     []byte
+	records []byte // envelope room, then LogRecord fields of ScopeLogs (tag, length, message)
+	rec     []byte // scratch: a LogRecord's fields before and after its body
 }
 
-func (b *protoBatch) Size() int { return len(b.records) + len(b.h.resourcePB) + 32 }
-func (b *protoBatch) Reset()    { b.records = b.records[:0] }
+// envelopeMax is the most the envelope takes: three tags and lengths, the
+// resource and the scope.
+func (b *protoBatch) envelopeMax() int {
+	return 4*(protowire.SizeTag(reqResourceLogs)+binary.MaxVarintLen64) + len(b.h.resourcePB) + len(b.h.scopePB)
+}
+
+func (b *protoBatch) Size() int {
+	if len(b.records) == 0 {
+		return len(b.h.resourcePB) + 32
+	}
+	return len(b.records) // the envelope's room is about what it takes
+}
+
+func (b *protoBatch) Reset() { b.records = b.records[:0] }
 
 func (b *protoBatch) Add(msg *logger.Message) {
-	r := &b.rec
-	*r = (*r)[:0]
-	*r = protowire.AppendTag(*r, lrTime, protowire.Fixed64Type)
-	*r = protowire.AppendFixed64(*r, uint64(msg.Timestamp.UnixNano()))
+	if len(b.records) == 0 {
+		b.records = append(b.records[:0], make([]byte, b.envelopeMax())...)
+	}
+	r := b.rec[:0]
+	r = protowire.AppendTag(r, lrTime, protowire.Fixed64Type)
+	r = protowire.AppendFixed64(r, uint64(msg.Timestamp.UnixNano()))
 	sev, text := uint64(severityInfo), "INFO"
 	if msg.Source == "stderr" {
 		sev, text = severityError, "ERROR"
 	}
-	*r = protowire.AppendTag(*r, lrSeverityNumber, protowire.VarintType)
-	*r = protowire.AppendVarint(*r, sev)
-	*r = protowire.AppendTag(*r, lrSeverityText, protowire.BytesType)
-	*r = protowire.AppendString(*r, text)
+	r = protowire.AppendTag(r, lrSeverityNumber, protowire.VarintType)
+	r = protowire.AppendVarint(r, sev)
+	r = protowire.AppendTag(r, lrSeverityText, protowire.BytesType)
+	r = protowire.AppendString(r, text)
+	before := len(r)
+	for _, a := range recordAttrs(msg) {
+		r = appendKeyValue(r, lrAttributes, a)
+	}
+	r = protowire.AppendTag(r, lrObservedTime, protowire.Fixed64Type)
+	r = protowire.AppendFixed64(r, uint64(time.Now().UnixNano()))
+	b.rec = r
 	// Body: an AnyValue, a string when the line is UTF-8, else bytes.
 	avField := protowire.Number(avString)
 	if !utf8.Valid(msg.Line) {
 		avField = avBytes
 	}
-	*r = protowire.AppendTag(*r, lrBody, protowire.BytesType)
-	*r = protowire.AppendVarint(*r, uint64(protowire.SizeTag(avField)+protowire.SizeBytes(len(msg.Line))))
-	*r = protowire.AppendTag(*r, avField, protowire.BytesType)
-	*r = protowire.AppendBytes(*r, msg.Line)
-	for _, a := range recordAttrs(msg) {
-		*r = appendKeyValue(*r, lrAttributes, a)
-	}
-	*r = protowire.AppendTag(*r, lrObservedTime, protowire.Fixed64Type)
-	*r = protowire.AppendFixed64(*r, uint64(time.Now().UnixNano()))
+	av := protowire.SizeTag(avField) + protowire.SizeBytes(len(msg.Line))
+	size := len(r) + protowire.SizeTag(lrBody) + protowire.SizeBytes(av)
 	b.records = protowire.AppendTag(b.records, slLogRecords, protowire.BytesType)
-	b.records = protowire.AppendBytes(b.records, *r)
+	b.records = protowire.AppendVarint(b.records, uint64(size))
+	b.records = append(b.records, r[:before]...)
+	b.records = protowire.AppendTag(b.records, lrBody, protowire.BytesType)
+	b.records = protowire.AppendVarint(b.records, uint64(av))
+	b.records = protowire.AppendTag(b.records, avField, protowire.BytesType)
+	b.records = protowire.AppendBytes(b.records, msg.Line)
+	b.records = append(b.records, r[before:]...)
 }
 
 func (b *protoBatch) Encode() ([]byte, error) {
-	scope := protowire.SizeTag(slScope) + protowire.SizeBytes(len(b.h.scopePB)) + len(b.records)
+	room := b.envelopeMax()
+	if len(b.records) < room {
+		b.records = append(b.records[:0], make([]byte, room)...)
+	}
+	records := len(b.records) - room
+	scope := protowire.SizeTag(slScope) + protowire.SizeBytes(len(b.h.scopePB)) + records
 	rl := protowire.SizeTag(rlResource) + protowire.SizeBytes(len(b.h.resourcePB)) +
 		protowire.SizeTag(rlScopeLogs) + protowire.SizeBytes(scope)
-	out := b.out[:0]
-	out = protowire.AppendTag(out, reqResourceLogs, protowire.BytesType)
-	out = protowire.AppendVarint(out, uint64(rl))
-	out = protowire.AppendTag(out, rlResource, protowire.BytesType)
-	out = protowire.AppendBytes(out, b.h.resourcePB)
-	out = protowire.AppendTag(out, rlScopeLogs, protowire.BytesType)
-	out = protowire.AppendVarint(out, uint64(scope))
-	out = protowire.AppendTag(out, slScope, protowire.BytesType)
-	out = protowire.AppendBytes(out, b.h.scopePB)
-	out = append(out, b.records...)
-	b.out = out
-	return out, nil
+	var env [64]byte
+	e := env[:0]
+	e = protowire.AppendTag(e, reqResourceLogs, protowire.BytesType)
+	e = protowire.AppendVarint(e, uint64(rl))
+	e = protowire.AppendTag(e, rlResource, protowire.BytesType)
+	e = protowire.AppendBytes(e, b.h.resourcePB)
+	e = protowire.AppendTag(e, rlScopeLogs, protowire.BytesType)
+	e = protowire.AppendVarint(e, uint64(scope))
+	e = protowire.AppendTag(e, slScope, protowire.BytesType)
+	e = protowire.AppendBytes(e, b.h.scopePB)
+	start := room - len(e)
+	copy(b.records[start:], e)
+	return b.records[start:], nil
 }
 
 // jsonBatch is a batch encoded as http/json (the protobuf JSON mapping
