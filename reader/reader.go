@@ -227,6 +227,10 @@ func (r *Reader) Copy(src io.Reader) error {
 		r.kept = true
 	}
 	windowed, _ := src.(Windowed)
+	window := 0 // the source's window when last asked (a syscall for a pipe)
+	if windowed != nil {
+		window = windowed.Window()
+	}
 	// The buffer grows as lines need it, up to the longest message plus
 	// one read: a large line-max costs memory only when lines use it.
 	small := min(lineMax, initialLine) + readSize
@@ -238,17 +242,19 @@ func (r *Reader) Copy(src io.Reader) error {
 		// leastRead), where it is cut, so that a line longer than the
 		// window costs the window, not the window and a whole read.
 		ask, most := readSize, lineMax+readSize
-		if windowed != nil {
-			if w := windowed.Window(); w > 0 {
-				ask = min(ask, max(w-n, leastRead))
-				most = min(most, w+leastRead)
-			}
+		if window > 0 {
+			ask = min(ask, max(window-n, leastRead))
+			most = min(most, window+leastRead)
 		}
 		if need := n + ask; len(buf) < need {
 			// Doubling, up to most.
 			buf = append(buf[:n], make([]byte, max(need, min(2*len(buf), most))-n)...)
 		}
-		m, err := src.Read(buf[n : n+ask])
+		into := buf[n:]
+		if window > 0 {
+			into = into[:ask]
+		}
+		m, err := src.Read(into)
 		ts := now().UTC()
 		n += m
 		r.avail = n
@@ -273,7 +279,7 @@ func (r *Reader) Copy(src io.Reader) error {
 		// Asked after the read: the source may have returned nothing new
 		// because it can hold no more.
 		if windowed != nil {
-			if w := windowed.Window(); w > 0 && n-p >= w && n > p { // the source can give no more
+			if window = windowed.Window(); window > 0 && n-p >= window && n > p { // the source can give no more
 				r.emit(buf[p:n], ts, false, n)
 				p = n
 			}
