@@ -98,6 +98,9 @@ type Async struct {
 	once  sync.Once
 	// driverMu orders the looks at what the driver holds (RefreshDriverHeld).
 	driverMu sync.Mutex
+	// driverHeldCounted: the worker counted what the driver held
+	// (DriverHeldCounted); nothing is recorded for the next worker after.
+	driverHeldCounted bool
 	// refusing: see RefusingSince.
 	refusing refusals
 	// Refusing is poked when the driver starts refusing every message:
@@ -536,9 +539,32 @@ func (a *Async) RefreshDriverHeld() {
 	// Looked at and stored under one lock: a store of an older look
 	// after a newer one could hide a line.
 	a.driverMu.Lock()
+	defer a.driverMu.Unlock()
+	if a.driverHeldCounted {
+		return
+	}
 	l, b := a.cfg.DriverPending()
 	a.cfg.DriverHeldLines.Store(l)
 	a.cfg.DriverHeldBytes.Store(b)
+}
+
+// DriverHeldCounted says that the worker has counted what the driver
+// holds (dropped, spooled or left, when it goes on without the driver):
+// the next worker must not count it again as lost with this one (what
+// RefreshDriverHeld recorded is cleared, and a consumer still in a driver
+// call records nothing more). Called after those counts, which live in
+// memory the next worker shares: a kill in between counts the lines
+// twice, never not at all. Not after a Close that returned: a driver may
+// let go of what it held there without saying (fluentd-async), and what
+// was last recorded is then the next worker's to count.
+func (a *Async) DriverHeldCounted() {
+	if a.cfg.DriverHeldLines == nil {
+		return
+	}
+	a.driverMu.Lock()
+	a.driverHeldCounted = true
+	a.cfg.DriverHeldLines.Store(0)
+	a.cfg.DriverHeldBytes.Store(0)
 	a.driverMu.Unlock()
 }
 

@@ -819,6 +819,9 @@ func (r *run) countUnsent() {
 	if r.blocking != nil {
 		r.blocking.Abandon() // a line stuck in a driver call
 	}
+	if r.async != nil {
+		defer r.async.DriverHeldCounted()
+	}
 	n, b := r.drv.Pending()
 	if n <= 0 {
 		return
