@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +40,10 @@ func TestLongLinesEveryMode(t *testing.T) {
 		oneWrite   writerKind = "one-write"
 		halfPages  writerKind = "half-pages"  // writes of 2049 bytes: one per pipe page
 		shrunkPipe writerKind = "shrunk-pipe" // F_SETPIPE_SZ to one page on the write end
+		// F_SETPIPE_SZ to 8 MiB on the write end once the logger reads,
+		// with fs.pipe-max-size raised to let it: messages stay as long
+		// as the logger planned its memory for at its start
+		grownPipe writerKind = "grown-pipe"
 		// oneWrite, to a logger without a supervisor
 		unsupervised writerKind = "one-write-unsupervised"
 	)
@@ -54,7 +60,7 @@ func TestLongLinesEveryMode(t *testing.T) {
 		}{{"1k", 1 << 10}, {"1m", 1 << 20}, {"4m", 4 << 20}} {
 			cases = append(cases, tc{m, lm.s, lm.n, oneWrite})
 		}
-		cases = append(cases, tc{m, "4m", 4 << 20, halfPages}, tc{m, "4m", 4 << 20, shrunkPipe}, tc{m, "4m", 4 << 20, unsupervised})
+		cases = append(cases, tc{m, "4m", 4 << 20, halfPages}, tc{m, "4m", 4 << 20, shrunkPipe}, tc{m, "4m", 4 << 20, grownPipe}, tc{m, "4m", 4 << 20, unsupervised})
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/line-max=%s/%s", c.mode, c.lineMax, c.w), func(t *testing.T) {
@@ -81,6 +87,9 @@ func TestLongLinesEveryMode(t *testing.T) {
 			if c.w == unsupervised {
 				env = append(env, "DOCKERLOG_SUPERVISOR=off")
 			}
+			if c.w == grownPipe {
+				raisePipeMaxSize(t, 8<<20)
+			}
 			l := StartLogger(t, Env("longlines", opts, env...), "json-file")
 			var wg sync.WaitGroup
 			wg.Add(1)
@@ -98,6 +107,10 @@ func TestLongLinesEveryMode(t *testing.T) {
 					}
 				case shrunkPipe:
 					if _, err = unix.FcntlInt(l.Stdout.Fd(), unix.F_SETPIPE_SZ, os.Getpagesize()); err == nil {
+						_, err = l.Stdout.Write(want)
+					}
+				case grownPipe:
+					if _, err = unix.FcntlInt(l.Stdout.Fd(), unix.F_SETPIPE_SZ, 8<<20); err == nil {
 						_, err = l.Stdout.Write(want)
 					}
 				}
@@ -132,4 +145,31 @@ func TestLongLinesEveryMode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// raisePipeMaxSize raises the sysctl fs.pipe-max-size to at least n for
+// the test (an administrator's choice that lets any process grow its
+// pipes that far), and puts it back after.
+func raisePipeMaxSize(t *testing.T, n int) {
+	t.Helper()
+	const path = "/proc/sys/fs/pipe-max-size"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	was := strings.TrimSpace(string(b))
+	if cur, _ := strconv.Atoi(was); cur >= n {
+		return
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(n)), 0o644); err != nil {
+		if inCI() {
+			t.Fatalf("raise %s (CI runs as root): %v", path, err)
+		}
+		t.Skipf("raising %s needs root: %v", path, err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(path, []byte(was), 0o644); err != nil {
+			t.Errorf("put %s back to %s: %v", path, was, err)
+		}
+	})
 }

@@ -353,14 +353,13 @@ func (r *run) startReaders(ins []zfd.Input, consoles []*console.Console, relieve
 			if r.cache != nil {
 				sink = r.cache.Tee(sink)
 			}
-			rd := &reader.Reader{Source: in.Name, LineMax: r.o.LineMax, Sink: sink, Count: r.Count.Stream(in.Name)}
-			if !r.Peek {
-				// Cut no later than a peeking worker must
-				// (reader.Windowed), also without a supervisor: the
-				// same longest message either way, and memory bounded
-				// by the pipe, not line-max.
-				rd.LineMax = reader.Longest(rd.LineMax, pipepeek.FileWindow(f))
-			}
+			// Cut no later than a peeking worker must at the pipe's
+			// window now (reader.Windowed), also without a supervisor,
+			// and no later if the pipe grows: the longest message the
+			// memory limit was planned for (see cmd/dockerlogger's
+			// limitMemory), bounded by the pipe, not line-max.
+			rd := &reader.Reader{Source: in.Name, LineMax: reader.Longest(r.o.LineMax, pipepeek.FileWindow(f)),
+				Sink: sink, Count: r.Count.Stream(in.Name)}
 			var cons *console.Console
 			if i < len(consoles) {
 				cons = consoles[i]
