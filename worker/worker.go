@@ -56,6 +56,12 @@ type Worker struct {
 	// supervisor and counts what a dead worker left half-delivered.
 	Peek   bool
 	Ledger *protocol.Ledger
+	// Longest, if set, is the longest message a reader makes, fixed when
+	// the process started (reader.Longest of line-max and the pipes'
+	// window then), as its memory limit was planned: a pipe grown later
+	// does not make messages longer. 0: each reader asks its pipe when
+	// it starts.
+	Longest int
 	// Finish starts the run past close-timeout: what is left in the
 	// inputs is read and counted as dropped, nothing waits on the driver.
 	Finish bool
@@ -354,12 +360,15 @@ func (r *run) startReaders(ins []zfd.Input, consoles []*console.Console, relieve
 				sink = r.cache.Tee(sink)
 			}
 			// Cut no later than a peeking worker must at the pipe's
-			// window now (reader.Windowed), also without a supervisor,
-			// and no later if the pipe grows: the longest message the
-			// memory limit was planned for (see cmd/dockerlogger's
-			// limitMemory), bounded by the pipe, not line-max.
-			rd := &reader.Reader{Source: in.Name, LineMax: reader.Longest(r.o.LineMax, pipepeek.FileWindow(f)),
-				Sink: sink, Count: r.Count.Stream(in.Name)}
+			// window (reader.Windowed), also without a supervisor, and
+			// no later if the pipe grows: the longest message the
+			// memory limit was planned for, bounded by the pipe, not
+			// line-max.
+			lineMax := r.Longest
+			if lineMax <= 0 {
+				lineMax = reader.Longest(r.o.LineMax, pipepeek.FileWindow(f))
+			}
+			rd := &reader.Reader{Source: in.Name, LineMax: min(lineMax, r.o.LineMax), Sink: sink, Count: r.Count.Stream(in.Name)}
 			var cons *console.Console
 			if i < len(consoles) {
 				cons = consoles[i]

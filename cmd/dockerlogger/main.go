@@ -226,11 +226,14 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 	if protocol.Supervised(os.Getenv) {
 		return supervise(args, c, ready, count, errs, printStats, sigs, stderr, fail)
 	}
-	limitMemory(longestMessage(c))
+	// Once, before the readers start: their cut and the memory limit
+	// are planned on the same longest message.
+	longest := longestMessage(c)
+	limitMemory(longest)
 	if stderr == io.Writer(os.Stderr) {
 		defer routeStderr()()
 	}
-	w := &worker.Worker{Config: c, Count: count, Errors: errs, Ready: ready, Signals: sigs, Stats: printStats}
+	w := &worker.Worker{Config: c, Count: count, Errors: errs, Ready: ready, Signals: sigs, Stats: printStats, Longest: longest}
 	supervisor := os.Getppid()
 	if isWorker {
 		files := c.Driver == "json-file" || c.Driver == "local" || c.Options.Mode == config.Spool || c.Options.Cache
@@ -262,7 +265,7 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 			count.CatchUp()
 		}
 		w = &worker.Worker{Config: c, Count: count, Errors: errs, Ready: ready, Signals: sigs, Stats: printStats,
-			Inputs: ins, Peek: true, Ledger: w.Ledger}
+			Inputs: ins, Peek: true, Ledger: w.Ledger, Longest: longest}
 		err = w.Run()
 	}
 	if n := count.Reason(diag.DriverGaveUp) + count.Reason(diag.CloseTimeout); err == nil && n > 0 {
