@@ -53,8 +53,6 @@ type Blocking struct {
 
 	// failing: see FailingSince.
 	failing refusals
-	// leave: see HandOver.
-	leave atomic.Bool
 	// handover is closed by HandOver.
 	handover     chan struct{}
 	handoverOnce sync.Once // makes handover
@@ -89,7 +87,7 @@ func (b *Blocking) abandon(stream int) {
 		switch {
 		case v <= 0:
 			return
-		case b.leave.Load() && b.leavable[stream].Load():
+		case b.handingOver() && b.leavable[stream].Load():
 			// Its reader leaves it in the pipe: the next worker delivers
 			// it, and counted it would be counted twice.
 			if slot.CompareAndSwap(v, leftInFlight) {
@@ -168,10 +166,7 @@ type saved struct {
 // it, neither delivered nor counted. A message Stop or Abandon ends (a
 // driver call that never returns) is not counted dropped: the next worker
 // delivers it, and counted it would be counted twice.
-func (b *Blocking) HandOver() {
-	b.leave.Store(true)
-	b.handedOver.Do(func() { close(b.handoverC()) })
-}
+func (b *Blocking) HandOver() { b.handedOver.Do(func() { close(b.handoverC()) }) }
 
 func (b *Blocking) handoverC() chan struct{} {
 	b.handoverOnce.Do(func() { b.handover = make(chan struct{}) })

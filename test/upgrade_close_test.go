@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -80,55 +81,84 @@ func (h *hangingOTLP) lines() []string {
 	return out
 }
 
+// upgradeOTLP starts a logger with the otlp driver and opts, posting to h,
+// writes 10 lines, calls ready (which waits for what the case needs),
+// sends SIGHUP and waits for the upgrade, calls upgraded, writes 10 more
+// lines and waits for the exit. It returns the lines written and the
+// exit's counters, having checked that the upgrade was no failure.
+func upgradeOTLP(t *testing.T, h *hangingOTLP, opts map[string]string, ready func(*Logger), upgraded func(*Logger)) (before, after []string, st map[string]string) {
+	t.Helper()
+	opts["otlp-endpoint"], opts["otlp-protocol"], opts["close-timeout"] = "http://"+h.addr, "http/json", "20s"
+	l := StartLogger(t, Env("upgradeotlp01234", opts), "otlp")
+	before = Lines("before the upgrade", 10)
+	WriteLines(t, l.Stdout, before)
+	ready(l)
+	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitStat(t, l, "upgrades", "1")
+	upgraded(l)
+	after = Lines("after the upgrade", 10)
+	WriteLines(t, l.Stdout, after)
+	l.Close()
+	if code := l.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+	}
+	st = l.Stats(t)
+	t.Logf("stats: %v; stderr: %s", st, l.Errors())
+	if st["restarts"] != "0" || st["upgrades"] != "1" {
+		t.Errorf("restarts=%s upgrades=%s, want 0 and 1", st["restarts"], st["upgrades"])
+	}
+	return before, after, st
+}
+
 // TestUpgradeDriverCloseStuck: a live upgrade while the driver holds
 // lines in a post the server never answers. The worker does not wait for
 // the driver beyond a second: it hands over without it, and what the
 // driver held is the next worker's to deliver (spool: still in the spool)
 // or counted dropped once (non-blocking), never counted delivered. The
-// upgrade is no failure (no restart). Before, the next worker counted
-// those lines dropped a second time, as lost with a killed worker.
+// upgrade is no failure (no restart). Both ways of going on without the
+// driver: its consumer still in a call (the flush waiting for the post),
+// and a consumer at rest (the flush gave up) with a Close that does not
+// return. Before, the next worker counted those lines dropped a second
+// time, as lost with a killed worker.
 func TestUpgradeDriverCloseStuck(t *testing.T) {
-	for _, mode := range []string{"non-blocking", "spool"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		// atRest: SIGHUP once the consumer's flush gave up (2 s), so
+		// that the handover closes the driver and Close does not return
+		atRest bool
+		says   string
+	}{
+		{"non-blocking", false, "still busy"},
+		{"non-blocking", true, "not closed within"},
+		{"spool", false, "still busy"},
+	} {
+		t.Run(fmt.Sprintf("%s/at-rest=%v", tc.mode, tc.atRest), func(t *testing.T) {
 			h := startHangingOTLP(t)
-			opts := map[string]string{"mode": mode, "close-timeout": "20s",
-				"otlp-endpoint": "http://" + h.addr, "otlp-protocol": "http/json",
-				"otlp-timeout": "60s", "otlp-batch-wait": "10ms", "failure-timeout": "400ms"}
-			if mode == "spool" {
+			opts := map[string]string{"mode": tc.mode, "otlp-timeout": "60s", "otlp-batch-wait": "10ms"}
+			if tc.mode == "spool" {
 				opts["spool-dir"] = filepath.Join(t.TempDir(), "spool")
 			}
-			l := StartLogger(t, Env("upgradeclose0123", opts), "otlp")
-			before := Lines("before the upgrade", 10)
-			WriteLines(t, l.Stdout, before)
-			Eventually(t, 10*time.Second, "a post hanging at the endpoint", func() bool { return h.hanging() > 0 })
-			waitStat(t, l, "lines_read", "10")
-			start := time.Now()
-			if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
-				t.Fatal(err)
-			}
-			waitStat(t, l, "upgrades", "1")
-			took := time.Since(start)
-			if e := l.Errors(); !strings.Contains(e, "not closed within") && !strings.Contains(e, "still busy") {
-				t.Errorf("the handover did not say it left the driver behind; stderr: %s", e)
-			}
-			close(h.release)
-			after := Lines("after the upgrade", 10)
-			WriteLines(t, l.Stdout, after)
-			l.Close()
-			if code := l.Wait(t, 30*time.Second); code != 0 {
-				t.Fatalf("exit %d; stderr: %s", code, l.Errors())
-			}
-			st := l.Stats(t)
-			t.Logf("upgrade in %v; stats: %v; stderr: %s", took.Round(time.Millisecond), st, l.Errors())
-			if st["restarts"] != "0" || st["upgrades"] != "1" {
-				t.Errorf("restarts=%s upgrades=%s, want 0 and 1: %s", st["restarts"], st["upgrades"], l.Errors())
-			}
+			before, after, st := upgradeOTLP(t, h, opts, func(l *Logger) {
+				Eventually(t, 10*time.Second, "a post hanging at the endpoint", func() bool { return h.hanging() > 0 })
+				waitStat(t, l, "lines_read", "10")
+				if tc.atRest {
+					Eventually(t, 10*time.Second, "the consumer's flush giving up", func() bool {
+						return strings.Contains(l.Errors(), "not yet accepted by the server")
+					})
+				}
+			}, func(l *Logger) {
+				if !strings.Contains(l.Errors(), tc.says) {
+					t.Errorf("the handover did not say %q; stderr: %s", tc.says, l.Errors())
+				}
+				close(h.release)
+			})
 			got := h.lines()
-			want := append(append([]string{}, before...), after...)
-			if mode == "spool" {
+			if tc.mode == "spool" {
 				// The held lines are still in the spool: the next
 				// worker sends them, once each, before the later ones.
-				sinkSameLines(t, "answered", got, want)
+				sinkSameLines(t, "answered", got, append(append([]string{}, before...), after...))
 				if st["lines_dropped"] != "0" || st["lines_delivered"] != "20" {
 					t.Errorf("lines_delivered=%s lines_dropped=%s, want 20 and 0", st["lines_delivered"], st["lines_dropped"])
 				}
@@ -139,8 +169,8 @@ func TestUpgradeDriverCloseStuck(t *testing.T) {
 			// arrived. Read and delivered are the last worker's.
 			sinkSameLines(t, "answered", got, after)
 			if st["lines_read"] != "10" || st["lines_delivered"] != "10" || st["lines_dropped"] != "10" || st["lines_dropped_earlier_workers"] != "10" {
-				t.Errorf("lines_read=%s lines_delivered=%s lines_dropped=%s (earlier workers %s), want 10, 10, 10 (10): %v",
-					st["lines_read"], st["lines_delivered"], st["lines_dropped"], st["lines_dropped_earlier_workers"], st)
+				t.Errorf("lines_read=%s lines_delivered=%s lines_dropped=%s (earlier workers %s), want 10, 10, 10 (10)",
+					st["lines_read"], st["lines_delivered"], st["lines_dropped"], st["lines_dropped_earlier_workers"])
 			}
 		})
 	}
@@ -153,25 +183,11 @@ func TestUpgradeDriverCloseStuck(t *testing.T) {
 func TestUpgradeDriverHeldSent(t *testing.T) {
 	h := startHangingOTLP(t)
 	close(h.release) // it answers at once
-	opts := map[string]string{"mode": "non-blocking", "close-timeout": "20s",
-		"otlp-endpoint": "http://" + h.addr, "otlp-protocol": "http/json", "otlp-batch-wait": "60s"}
-	l := StartLogger(t, Env("upgradeheld01234", opts), "otlp")
-	before := Lines("before the upgrade", 10)
-	WriteLines(t, l.Stdout, before)
-	waitStat(t, l, "lines_delivered", "10") // taken by the driver, which waits to post
-	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	waitStat(t, l, "upgrades", "1")
-	after := Lines("after the upgrade", 10)
-	WriteLines(t, l.Stdout, after)
-	l.Close()
-	if code := l.Wait(t, 30*time.Second); code != 0 {
-		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
-	}
-	st := l.Stats(t)
+	before, after, st := upgradeOTLP(t, h, map[string]string{"mode": "non-blocking", "otlp-batch-wait": "60s"},
+		func(l *Logger) { waitStat(t, l, "lines_delivered", "10") }, // taken by the driver, which waits to post
+		func(*Logger) {})
 	sinkSameLines(t, "answered", h.lines(), append(append([]string{}, before...), after...))
-	if st["lines_dropped"] != "0" || st["restarts"] != "0" {
-		t.Errorf("lines_dropped=%s restarts=%s, want 0 and 0: %v; stderr: %s", st["lines_dropped"], st["restarts"], st, l.Errors())
+	if st["lines_dropped"] != "0" {
+		t.Errorf("lines_dropped=%s, want 0", st["lines_dropped"])
 	}
 }

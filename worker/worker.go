@@ -59,8 +59,7 @@ type Worker struct {
 	// Longest, if set, is the longest message a reader makes, fixed when
 	// the process started (reader.Longest of line-max and the pipes'
 	// window then), as its memory limit was planned: a pipe grown later
-	// does not make messages longer. 0: each reader asks its pipe when
-	// it starts.
+	// does not make messages longer. 0: line-max.
 	Longest int
 	// Finish starts the run past close-timeout: what is left in the
 	// inputs is read and counted as dropped, nothing waits on the driver.
@@ -364,11 +363,11 @@ func (r *run) startReaders(ins []zfd.Input, consoles []*console.Console, relieve
 			// no later if the pipe grows: the longest message the
 			// memory limit was planned for, bounded by the pipe, not
 			// line-max.
-			lineMax := r.Longest
-			if lineMax <= 0 {
-				lineMax = reader.Longest(r.o.LineMax, pipepeek.FileWindow(f))
+			lineMax := r.o.LineMax
+			if r.Longest > 0 {
+				lineMax = min(lineMax, r.Longest)
 			}
-			rd := &reader.Reader{Source: in.Name, LineMax: min(lineMax, r.o.LineMax), Sink: sink, Count: r.Count.Stream(in.Name)}
+			rd := &reader.Reader{Source: in.Name, LineMax: lineMax, Sink: sink, Count: r.Count.Stream(in.Name)}
 			var cons *console.Console
 			if i < len(consoles) {
 				cons = consoles[i]

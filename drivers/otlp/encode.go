@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -203,7 +204,7 @@ func (b *protoBatch) Reset() { b.records = b.records[:0] }
 
 func (b *protoBatch) Add(msg *logger.Message) {
 	if len(b.records) == 0 {
-		b.records = append(b.records[:0], make([]byte, b.envelopeMax())...)
+		b.records = slices.Grow(b.records, b.envelopeMax())[:b.envelopeMax()] // room: its bytes are written by Encode
 	}
 	r := b.rec[:0]
 	r = protowire.AppendTag(r, lrTime, protowire.Fixed64Type)
@@ -242,8 +243,8 @@ func (b *protoBatch) Add(msg *logger.Message) {
 
 func (b *protoBatch) Encode() ([]byte, error) {
 	room := b.envelopeMax()
-	if len(b.records) < room {
-		b.records = append(b.records[:0], make([]byte, room)...)
+	if len(b.records) < room { // no record
+		b.records = slices.Grow(b.records[:0], room)[:room]
 	}
 	records := len(b.records) - room
 	scope := protowire.SizeTag(slScope) + protowire.SizeBytes(len(b.h.scopePB)) + records
