@@ -346,7 +346,19 @@ func (s *session) finish(r *row, ferr error) {
 	// either may count a line twice, never lose one. One line in flight
 	// per kill besides.
 	twice := int64(s.kills) + st["lines_dropped_maybe_delivered"] + st["lines_replayed"]
+	// A sink that stops between storing events and acknowledging them
+	// leaves the driver retrying them: in non-blocking mode they may be
+	// counted dropped though they arrived (the logger cannot know).
+	var unacked int64
+	if u, ok := s.net.(interface{ Unacked() int }); ok {
+		unacked = int64(u.Unacked())
+	}
+	if unacked > 0 {
+		s.note("the sink stored %d event(s) it could not acknowledge", unacked)
+	}
 	switch {
+	case r.lost < 0 && -r.lost <= unacked:
+		s.note("%d line(s) counted dropped though at the sink, which stopped before it could acknowledge %d", -r.lost, unacked)
 	case r.lost < 0 && s.mode == "non-blocking" && -r.lost <= twice:
 		s.note("%d line(s) counted dropped and delivered (at most %d: one in flight per kill, lines_replayed and lines_dropped_maybe_delivered)", -r.lost, twice)
 	case r.lost < 0 && spooled > 0 && -r.lost <= spoolBatchLines:
