@@ -30,7 +30,20 @@ const (
 	// FinishEnv set to 1 starts a worker past close-timeout: it reads what
 	// is left in the pipes, counts it as dropped and exits.
 	FinishEnv = "DOCKERLOG_FINISH"
+	// WaitEnv names the descriptor a worker started ahead waits on: the
+	// supervisor starts the next worker at SIGHUP, while the one it
+	// replaces hands over, so that its exec and Go's start are not in the
+	// time nobody reads the pipes. Once its handlers are in place (it
+	// says HelloByte) it reads this descriptor before it does anything
+	// else: GoByte, once the worker it replaces has exited, starts it;
+	// end of file (the upgrade did not happen, or the supervisor is gone)
+	// makes it exit ExitOK having touched nothing.
+	WaitEnv = "DOCKERLOG_WAIT_FD"
 )
+
+// GoByte is what the supervisor says on a waiting worker's WaitEnv
+// descriptor to start it.
+const GoByte = 'G'
 
 // Descriptors of a worker: the inputs on 3 and 4 as for any logger (and
 // loginit --tee's consoles on 7 and 8), and these.
@@ -96,7 +109,7 @@ func Supervised(getenv func(string) string) bool {
 // WorkerEnv is env, less any of this protocol's variables, plus a
 // worker's.
 func WorkerEnv(env []string, restarts, upgrades int64) []string {
-	own := []string{RoleEnv, RestartsEnv, UpgradesEnv, FinishEnv}
+	own := []string{RoleEnv, RestartsEnv, UpgradesEnv, FinishEnv, WaitEnv}
 	out := slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
 		k, _, _ := strings.Cut(kv, "=")
 		return slices.Contains(own, k)
@@ -127,4 +140,23 @@ func Take() Handed {
 		h.Ledger = l
 	}
 	return h
+}
+
+// WaitForGo is what a worker started ahead does once it says HelloByte:
+// it waits on the WaitEnv descriptor and reports whether it is to start
+// (true at once for a worker started when needed).
+func WaitForGo() bool {
+	v := os.Getenv(WaitEnv)
+	if v == "" {
+		return true
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return true // not ours to judge: a worker runs as asked
+	}
+	f := os.NewFile(uintptr(fd), "wait")
+	defer f.Close()
+	var b [1]byte
+	n, _ := f.Read(b[:])
+	return n == 1 && b[0] == GoByte
 }

@@ -121,6 +121,9 @@ type Supervisor struct {
 	// relief: reading the pipes while no worker does; only the run
 	// goroutine touches it.
 	relief *relief
+	// next: the worker started ahead of a live upgrade, if any (see
+	// startNext); only the run goroutine touches it.
+	next *waiting
 }
 
 // New returns a supervisor for c.
@@ -154,6 +157,9 @@ func (s *Supervisor) run() int {
 	for {
 		start := time.Now()
 		ex, upgraded := s.runWorker()
+		if ex.code != ExitHandover || !upgraded {
+			s.dropNext()
+		}
 		switch {
 		case ex.code == ExitHandover && upgraded:
 			c.Count.Upgrades.Add(1)
@@ -189,13 +195,13 @@ func (s *Supervisor) run() int {
 // upgraded says SIGHUP asked it to hand over.
 func (s *Supervisor) runWorker() (ex exit, upgraded bool) {
 	c := &s.c
-	cmd, statusR, err := s.start()
+	cmd, statusR, helloSaid, err := s.start()
 	if err != nil {
 		return exit{code: ExitFailure, crashed: true, describe: fmt.Sprintf("could not start: %v", err)}, false
 	}
 	hello := make(chan struct{})
 	said := make(chan byte, 8)
-	go s.readStatus(statusR, hello, said)
+	go s.readStatus(statusR, hello, said, helloSaid)
 	done := make(chan exit, 1)
 	go func() { done <- wait(cmd) }()
 	// Signals wait until the worker says its handlers are in place: one
@@ -216,6 +222,8 @@ func (s *Supervisor) runWorker() (ex exit, upgraded bool) {
 	if s.stopping {
 		pass(syscall.SIGTERM)
 	}
+	var nextReady <-chan struct{} // the next worker waits (startNext)
+	var nextLate <-chan time.Time // it took nextStart: go on without
 	for {
 		select {
 		case ex := <-done:
@@ -242,6 +250,12 @@ func (s *Supervisor) runWorker() (ex exit, upgraded bool) {
 					s.startRelief(reliefUpgrade)
 				}
 			}
+		case <-nextReady:
+			nextReady, nextLate = nil, nil
+			pass(syscall.SIGUSR2)
+		case <-nextLate:
+			nextReady, nextLate = nil, nil
+			pass(syscall.SIGUSR2)
 		case <-hello:
 			hello = nil
 			for _, sig := range pending {
@@ -259,7 +273,16 @@ func (s *Supervisor) runWorker() (ex exit, upgraded bool) {
 					continue
 				}
 				upgraded = true
-				sig = syscall.SIGUSR2
+				// The old worker reads on until the next one has
+				// started and waits (nextReady): nobody reads the pipes
+				// only from the old one's last line to the next one's
+				// first.
+				if s.startNext() {
+					nextReady, nextLate = s.next.ready, time.After(nextStart)
+				} else {
+					pass(syscall.SIGUSR2)
+				}
+				continue
 			case syscall.SIGTERM, syscall.SIGINT:
 				s.stopping = true
 			}
@@ -351,10 +374,92 @@ func (s *Supervisor) afterCrash(failures *[]time.Time, wait *backoff.Backoff, st
 
 // start execs a worker with the inputs, a private ready pipe until the
 // ready byte has been relayed, and the ledger.
-func (s *Supervisor) start() (*exec.Cmd, *os.File, error) {
+func (s *Supervisor) start() (cmd *exec.Cmd, statusR *os.File, helloSaid bool, err error) {
+	if w := s.next; w != nil {
+		s.next = nil
+		select {
+		case <-w.ready:
+		case <-time.After(nextStart):
+			w.cmd.Process.Kill() // stuck before its handlers: not this one
+			<-w.ready
+		}
+		_, err := w.goW.Write([]byte{protocol.GoByte})
+		w.goW.Close()
+		if err == nil && w.hello {
+			return w.cmd, w.statusR, true, nil
+		}
+		// It died waiting: start one now.
+		w.statusR.Close()
+		w.cmd.Wait()
+	}
+	cmd, statusR, _, err = s.spawn(false)
+	return cmd, statusR, false, err
+}
+
+// waiting is a worker started ahead of a live upgrade (protocol.WaitEnv).
+type waiting struct {
+	cmd     *exec.Cmd
+	statusR *os.File // its status pipe, read once it is the worker
+	goW     *os.File // its wait pipe: protocol.GoByte starts it
+	// ready is closed once it said HelloByte (hello), or died first.
+	ready chan struct{}
+	hello bool
+}
+
+// nextStart is how long the old worker reads on while the next one
+// starts: past it, the old one hands over all the same.
+const nextStart = time.Second
+
+// startNext starts the worker that takes over at a live upgrade, while
+// the one it replaces hands over: its exec and start, about half of the
+// time nobody reads the pipes, then overlap the handover. It waits for
+// start, which the supervisor calls once the old worker has exited: the
+// two never touch the sink, the spool or the files at once.
+func (s *Supervisor) startNext() bool {
+	if s.next != nil || s.finishing {
+		return false
+	}
+	cmd, statusR, goW, err := s.spawn(true)
+	if err != nil {
+		return false // start starts one when needed, and says why it cannot
+	}
+	w := &waiting{cmd: cmd, statusR: statusR, goW: goW, ready: make(chan struct{})}
+	go func() {
+		var b [1]byte
+		n, _ := statusR.Read(b[:])
+		w.hello = n == 1 && b[0] == protocol.HelloByte
+		close(w.ready)
+	}()
+	s.next = w
+	return true
+}
+
+// dropNext lets a worker started ahead go, when no upgrade came of it:
+// end of file on its wait pipe ends it, having touched nothing.
+func (s *Supervisor) dropNext() {
+	w := s.next
+	if w == nil {
+		return
+	}
+	s.next = nil
+	w.goW.Close()
+	go func() {
+		<-w.ready
+		w.statusR.Close()
+		w.cmd.Wait()
+	}()
+}
+
+// spawn starts a worker; ahead: one that waits (startNext), which counts
+// the upgrade it is for.
+func (s *Supervisor) spawn(ahead bool) (*exec.Cmd, *os.File, *os.File, error) {
 	c := &s.c
 	cmd := exec.Command(c.Exe, c.Args...)
-	cmd.Env = protocol.WorkerEnv(c.Env, c.Count.Restarts.Load(), c.Count.Upgrades.Load())
+	upgrades := c.Count.Upgrades.Load()
+	if ahead {
+		upgrades++
+	}
+	cmd.Env = protocol.WorkerEnv(c.Env, c.Count.Restarts.Load(), upgrades)
 	if s.finishing {
 		cmd.Env = append(cmd.Env, protocol.FinishEnv+"=1")
 	}
@@ -369,29 +474,47 @@ func (s *Supervisor) start() (*exec.Cmd, *os.File, error) {
 	// once).
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
-		return nil, nil, fmt.Errorf("ready pipe: %w", err)
+		return nil, nil, nil, fmt.Errorf("ready pipe: %w", err)
 	}
 	files[protocol.StatusFD-3] = readyW
 	if s.ledger != nil {
 		files[protocol.LedgerFD-3] = s.ledger.File()
 	}
+	var goR, goW *os.File
+	if ahead {
+		if goR, goW, err = os.Pipe(); err != nil {
+			readyR.Close()
+			readyW.Close()
+			return nil, nil, nil, fmt.Errorf("wait pipe: %w", err)
+		}
+		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", protocol.WaitEnv, 3+len(files)))
+		files = append(files, goR)
+	}
 	cmd.ExtraFiles = files
 	err = cmd.Start()
 	readyW.Close()
+	if goR != nil {
+		goR.Close()
+	}
 	if err != nil {
 		readyR.Close()
-		return nil, nil, err
+		if goW != nil {
+			goW.Close()
+		}
+		return nil, nil, nil, err
 	}
-	return cmd, readyR, nil
+	return cmd, readyR, goW, nil
 }
 
 // readStatus reads a worker's private status pipe to its end: hello
 // (closes hello), then the ready byte, which goes on to the platform once,
 // then what the worker says later. Every byte after hello goes to said.
-func (s *Supervisor) readStatus(r *os.File, hello chan<- struct{}, said chan<- byte) {
+func (s *Supervisor) readStatus(r *os.File, hello chan<- struct{}, said chan<- byte, helloSaid bool) {
 	defer r.Close()
 	var b [1]byte
-	if n, _ := r.Read(b[:]); n != 1 {
+	if helloSaid { // a worker started ahead (startNext)
+		b[0] = protocol.HelloByte
+	} else if n, _ := r.Read(b[:]); n != 1 {
 		return // the worker died before it could take signals
 	}
 	if b[0] == protocol.HelloByte {

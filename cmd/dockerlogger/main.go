@@ -197,6 +197,9 @@ func runLogger(args []string, stderr io.Writer, fail func(int, error) int) int {
 		// may pass signals on from now.
 		ready.KeepOpen()
 		ready.Say(protocol.HelloByte)
+		if !protocol.WaitForGo() {
+			return exitOK // started ahead of an upgrade that did not happen
+		}
 	}
 	c, err := load(args)
 	if err != nil {
