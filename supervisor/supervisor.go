@@ -195,13 +195,13 @@ func (s *Supervisor) run() int {
 // upgraded says SIGHUP asked it to hand over.
 func (s *Supervisor) runWorker() (ex exit, upgraded bool) {
 	c := &s.c
-	cmd, statusR, helloSaid, err := s.start()
+	cmd, statusR, first, err := s.start()
 	if err != nil {
 		return exit{code: ExitFailure, crashed: true, describe: fmt.Sprintf("could not start: %v", err)}, false
 	}
 	hello := make(chan struct{})
 	said := make(chan byte, 8)
-	go s.readStatus(statusR, hello, said, helloSaid)
+	go s.readStatus(statusR, first, hello, said)
 	done := make(chan exit, 1)
 	go func() { done <- wait(cmd) }()
 	// Signals wait until the worker says its handlers are in place: one
@@ -374,26 +374,31 @@ func (s *Supervisor) afterCrash(failures *[]time.Time, wait *backoff.Backoff, st
 
 // start execs a worker with the inputs, a private ready pipe until the
 // ready byte has been relayed, and the ledger.
-func (s *Supervisor) start() (cmd *exec.Cmd, statusR *os.File, helloSaid bool, err error) {
+func (s *Supervisor) start() (cmd *exec.Cmd, statusR *os.File, first func() (byte, bool), err error) {
 	if w := s.next; w != nil {
 		s.next = nil
-		select {
-		case <-w.ready:
-		case <-time.After(nextStart):
-			w.cmd.Process.Kill() // stuck before its handlers: not this one
-			<-w.ready
-		}
+		// Said even if it has not said hello yet (a slow start): it
+		// reads the byte when it gets there.
 		_, err := w.goW.Write([]byte{protocol.GoByte})
 		w.goW.Close()
-		if err == nil && w.hello {
-			return w.cmd, w.statusR, true, nil
+		if err == nil {
+			return w.cmd, w.statusR, w.first, nil
 		}
 		// It died waiting: start one now.
+		<-w.ready
 		w.statusR.Close()
 		w.cmd.Wait()
 	}
 	cmd, statusR, _, err = s.spawn(false)
-	return cmd, statusR, false, err
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	first = func() (byte, bool) {
+		var b [1]byte
+		n, _ := statusR.Read(b[:])
+		return b[0], n == 1
+	}
+	return cmd, statusR, first, nil
 }
 
 // waiting is a worker started ahead of a live upgrade (protocol.WaitEnv).
@@ -401,9 +406,16 @@ type waiting struct {
 	cmd     *exec.Cmd
 	statusR *os.File // its status pipe, read once it is the worker
 	goW     *os.File // its wait pipe: protocol.GoByte starts it
-	// ready is closed once it said HelloByte (hello), or died first.
-	ready chan struct{}
-	hello bool
+	// ready is closed once it said its first byte (HelloByte), or died.
+	ready     chan struct{}
+	firstByte byte
+	said      bool // it said a first byte
+}
+
+// first is the first byte it said on its status pipe, once it said it.
+func (w *waiting) first() (byte, bool) {
+	<-w.ready
+	return w.firstByte, w.said
 }
 
 // nextStart is how long the old worker reads on while the next one
@@ -427,7 +439,7 @@ func (s *Supervisor) startNext() bool {
 	go func() {
 		var b [1]byte
 		n, _ := statusR.Read(b[:])
-		w.hello = n == 1 && b[0] == protocol.HelloByte
+		w.firstByte, w.said = b[0], n == 1
 		close(w.ready)
 	}()
 	s.next = w
@@ -509,12 +521,12 @@ func (s *Supervisor) spawn(ahead bool) (*exec.Cmd, *os.File, *os.File, error) {
 // readStatus reads a worker's private status pipe to its end: hello
 // (closes hello), then the ready byte, which goes on to the platform once,
 // then what the worker says later. Every byte after hello goes to said.
-func (s *Supervisor) readStatus(r *os.File, hello chan<- struct{}, said chan<- byte, helloSaid bool) {
+// first gives the first byte (a worker started ahead said it already).
+func (s *Supervisor) readStatus(r *os.File, first func() (byte, bool), hello chan<- struct{}, said chan<- byte) {
 	defer r.Close()
 	var b [1]byte
-	if helloSaid { // a worker started ahead (startNext)
-		b[0] = protocol.HelloByte
-	} else if n, _ := r.Read(b[:]); n != 1 {
+	var ok bool
+	if b[0], ok = first(); !ok {
 		return // the worker died before it could take signals
 	}
 	if b[0] == protocol.HelloByte {

@@ -12,29 +12,18 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/joyent/dockerlogger/internal/measure"
 )
 
-// workerPID returns the pid of the supervisor's worker (its only child
-// running dockerlogger), or 0 while there is none.
+// workerPID returns the pid of the supervisor's worker (its oldest live
+// child), or 0 while there is none.
 func workerPID(t testing.TB, supervisor int) int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 1 && f[1] == strconv.Itoa(supervisor) && f[0] != "Z" {
+	// Oldest first: during a live upgrade the worker that reads is older
+	// than the one started ahead, which waits.
+	for _, pid := range measure.Children(supervisor) {
+		if measure.Alive(pid) {
 			return pid
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/joyent/dockerlogger/internal/measure"
 )
 
 // copyExe copies an executable to dst (mode 0755).
@@ -90,8 +92,8 @@ func TestLiveUpgrade(t *testing.T) {
 }
 
 // TestUpgradeGap holds the new worker of a live upgrade back (the binary
-// on disk is a script that waits for a file) while the application writes
-// far more than the pipe holds. In non-blocking mode the supervisor keeps
+// on disk is a script that waits for a file), and once the old one has
+// handed over, the application writes far more than the pipe holds. In non-blocking mode the supervisor keeps
 // room in the pipe: every write returns, and what it had to drop is
 // counted (read by nobody, so in lines_dropped_earlier_workers, by the
 // new worker), the rest delivered in order. In spool mode an upgrade loses
@@ -119,13 +121,19 @@ func TestUpgradeGap(t *testing.T) {
 			}
 			before, gap, after := Lines("before", 1000), Lines("in the gap", 400000), Lines("after", 1000)
 			WriteLines(t, l.Stdout, before)
+			var old int
+			Eventually(t, 10*time.Second, "a worker", func() bool { old = workerPID(t, l.Cmd.Process.Pid); return old != 0 })
 			if err := os.Rename(script, exe); err != nil {
 				t.Fatal(err)
 			}
 			if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 				t.Fatal(err)
 			}
+			// The next worker is started at once and the old one reads on
+			// until it waits, which the held-back one never says: the old
+			// one hands over after a second all the same.
 			Eventually(t, 30*time.Second, "the held-back worker", func() bool { _, err := os.Stat(started); return err == nil })
+			Eventually(t, 30*time.Second, "the old worker's exit", func() bool { return !measure.Alive(old) })
 			wrote := make(chan struct{})
 			go func() {
 				defer close(wrote)

@@ -10,6 +10,7 @@ package measure
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io/fs"
 	"os"
@@ -80,16 +81,44 @@ func (p *Memory) Peak(m Memory) {
 func Children(pid int) []int {
 	ents, _ := os.ReadDir("/proc")
 	var kids []int
+	started := map[int]uint64{}
 	for _, e := range ents {
 		p, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		if ppid, _, ok := stat(p); ok && ppid == pid {
+		if ppid, start, ok := parentAndStart(p); ok && ppid == pid {
 			kids = append(kids, p)
+			started[p] = start
 		}
 	}
+	// Oldest first: during a live upgrade the worker that reads is older
+	// than the one started ahead, which waits.
+	slices.SortStableFunc(kids, func(a, b int) int { return cmp.Compare(started[a], started[b]) })
 	return kids
+}
+
+// parentAndStart returns pid's parent and start time (clock ticks since
+// boot, field 22 of /proc/pid/stat).
+func parentAndStart(pid int) (ppid int, start uint64, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, 0, false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	if err != nil {
+		return 0, 0, false
+	}
+	start, err = strconv.ParseUint(f[19], 10, 64)
+	return ppid, start, err == nil
 }
 
 // Parent returns the parent pid of pid, or 0 if it is gone.
