@@ -33,6 +33,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -101,8 +102,8 @@ type Options struct {
 	LineMax int64
 }
 
-// Batch is what Next hands out. Line slices are valid until the next call
-// to Next.
+// Batch is what Next hands out. Its Records and their Line slices are
+// valid until the next call to Next.
 type Batch struct {
 	Records []Record
 	// Replayed counts the records of the batch that an earlier process
@@ -162,6 +163,9 @@ type Spool struct {
 	nextName    int
 	rbuf        []byte
 	bbuf        []byte
+	wbuf        []byte     // Next's read-ahead window (see decodeAhead)
+	refs        []batchRef // Next's records, kept between batches
+	recs        []Record   // the last batch's records, likewise
 	stop        chan struct{}
 	syncDone    chan struct{}
 }
@@ -464,6 +468,52 @@ func (s *Spool) decodeAt(f *os.File, off, limit int64) (Record, int, error) {
 
 // readAhead is what decodeAt reads at once.
 const readAhead = 4096
+
+// batchRef is a record of the batch Next builds: its line is
+// bbuf[from:to].
+type batchRef struct {
+	rec      Record
+	from, to int
+}
+
+// window is what decodeAhead read ahead of the records it decodes: the
+// bytes of f from off. It lives for one call of Next, under the spool's
+// lock, so nothing rewrites or moves those bytes meanwhile (a truncation,
+// a collapse).
+type window struct {
+	f   *os.File
+	off int64
+	b   []byte
+}
+
+// windowSize is what decodeAhead reads at once: one pread for hundreds of
+// short records, where decodeAt takes one each.
+const windowSize = 64 << 10
+
+// decodeAhead is decodeAt for Next's records, read a window at a time.
+// Whatever does not decode whole from the window within the bounds
+// decodeAt holds (a record longer than the window, or cut by its end,
+// corruption, a read error) goes to decodeAt, which says why.
+func (s *Spool) decodeAhead(w *window, f *os.File, off, limit int64) (Record, int, error) {
+	if w.f != f || off < w.off || off+HeaderSize > w.off+int64(len(w.b)) {
+		n := min(int64(windowSize), limit-off)
+		if n < HeaderSize {
+			return s.decodeAt(f, off, limit)
+		}
+		s.wbuf = grow(s.wbuf, int(n))
+		m, err := f.ReadAt(s.wbuf, off)
+		if err != nil && err != io.EOF {
+			*w = window{}
+			return s.decodeAt(f, off, limit)
+		}
+		*w = window{f: f, off: off, b: s.wbuf[:m]}
+	}
+	rec, size, err := Decode(w.b[off-w.off:])
+	if err != nil || int64(size) > s.maxRec || off+int64(size) > limit {
+		return s.decodeAt(f, off, limit)
+	}
+	return rec, size, nil
+}
 
 func grow(b []byte, n int) []byte {
 	if cap(b) < n {
@@ -840,11 +890,8 @@ func (s *Spool) Next(ctx context.Context, maxBytes int) (Batch, error) {
 	if s.closed {
 		return Batch{}, ErrClosed
 	}
-	type ref struct {
-		rec      Record
-		from, to int
-	}
-	var refs []ref
+	refs := s.refs[:0]
+	var win window
 	taken := 0
 	s.bbuf = s.bbuf[:0]
 	for {
@@ -874,18 +921,20 @@ func (s *Spool) Next(ctx context.Context, maxBytes int) (Batch, error) {
 		if len(refs) > 0 && taken >= maxBytes {
 			break
 		}
-		rec, n, err := s.decodeAt(g.f, s.roff, g.end)
+		rec, n, err := s.decodeAhead(&win, g.f, s.roff, g.end)
 		if err != nil {
 			s.skip(g, err)
 			continue
 		}
 		from := len(s.bbuf)
 		s.bbuf = append(s.bbuf, rec.Line...)
-		refs = append(refs, ref{rec, from, len(s.bbuf)})
+		refs = append(refs, batchRef{rec, from, len(s.bbuf)})
 		s.roff += int64(n)
 		taken += n
 	}
-	b := Batch{Records: make([]Record, len(refs))}
+	s.refs = refs
+	b := Batch{Records: slices.Grow(s.recs[:0], len(refs))[:len(refs)]}
+	s.recs = b.Records
 	for i, r := range refs {
 		r.rec.Line = s.bbuf[r.from:r.to:r.to]
 		b.Records[i] = r.rec
