@@ -18,6 +18,7 @@ var (
 	_ capability.Flusher         = (*filelog.JSON)(nil)
 	_ capability.AccountedLogger = (*filelog.JSON)(nil)
 	_ capability.UnwrittenLogger = (*filelog.JSON)(nil)
+	_ capability.HandoverCloser  = (*filelog.JSON)(nil)
 )
 
 // Our own json-file driver: Docker's writes one write(2) per line, which is

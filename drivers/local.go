@@ -14,6 +14,7 @@ var (
 	_ capability.Flusher         = (*filelog.Local)(nil)
 	_ capability.AccountedLogger = (*filelog.Local)(nil)
 	_ capability.UnwrittenLogger = (*filelog.Local)(nil)
+	_ capability.HandoverCloser  = (*filelog.Local)(nil)
 )
 
 // Our own local driver: Docker's format and rotation (package filelog),

@@ -340,11 +340,23 @@ func (d *Driver) Abandon() {
 
 // Close stops any retrying and closes the driver if it is up, which
 // flushes what it buffers.
-func (d *Driver) Close() error {
+func (d *Driver) Close() error { return d.close(false) }
+
+// CloseHandingOver is Close at a live upgrade: a driver whose Close waits
+// for work the next worker redoes does not wait for it
+// (capability.HandoverCloser).
+func (d *Driver) CloseHandingOver() error { return d.close(true) }
+
+func (d *Driver) close(handingOver bool) error {
 	d.Abandon()
 	select {
 	case <-d.up:
-		err := d.l.Close()
+		var err error
+		if hc, ok := d.l.(capability.HandoverCloser); ok && handingOver {
+			err = hc.CloseHandingOver()
+		} else {
+			err = d.l.Close()
+		}
 		waitAfterClose(d.name)
 		return err
 	default:

@@ -383,7 +383,17 @@ func LostReason(err error) string {
 
 // Close flushes, closes the file and waits for a running compression.
 // What cannot be written then is dropped, and reported lost.
-func (f *File) Close() error {
+func (f *File) Close() error { return f.close(true) }
+
+// CloseHandingOver is Close for a logger that exits next so that another
+// takes the file over (a live upgrade): it does not wait for a running
+// compression, which can take as long as the rotated file takes to
+// compress, while nobody reads the container's output. The exit cuts it;
+// the next logger on this path removes its temporary and compresses the
+// file again, as after a logger killed while compressing (see Open).
+func (f *File) CloseHandingOver() error { return f.close(false) }
+
+func (f *File) close(waitZip bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
@@ -398,7 +408,7 @@ func (f *File) Close() error {
 	if f.f != nil {
 		cerr = f.f.Close()
 	}
-	if f.zipping != nil {
+	if f.zipping != nil && waitZip {
 		<-f.zipping
 	}
 	f.dir.Close()

@@ -74,6 +74,9 @@ func (j *JSON) Unwritten() (lines, bytes int64) { return j.file.Unwritten() }
 // Close flushes and closes the file, waiting for any compression.
 func (j *JSON) Close() error { return j.file.Close() }
 
+// CloseHandingOver closes for a live upgrade (File.CloseHandingOver).
+func (j *JSON) CloseHandingOver() error { return j.file.CloseHandingOver() }
+
 // Name is the driver's name.
 func (j *JSON) Name() string { return "json-file" }
 

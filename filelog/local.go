@@ -91,5 +91,8 @@ func (l *Local) Flush() error { return l.file.Flush() }
 // Close flushes and closes the file, waiting for any compression.
 func (l *Local) Close() error { return l.file.Close() }
 
+// CloseHandingOver closes for a live upgrade (File.CloseHandingOver).
+func (l *Local) CloseHandingOver() error { return l.file.CloseHandingOver() }
+
 // Name is the driver's name.
 func (l *Local) Name() string { return "local" }

@@ -217,3 +217,53 @@ func TestFailedShiftKeepsCurrentFile(t *testing.T) {
 		t.Fatalf("line 0 %d times, line 1 %d times, refused %v: want once, once, true", got[line(0)], got[line(1)], refused)
 	}
 }
+
+// At a live upgrade the logger closes without waiting for a compression
+// still running (it exits next, and the next logger compresses the file
+// again, TestOpenRecoversInterruptedCompression): what was written is on
+// disk when CloseHandingOver returns. Close still waits for it.
+func TestCloseHandingOverLeavesCompression(t *testing.T) {
+	dir := t.TempDir()
+	j, err := NewJSON(Options{Path: filepath.Join(dir, "json.log"), MaxSize: 1 << 20, MaxFiles: 3, Compress: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFlushed(t, j, "before the upgrade")
+	// A compression that does not end while this test runs.
+	running := make(chan struct{})
+	j.file.mu.Lock()
+	j.file.zipping = running
+	j.file.mu.Unlock()
+	closed := make(chan error, 1)
+	go func() { closed <- j.CloseHandingOver() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("CloseHandingOver waited for the compression")
+	}
+	if got := readAllLines(t, dir); got["before the upgrade"] != 1 {
+		t.Fatalf("lines on disk after CloseHandingOver: %v", got)
+	}
+
+	k, err := NewJSON(Options{Path: filepath.Join(dir, "json.log"), MaxSize: 1 << 20, MaxFiles: 3, Compress: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running2 := make(chan struct{})
+	k.file.mu.Lock()
+	k.file.zipping = running2
+	k.file.mu.Unlock()
+	go func() { closed <- k.Close() }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned with a compression running")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(running2)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -501,29 +501,19 @@ func (r *run) check() {
 	// 3. The application never blocks in non-blocking and spool.
 	var maxBlock time.Duration
 	var slow []slowWrite
-	var inHandover []slowWrite
 	for _, w := range r.w {
 		maxBlock = max(maxBlock, w.maxBlock)
 		r.ownDelay = max(r.ownDelay, w.ownDelay)
-		for _, s := range w.slow {
-			// Known and reported, not failed, in spool mode: between
-			// a worker that hands over and the next one's start
-			// nobody reads the pipes, and a spool drops nothing to
-			// make room meanwhile (the README's "Known gaps").
-			if at := w.start.Sub(r.start) + s.at; p.mode == "spool" && r.nearHandover(at) {
-				inHandover = append(inHandover, s)
-				continue
-			}
-			slow = append(slow, s)
-		}
+		// A live upgrade in spool mode is held to it too: the next
+		// worker is started while the old one reads on, so nobody
+		// reads the pipes only from the old one's last line to the
+		// next one's first (the README's "Live upgrades").
+		slow = append(slow, w.slow...)
 		if w.err != nil && !r.stuck {
 			r.fail("the application's write(2) failed at %.2fs: %v", w.errAt.Seconds(), w.err)
 		}
 	}
 	r.maxBlock = maxBlock
-	if len(inHandover) > 0 {
-		r.note("known gap (spool): %d write(2)s over %v within 1 s of a SIGHUP (a live upgrade), the longest %v", len(inHandover), blockBound, slices.MaxFunc(inHandover, func(a, b slowWrite) int { return cmp.Compare(a.d, b.d) }).d.Round(time.Millisecond))
-	}
 	// buffer-full=block may block once the ring or the spool is full:
 	// there the bound holds only for inputs too small to fill them.
 	// So may a gap with no worker (a kill, a restart, an upgrade): with
@@ -596,15 +586,4 @@ func mb(b int64) string {
 		return fmt.Sprintf("%.1f kB", float64(b)/1e3)
 	}
 	return fmt.Sprintf("%.1f MB", float64(b)/1e6)
-}
-
-// nearHandover says whether at (since the case's start) falls within a
-// second after a SIGHUP the soak sent.
-func (r *run) nearHandover(at time.Duration) bool {
-	for _, h := range r.hups {
-		if at >= h-10*time.Millisecond && at <= h+time.Second {
-			return true
-		}
-	}
-	return false
 }

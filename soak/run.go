@@ -33,7 +33,6 @@ type run struct {
 	l       *logproc.Logger
 	w       [2]*writer
 	start   time.Time
-	hups    []time.Duration // when the soak sent SIGHUP, since start
 
 	mu         sync.Mutex
 	events     []string // what was done when, for the report
@@ -416,9 +415,6 @@ func (r *run) inject(stop <-chan struct{}) {
 		case hup:
 			syscall.Kill(sup, syscall.SIGHUP)
 			r.event("supervisor SIGHUP")
-			r.mu.Lock()
-			r.hups = append(r.hups, time.Since(r.start))
-			r.mu.Unlock()
 		case usr1Storm:
 			for i := 0; i < f.n; i++ {
 				syscall.Kill(sup, syscall.SIGUSR1)

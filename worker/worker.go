@@ -769,7 +769,7 @@ func (r *run) handOver() error {
 		// disk, not a sink): Close waits for the write in progress,
 		// which an exit would cut, leaving a partial record.
 		closed := make(chan error, 1)
-		go func() { closed <- r.drv.Close() }()
+		go func() { closed <- r.drv.CloseHandingOver() }()
 		select {
 		case cerr := <-closed:
 			if err == nil {

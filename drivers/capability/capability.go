@@ -74,3 +74,11 @@ type DroppingLogger interface {
 type MarkerLogger interface {
 	LogMarker(*logger.Message) error
 }
+
+// HandoverCloser is a driver whose Close waits for work that the next
+// logger on the same files redoes (json-file and local wait for a running
+// compression): at a live upgrade it closes without waiting, as the pipes
+// are not read meanwhile.
+type HandoverCloser interface {
+	CloseHandingOver() error
+}
