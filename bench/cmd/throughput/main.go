@@ -3,6 +3,17 @@
 // Docker's own path (logger.Copier into Docker's json-file driver, see
 // ../dockercopier) and a minimal hand-written Go loop (../minimal).
 //
+// dockerlogger runs in each delivery mode: json-file is the default,
+// mode=blocking (and local the same with the local driver); non-blocking
+// and spool are json-file with mode=non-blocking (max-buffer-size 1m, the
+// default) and mode=spool (spool-sync=interval, the default, spool-max-size
+// 256m, in a fresh spool-dir per run, which the run creates and removes),
+// both with buffer-full=block, so that, like blocking, they drop nothing
+// and every mode writes every line: like for like. Both also get
+// close-timeout=60s, as in ../stall: the drain at the end of the input
+// (what the ring or the spool still holds) is part of the time measured,
+// and must not be cut short by the 10 s default.
+//
 // For each case (lines × bytes per line) the input is generated once in
 // memory. Each contender runs as a child process with the input on a pipe
 // (dockerlogger reads it on fd 3, with an empty pipe on fd 4; the others
@@ -46,7 +57,13 @@ type contender struct {
 	// cmd builds the command that writes logPath.
 	cmd func(bin, logPath string) *exec.Cmd
 	fd3 bool // input on fd 3 and an empty pipe on fd 4, not on stdin
+	// spool: a fresh spool-dir, spoolDir(logPath), is made before each
+	// run and removed after a good one.
+	spool bool
 }
+
+// spoolDir is the spool-dir of the run that writes logPath.
+func spoolDir(logPath string) string { return logPath + ".spool" }
 
 type result struct {
 	Wall   time.Duration
@@ -83,6 +100,17 @@ func contenders() []contender {
 			"DOCKERLOG_LOGPATH="+logPath)
 		return c
 	}
+	// mode runs dockerlogger json-file with the log-opts opts (the last
+	// DOCKERLOG_CONFIG in the environment is the one the child sees).
+	mode := func(bin, logPath string, opts map[string]string) *exec.Cmd {
+		c := env(exec.Command(filepath.Join(bin, "dockerlogger"), "json-file"), logPath)
+		b, err := json.Marshal(opts)
+		if err != nil {
+			panic(err) // a map of strings
+		}
+		c.Env = append(c.Env, "DOCKERLOG_CONFIG="+string(b))
+		return c
+	}
 	return []contender{
 		{Name: "cat", Format: "lines", cmd: func(bin, p string) *exec.Cmd { return env(exec.Command("cat"), p) }},
 		{Name: "docker", Format: "json", cmd: func(bin, p string) *exec.Cmd {
@@ -99,6 +127,15 @@ func contenders() []contender {
 			c := env(exec.Command(filepath.Join(bin, "dockerlogger"), "local"), p)
 			c.Env = append(c.Env, `DOCKERLOG_CONFIG={"max-size":"1g"}`)
 			return c
+		}},
+		// The other modes, with buffer-full=block: nothing dropped, as
+		// in blocking.
+		{Name: "non-blocking", Format: "json", fd3: true, cmd: func(bin, p string) *exec.Cmd {
+			return mode(bin, p, map[string]string{"mode": "non-blocking", "buffer-full": "block", "close-timeout": "60s"})
+		}},
+		{Name: "spool", Format: "json", fd3: true, spool: true, cmd: func(bin, p string) *exec.Cmd {
+			return mode(bin, p, map[string]string{"mode": "spool", "buffer-full": "block", "close-timeout": "60s",
+				"spool-dir": spoolDir(p), "spool-sync": "interval"})
 		}},
 	}
 }
@@ -147,6 +184,11 @@ func run(bin string, runs int, scale float64, only string) error {
 			var rs []result
 			for i := 0; i < runs; i++ {
 				logPath := filepath.Join(dir, fmt.Sprintf("%s-%d-%d.log", c.Name, bc.Size, i))
+				if c.spool {
+					if err := os.Mkdir(spoolDir(logPath), 0o700); err != nil {
+						return fmt.Errorf("%s, %s: %w", c.Name, bc.Name, err)
+					}
+				}
 				r, stderr, err := runOne(c, bin, logPath, input)
 				if err != nil {
 					return fmt.Errorf("%s, %s: %w", c.Name, bc.Name, err)
@@ -164,9 +206,10 @@ func run(bin string, runs int, scale float64, only string) error {
 						c.Name, bc.Name, i+1, bc.Lines, got, logPath, logPath))
 				} else {
 					os.Remove(logPath)
+					os.RemoveAll(spoolDir(logPath)) // none but spool's
 				}
 				rs = append(rs, r)
-				fmt.Fprintf(os.Stderr, "  %-9s %-6s run %d: %v wall, %v cpu, %.1f MB rss\n",
+				fmt.Fprintf(os.Stderr, "  %-12s %-6s run %d: %v wall, %v cpu, %.1f MB rss\n",
 					c.Name, bc.Name, i+1, r.Wall.Round(time.Millisecond), r.CPU.Round(time.Millisecond), float64(r.MaxRSS)/1e6)
 			}
 			med[bc.Name][c.Name] = median(rs)
