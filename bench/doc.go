@@ -4,7 +4,7 @@
 // is Docker's own path (logger.Copier into Docker's json-file driver) and
 // cmd/minimal a minimal hand-written Go loop. cmd/stall is the benchmark
 // of a stalled sink in each delivery mode and cmd/supervision
-// that of the supervisor's cost and restart time; cmd/readback reads
+// that of the supervisor's cost, restart time and live-upgrade gap; cmd/readback reads
 // 1,000,000 lines back with dockerlogger logs beside Docker's own reader;
 // internal/measure holds what they share (/proc figures, the logger's stats line,
 // percentiles). `make bench` builds and runs them all. Each prints a table

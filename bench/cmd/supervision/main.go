@@ -1,5 +1,6 @@
 // Command supervision is the benchmark: what the supervisor
-// costs, and how fast it brings a crashed worker back.
+// costs, how fast it brings a crashed worker back, and how long a live
+// upgrade leaves the application's writes waiting.
 //
 // Cost: `dockerlogger json-file` reads N lines of 100 bytes from a pipe
 // on fd 3 (an empty pipe on fd 4), supervised (the default: a supervisor
@@ -25,6 +26,37 @@
 // supervisor. Successive restarts: one logger killed repeatedly, to show
 // the restart backoff. Every line written must be in the file at the end
 // (duplicates from the replay are reported).
+//
+// Upgrade gap: in each mode (spool, non-blocking, blocking; json-file,
+// max-size 1g so no rotation) a supervised logger reads a pipe whose
+// write end the benchmark holds as the application's stdout (fd 4: an
+// empty pipe). From its ready byte a writer writes 100-byte numbered
+// lines, 4000 bytes a blocking write(2) (whole lines, under PIPE_BUF), at
+// a fixed rate (-gap-rate MB/s; behind after a write that blocked, it
+// writes without pause until back on schedule), and times every write.
+// After 500 ms of that, every 500 ms there is a mark, SIGHUP and baseline
+// in turn, -gap-hups of each: SIGHUPs 1 s apart, each baseline half way
+// between two (the last 500 ms after the last SIGHUP). Before each mark
+// the pipe is shrunk (F_SETPIPE_SZ, -gap-pipe bytes; a worker grows it
+// back at its start; a shrink refused because the pipe holds more, the
+// logger behind, is counted and reported). At a SIGHUP the supervisor
+// starts a live upgrade, at a baseline nothing happens: the baselines
+// show the hiccups of the steady state beside those of the upgrades. For
+// each mark the longest write(2) started within 300 ms after it is kept.
+// With a 64 KiB pipe at 8 MB/s (8 ms of input) a write blocks for about
+// the time nobody reads less 8 ms. Per mode: the median and max over the
+// upgrades and over the baselines, the ratio of the two medians, and the
+// windows with a write over 10 ms. Then the write end is closed, the
+// logger must exit 0 having counted every upgrade, and its json-file
+// must hold every line written, as written, each first delivery in
+// order; a line delivered again is allowed (and reported) as far as the
+// last stats line's lines_replayed counts it. A line lost (dropped or
+// not, in any mode), out of order or again uncounted, or an entry that is
+// no line written, is reported under the table, and fails the program
+// once the table is out. Target, in
+// spool and non-blocking: no write over 10 ms across an upgrade.
+//
+// -only runs one part: cost (throughput, RSS, restarts) or gap.
 //
 // Targets are reported as PASS or MISS; the program fails only when it
 // cannot measure or a line is lost.
@@ -59,6 +91,11 @@ type params struct {
 	bin         string
 	lines, runs int
 	kills, rate int
+	only        string
+	gapRate     float64 // MB/s
+	gapPipe     int     // bytes
+	gapHups     int
+	gapModes    string
 }
 
 func main() {
@@ -68,6 +105,11 @@ func main() {
 	flag.IntVar(&p.runs, "runs", 15, "throughput runs per variant, in back-to-back pairs after one warm-up pair (medians are reported)")
 	flag.IntVar(&p.kills, "kills", 5, "worker kills, for the first restarts and for the successive ones")
 	flag.IntVar(&p.rate, "rate", 10000, "lines per second written while the worker is killed")
+	flag.StringVar(&p.only, "only", "", "run one part only: gap (the upgrade gap) or cost (throughput, RSS, restarts); all by default")
+	flag.Float64Var(&p.gapRate, "gap-rate", 8, "MB/s written during the upgrade gap")
+	flag.IntVar(&p.gapPipe, "gap-pipe", 64<<10, "pipe size (bytes) set before each SIGHUP and baseline of the upgrade gap")
+	flag.IntVar(&p.gapHups, "gap-hups", 10, "SIGHUPs (and as many baselines) per mode in the upgrade gap")
+	flag.StringVar(&p.gapModes, "gap-modes", strings.Join(gapModes, ","), "modes of the upgrade gap, comma-separated")
 	flag.Parse()
 	if err := run(p); err != nil {
 		fmt.Fprintf(os.Stderr, "supervision: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
@@ -343,13 +385,38 @@ func countFile(path string, n int) (unique, dups int, err error) {
 }
 
 func run(p params) error {
+	if p.only != "" && p.only != "gap" && p.only != "cost" {
+		return fmt.Errorf("-only %q: gap or cost", p.only)
+	}
+	if p.gapHups < 1 || p.gapRate <= 0 || p.gapPipe < 4096 {
+		return fmt.Errorf("-gap-hups at least 1, -gap-rate above 0, -gap-pipe at least 4096")
+	}
+	fmt.Printf("supervision: dockerlogger json-file\n")
+	fmt.Printf("%s %s/%s, %d CPUs, load %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), measure.Load())
+	if p.only != "gap" {
+		fmt.Println()
+		if err := runCost(p); err != nil {
+			return err
+		}
+	}
+	if p.only != "cost" {
+		rs, err := runGap(p)
+		if err != nil {
+			return err
+		}
+		reportGap(os.Stdout, p, rs)
+		return gapLoss(rs)
+	}
+	return nil
+}
+
+// runCost runs and reports the throughput, RSS and restart tables.
+func runCost(p params) error {
 	dir, err := os.MkdirTemp("", "dockerlogger-supervision-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Printf("the cost of supervision: dockerlogger json-file\n")
-	fmt.Printf("%s %s/%s, %d CPUs, load %s\n\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), measure.Load())
 
 	input := make([]byte, 0, p.lines*lineSize)
 	for i := 0; i < p.lines; i++ {
