@@ -408,10 +408,24 @@ func (f *File) close(waitZip bool) error {
 	if f.f != nil {
 		cerr = f.f.Close()
 	}
-	if f.zipping != nil && waitZip {
-		<-f.zipping
+	zipping := false
+	if f.zipping != nil {
+		if waitZip {
+			<-f.zipping
+		} else {
+			select {
+			case <-f.zipping:
+			default:
+				zipping = true
+			}
+		}
 	}
-	f.dir.Close()
+	if !zipping {
+		// A compression left running still works in the directory: it
+		// stays open until the exit, or its descriptor could be reused
+		// under it.
+		f.dir.Close()
+	}
 	if ferr != nil {
 		return ferr
 	}
