@@ -50,10 +50,11 @@
 // logger must exit 0 having counted every upgrade, and its json-file
 // must hold every line written, as written, each first delivery in
 // order; a line delivered again is allowed (and reported) as far as the
-// last stats line's lines_replayed counts it. A line lost (dropped or
-// not, in any mode), out of order or again uncounted, or an entry that is
-// no line written, is reported under the table, and fails the program
-// once the table is out. Target, in
+// last stats line's lines_replayed counts it. A line lost uncounted (in
+// non-blocking mode lines_dropped counts what the supervisor drops across
+// an upgrade), out of order or again uncounted, or an entry that is no
+// line written, is reported under the table, and fails the program once
+// the table is out. Target, in
 // spool and non-blocking: no write over 10 ms across an upgrade.
 //
 // -only runs one part: cost (throughput, RSS, restarts) or gap.
