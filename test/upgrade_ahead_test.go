@@ -160,3 +160,51 @@ func TestUpgradeNextNotNeeded(t *testing.T) {
 		t.Fatalf("last stats: upgrades=%s lines_dropped=%s, want 0, 0", st["upgrades"], st["lines_dropped"])
 	}
 }
+
+// TestUpgradeNextDiedWaiting: the worker started ahead dies before it is
+// let go (killed, or a new binary that cannot start). The old worker hands
+// over all the same after a second, and the supervisor starts a fresh one
+// from the binary now on disk: every line arrives once, in order, and the
+// upgrade is no restart.
+func TestUpgradeNextDiedWaiting(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "dockerlogger")
+	copyExe(t, filepath.Join(bin, "dockerlogger"), exe)
+	logPath := filepath.Join(dir, "died.log")
+	l := StartLoggerAt(t, exe, Env("upgrade-next-died", map[string]string{"mode": "spool",
+		"log-path": logPath, "spool-dir": filepath.Join(dir, "spool")}), "json-file")
+	if err := l.WaitReady(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	before, after := Lines("before", 100), Lines("after", 100)
+	WriteLines(t, l.Stdout, before)
+	var old int
+	Eventually(t, 10*time.Second, "a worker", func() bool { old = workerPID(t, l.Cmd.Process.Pid); return old != 0 })
+	started, _ := heldBack(t, dir, exe)
+	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	next := pidIn(t, started)
+	// The binary on disk is a working one again before the next start.
+	copyExe(t, filepath.Join(bin, "dockerlogger"), filepath.Join(dir, "dockerlogger.new"))
+	if err := os.Rename(filepath.Join(dir, "dockerlogger.new"), exe); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(next, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 30*time.Second, "the old worker's exit", func() bool { return !measure.Alive(old) })
+	Eventually(t, 30*time.Second, "a new worker", func() bool {
+		w := workerPID(t, l.Cmd.Process.Pid)
+		return w != 0 && w != old && w != next
+	})
+	WriteLines(t, l.Stdout, after)
+	if code := l.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+	}
+	sinkSameLines(t, "stdout", jsonLines(t, logPath)["stdout"], append(append([]string{}, before...), after...))
+	st := l.Stats(t)
+	if st["upgrades"] != "1" || st["restarts"] != "0" || st["lines_dropped"] != "0" {
+		t.Fatalf("last stats: upgrades=%s restarts=%s lines_dropped=%s, want 1, 0, 0; stderr: %s", st["upgrades"], st["restarts"], st["lines_dropped"], l.Errors())
+	}
+}

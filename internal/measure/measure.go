@@ -87,9 +87,9 @@ func Children(pid int) []int {
 		if err != nil {
 			continue
 		}
-		if ppid, start, ok := parentAndStart(p); ok && ppid == pid {
+		if st, ok := stat(p); ok && st.ppid == pid {
 			kids = append(kids, p)
-			started[p] = start
+			started[p] = st.start
 		}
 	}
 	// Oldest first: during a live upgrade the worker that reads is older
@@ -98,58 +98,46 @@ func Children(pid int) []int {
 	return kids
 }
 
-// parentAndStart returns pid's parent and start time (clock ticks since
-// boot, field 22 of /proc/pid/stat).
-func parentAndStart(pid int) (ppid int, start uint64, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, 0, false
-	}
-	ppid, err = strconv.Atoi(f[1])
-	if err != nil {
-		return 0, 0, false
-	}
-	start, err = strconv.ParseUint(f[19], 10, 64)
-	return ppid, start, err == nil
-}
-
 // Parent returns the parent pid of pid, or 0 if it is gone.
 func Parent(pid int) int {
-	ppid, _, _ := stat(pid)
-	return ppid
+	st, _ := stat(pid)
+	return st.ppid
 }
 
 // Alive says whether pid is a running process: not gone, not a zombie.
 func Alive(pid int) bool {
-	_, state, ok := stat(pid)
-	return ok && state != 'Z' && state != 'X'
+	st, ok := stat(pid)
+	return ok && st.state != 'Z' && st.state != 'X'
 }
 
-// stat reads the parent pid and state of pid from /proc/PID/stat.
-func stat(pid int) (ppid int, state byte, ok bool) {
+// procStat is what this package reads of /proc/PID/stat.
+type procStat struct {
+	state byte
+	ppid  int
+	start uint64 // clock ticks since boot (field 22)
+}
+
+// stat reads pid's /proc/PID/stat.
+func stat(pid int) (st procStat, ok bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0, false
+		return st, false
 	}
 	// "pid (comm) S ppid ...": comm may hold spaces and parentheses.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, false
+		return st, false
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0, 0, false
+	if len(f) < 20 {
+		return st, false
 	}
-	ppid, err = strconv.Atoi(f[1])
-	return ppid, f[0][0], err == nil
+	st.state = f[0][0]
+	if st.ppid, err = strconv.Atoi(f[1]); err != nil {
+		return st, false
+	}
+	st.start, err = strconv.ParseUint(f[19], 10, 64)
+	return st, err == nil
 }
 
 // DiskUsage returns the bytes allocated on disk to the files under dir
