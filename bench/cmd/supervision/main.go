@@ -65,7 +65,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -73,7 +72,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -342,7 +340,8 @@ func crashRun(p params, dir, name string, kills int, settle time.Duration) ([]ti
 	if kerr != nil {
 		return nil, 0, kerr
 	}
-	unique, dups, err := countFile(logPath, n)
+	c, err := checkInOrder(logPath, n)
+	unique, dups := c.unique, c.dups
 	if err != nil {
 		return nil, 0, err
 	}
@@ -350,39 +349,6 @@ func crashRun(p params, dir, name string, kills int, settle time.Duration) ([]ti
 		return nil, 0, fmt.Errorf("%s: %d lines written, %d in %s", name, n, unique, logPath)
 	}
 	return ds, dups, nil
-}
-
-// countFile counts the unique numbered lines below n in a json-file, and
-// the duplicates.
-func countFile(path string, n int) (unique, dups int, err error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, 0, err
-	}
-	seen := make([]bool, n)
-	for _, l := range bytes.Split(bytes.TrimSuffix(b, []byte{'\n'}), []byte{'\n'}) {
-		var e struct {
-			Log string `json:"log"`
-		}
-		if err := json.Unmarshal(l, &e); err != nil {
-			return 0, 0, fmt.Errorf("%s: %w", path, err)
-		}
-		i := strings.Index(e.Log, " seq=")
-		if i < 0 || len(e.Log) < i+14 {
-			continue
-		}
-		s, err := strconv.Atoi(e.Log[i+5 : i+14])
-		if err != nil || s >= n {
-			continue
-		}
-		if seen[s] {
-			dups++
-		} else {
-			seen[s] = true
-			unique++
-		}
-	}
-	return unique, dups, nil
 }
 
 func run(p params) error {
