@@ -174,6 +174,15 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 		}
 		return len(cur)+len(next) <= len(want) && bytes.HasPrefix(want, cur) && bytes.Equal(want[len(cur):len(cur)+len(next)], next)
 	}
+	// whole says whether cur is all of the line it begins.
+	whole := func(cur []byte) bool {
+		seq, n, ok := parseHeader(cur)
+		if !ok || len(cur) != n {
+			return false
+		}
+		it, known := byseq[seq]
+		return known && it.n == n && bytes.Equal(content(seed, it), cur)
+	}
 	var starts []int // where each part of cur begins
 	flush := func() {
 		j := cur
@@ -244,6 +253,11 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 		switch {
 		case active && len(cur) > 0 && hasHeader(m.data):
 			flush() // a new line begins: the one before lost its end
+		case active && len(cur) > 0 && len(m.data) == 0 && !m.partial && m.id == "" && (curID != "" || !whole(cur)):
+			// An empty line: the one before lost its end (an empty
+			// message ends a line only when it is the last part of one
+			// that is whole without it).
+			flush()
 		case active && m.id != "" && curID != "" && m.id != curID:
 			if hasHeader(m.data) || !continues(cur, m.data) {
 				// A new line, or a piece of another whose start was
@@ -256,7 +270,7 @@ func join(ms []msg, stderr bool, byseq map[int]item, seed uint64) *tally {
 			// when joined, broken for a reader that joins by id.
 			t.splitIDs++
 		}
-		if active && m.id == "" && len(cur) > 0 && !hasHeader(m.data) && repeatsPart(cur, starts, m.data) && !continues(cur, m.data) {
+		if active && m.id == "" && len(cur) > 0 && len(m.data) > 0 && !hasHeader(m.data) && repeatsPart(cur, starts, m.data) && !continues(cur, m.data) {
 			// A part written again with no partial_id to say so
 			// (json-file): a spool replay after a kill starts from
 			// the last acknowledged record, within a line. A reader

@@ -42,6 +42,20 @@ func TestJoinSplitIDs(t *testing.T) {
 	if file.complete[1] != 1 || file.parts != 2 || file.damaged != 0 {
 		t.Errorf("two parts written twice (no partial id): complete %v, parts %d, damaged %d", file.complete, file.parts, file.damaged)
 	}
+	// An empty line after one that lost its end is a line of its own,
+	// not a part again; an empty last part ends the line it completes.
+	emptyLine := join([]msg{part(ca[:100], "", true), part(nil, "", false), part(cb, "", false)}, false, byseq, seed)
+	if emptyLine.parts != 0 || emptyLine.empties != 1 || emptyLine.prefixes[1] != 1 || emptyLine.complete[2] != 1 {
+		t.Errorf("an empty line after a line that lost its end: parts %d, empties %d, prefixes %v, complete %v", emptyLine.parts, emptyLine.empties, emptyLine.prefixes, emptyLine.complete)
+	}
+	idEmpty := join([]msg{part(ca[:100], "x", true), part(nil, "", false)}, false, byseq, seed)
+	if idEmpty.empties != 1 || idEmpty.prefixes[1] != 1 {
+		t.Errorf("an empty line after a line with a partial id that lost its end: empties %d, prefixes %v", idEmpty.empties, idEmpty.prefixes)
+	}
+	lastEmpty := join([]msg{part(ca[:150], "", true), part(ca[150:], "", true), part(nil, "", false)}, false, byseq, seed)
+	if lastEmpty.complete[1] != 1 || lastEmpty.empties != 0 || lastEmpty.parts != 0 {
+		t.Errorf("a whole line ended by an empty last part: complete %v, empties %d, parts %d", lastEmpty.complete, lastEmpty.empties, lastEmpty.parts)
+	}
 	// Bytes that are no part of the line are not taken for a repeat.
 	bad := join([]msg{part(ca[:100], "", true), part(ca[150:250], "", true), part(ca[250:], "", false)}, false, byseq, seed)
 	if bad.parts != 0 || bad.damaged != 1 {
