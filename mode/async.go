@@ -288,7 +288,7 @@ func (a *Async) logRing(msg *logger.Message) {
 	a.cfg.Count.BufferBytes.Store(int64(n))
 }
 
-// Flush writes what the spool buffered (and fsyncs with spool-sync=always).
+// Flush writes what the spool buffered (the spool fsyncs beside it).
 // FlushOrLeave is Flush (reader.Leaver): what the ring or spool took is
 // this worker's to deliver or count.
 func (a *Async) FlushOrLeave() error { return a.Flush() }

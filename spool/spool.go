@@ -57,8 +57,8 @@ const (
 type Sync int
 
 const (
-	SyncInterval Sync = iota // once a second when something was written
-	SyncAlways               // at every Flush
+	SyncInterval Sync = iota // a second after the first write since the last fsync
+	SyncAlways               // as soon as something was written, one fsync after the other
 	SyncNever                // leave it to the kernel
 )
 
@@ -156,7 +156,9 @@ type Spool struct {
 	dead        int64  // bytes dropped below the cursor, not yet freed
 	pending     []byte // appended, not yet written
 	dirty       bool
-	dirtied     chan struct{} // SyncInterval: told when dirty is set
+	dirtied     chan struct{}        // told when dirty is set (nil with SyncNever)
+	unsynced    []*os.File           // segments left with writes not yet fsynced
+	fsync       func(*os.File) error // (*os.File).Sync; a test holds it up
 	closed      bool
 	released    bool // see Release
 	finished    bool // no more appends: Next returns io.EOF once empty
@@ -204,7 +206,8 @@ func Open(o Options) (*Spool, error) {
 		d.Close()
 		return nil, err
 	}
-	s := &Spool{o: o, dir: d, lock: lock, segSize: o.SegmentSize, stop: make(chan struct{}), syncDone: make(chan struct{})}
+	s := &Spool{o: o, dir: d, lock: lock, segSize: o.SegmentSize, stop: make(chan struct{}), syncDone: make(chan struct{}),
+		fsync: (*os.File).Sync}
 	s.maxRec = HeaderSize + MaxBody
 	if o.LineMax > 0 && o.LineMax < MaxBody-fixedBody-255 {
 		s.maxRec = HeaderSize + fixedBody + 255 + o.LineMax
@@ -215,10 +218,14 @@ func Open(o Options) (*Spool, error) {
 		s.closeFiles()
 		return nil, err
 	}
-	if o.Sync == SyncInterval {
+	switch o.Sync {
+	case SyncInterval:
 		s.dirtied = make(chan struct{}, 1)
-		go s.syncLoop()
-	} else {
+		go s.syncLoop(time.Second)
+	case SyncAlways:
+		s.dirtied = make(chan struct{}, 1)
+		go s.syncLoop(0)
+	default:
 		close(s.syncDone)
 	}
 	return s, nil
@@ -683,16 +690,20 @@ func (s *Spool) flushWaiting() error {
 // back, until size more bytes fit. It drops and frees in steps (of
 // s.step, or what is missing), not a syscall a record, and reports
 // whether anything was dropped or freed: false when nothing can be.
+// Records still pending are dropped where they are, never written: a
+// spool small beside its writer would otherwise write each record only
+// to give its space back at once, and punching a hole in pages not yet
+// written back makes the kernel write them first.
 func (s *Spool) makeRoom(size int64) bool {
-	if err := s.flush(); err != nil {
-		return false
-	}
 	progress := false
 	for s.held()+size > s.o.MaxSize {
 		want := max(s.held()+size-s.o.MaxSize, s.step)
 		var dropped int64
 		for dropped < want {
 			n := s.dropOne()
+			if n == 0 {
+				n = s.dropPending(want - dropped)
+			}
 			if n == 0 {
 				break
 			}
@@ -729,6 +740,24 @@ func (s *Spool) dropOne() int64 {
 	}
 }
 
+// dropPending drops the oldest pending records, once every written one
+// not handed out is dropped, until want bytes are dropped or none is
+// left, and returns the bytes dropped.
+func (s *Spool) dropPending(want int64) int64 {
+	off := 0
+	for int64(off) < want && off < len(s.pending) {
+		rec, n, err := Decode(s.pending[off:])
+		if err != nil { // never: pending holds only what AppendRecord framed
+			break
+		}
+		s.o.Drop(&rec, Full)
+		s.droppedSeq = rec.Seq
+		off += n
+	}
+	s.pending = s.pending[:copy(s.pending, s.pending[off:])]
+	return int64(off)
+}
+
 // freeDropped gives back the space of the records dropOldest dropped, and
 // reports whether it gave back any. With no batch out, everything below
 // the cursor is acknowledged or dropped: free it all. With a batch out,
@@ -761,7 +790,7 @@ func (s *Spool) freeDropped() bool {
 	}
 	// All dropped up to the end of the last segment: cut it off there,
 	// which any filesystem gives back; appends go on from the cut.
-	if g := s.segs[s.rseg]; s.rseg == len(s.segs)-1 && s.roff >= g.end && len(s.pending) == 0 {
+	if g := s.segs[s.rseg]; s.rseg == len(s.segs)-1 && s.roff >= g.end {
 		from := g.start
 		if s.rseg == s.bseg {
 			from = s.boff
@@ -806,20 +835,12 @@ func (s *Spool) normalize() {
 	}
 }
 
-// Flush writes what Append buffered, and fsyncs it with SyncAlways.
+// Flush writes what Append buffered. It does not fsync: syncLoop does,
+// beside the caller (the reader), which a slow disk must not hold up.
 func (s *Spool) Flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.flushWaiting(); err != nil {
-		return err
-	}
-	if s.o.Sync == SyncAlways && s.dirty {
-		s.dirty = false
-		if err := s.segs[len(s.segs)-1].f.Sync(); err != nil {
-			return fmt.Errorf("spool fsync: %w", err)
-		}
-	}
-	return nil
+	return s.flushWaiting()
 }
 
 func (s *Spool) flush() error {
@@ -830,7 +851,9 @@ func (s *Spool) flush() error {
 	// A segment holds at most segSize, or one write larger than that.
 	if !s.punch && w.end > 0 && w.end+int64(len(s.pending)) > s.segSize {
 		if s.o.Sync != SyncNever && s.dirty {
-			w.f.Sync() // the next fsync is of the new segment only
+			// syncLoop fsyncs it; the next writes dirty the new one.
+			s.unsynced = append(s.unsynced, w.f)
+			s.dirty = false
 		}
 		if err := s.newSegment(); err != nil {
 			return s.lose(err)
@@ -845,7 +868,7 @@ func (s *Spool) flush() error {
 	s.pending = s.pending[:0]
 	s.dirty = true
 	select {
-	case s.dirtied <- struct{}{}: // nil unless SyncInterval
+	case s.dirtied <- struct{}{}: // nil with SyncNever
 	default:
 	}
 	s.cond.Broadcast()
@@ -1061,10 +1084,13 @@ func (s *Spool) free() {
 	}
 }
 
-// syncLoop fsyncs what was written at most once a second, a second after
-// the first write since the last fsync: a spool with nothing written does
-// not wake up (a logger runs in every container).
-func (s *Spool) syncLoop() {
+// syncLoop fsyncs what was written, delay after the first write since
+// the last fsync (SyncInterval: a second; SyncAlways: at once, so one
+// fsync follows the other while writes go on). A spool with nothing
+// written does not wake up (a logger runs in every container). The fsync
+// runs outside the lock: the reader goes on appending meanwhile, and a
+// disk slow to fsync delays durability, never the application.
+func (s *Spool) syncLoop(delay time.Duration) {
 	defer close(s.syncDone)
 	for {
 		select {
@@ -1072,22 +1098,25 @@ func (s *Spool) syncLoop() {
 			return
 		case <-s.dirtied:
 		}
-		t := time.NewTimer(time.Second)
-		select {
-		case <-s.stop:
-			t.Stop()
-			return
-		case <-t.C:
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-s.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
 		}
 		s.mu.Lock()
-		var f *os.File
+		files := s.unsynced
+		s.unsynced = nil
 		if s.dirty {
 			s.dirty = false
-			f = s.segs[len(s.segs)-1].f
+			files = append(files, s.segs[len(s.segs)-1].f)
 		}
 		s.mu.Unlock()
-		if f != nil {
-			f.Sync() // outside the lock: appends go on meanwhile
+		for _, f := range files {
+			s.fsync(f) // a segment freed meanwhile is closed: nothing to keep
 		}
 	}
 }
@@ -1113,6 +1142,10 @@ func (s *Spool) Close() error {
 	}
 	err := s.flush()
 	if s.o.Sync != SyncNever && len(s.segs) > 0 {
+		for _, f := range s.unsynced {
+			f.Sync()
+		}
+		s.unsynced = nil
 		if serr := s.segs[len(s.segs)-1].f.Sync(); err == nil && serr != nil {
 			err = fmt.Errorf("spool fsync: %w", serr)
 		}

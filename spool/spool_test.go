@@ -446,6 +446,24 @@ func TestMaxSize(t *testing.T) {
 			t.Fatalf("why %q", e.why[0])
 		}
 	})
+	t.Run("drop-oldest-unwritten", func(t *testing.T) {
+		// Records dropped before they were written are never written:
+		// a spool small beside its writer does not write each record
+		// only to punch it out again (which makes the kernel write the
+		// pages back first).
+		s, e := run(DropOldest)
+		add(s, 0, 10)
+		for i := 10; i < 40; i++ {
+			s.Append(&Record{Line: fmt.Appendf(nil, "rec%02d", i)})
+		}
+		if n := segBytes(t, s.o.Dir); n > int64(10*recSize) {
+			t.Errorf("before the flush the segments hold %d bytes: dropped records were written (spool-max-size %d)", n, 10*recSize)
+		}
+		s.Flush()
+		got, _ := drain(t, s, 1<<20)
+		same(t, "kept", got, recs(30, 40))
+		same(t, "dropped", e.dropped, recs(0, 30))
+	})
 	t.Run("drop-oldest-inflight", func(t *testing.T) {
 		// Records handed out are never dropped: the oldest after them go.
 		s, e := run(DropOldest)
@@ -581,5 +599,45 @@ func TestRandomDamage(t *testing.T) {
 		if lost > 0 && len(e.corrupt) == 0 {
 			t.Fatalf("round %d: %d records lost, no damage reported", round, lost)
 		}
+	}
+}
+
+// segBytes is the logical size of the segment files in dir.
+func segBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	var n int64
+	for _, f := range m {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += st.Size()
+	}
+	return n
+}
+
+// With spool-sync=always every write is fsynced, but beside the reader:
+// Flush (the reader's) returns while an fsync is still under way, and the
+// next fsync comes as soon as that one ends.
+func TestSyncAlwaysBeside(t *testing.T) {
+	e := &events{}
+	o := e.opts(filepath.Join(t.TempDir(), "spool"))
+	o.Sync = SyncAlways
+	s := open(t, o)
+	started, release := make(chan *os.File, 16), make(chan struct{})
+	s.fsync = func(f *os.File) error {
+		started <- f
+		<-release
+		return f.Sync()
+	}
+	appendN(t, s, 0, 10) // Flush returns although the fsync is held
+	<-started
+	appendN(t, s, 10, 10) // and again while it still is
+	close(release)
+	<-started // the writes made during the first fsync get theirs
+	got, _ := drain(t, s, 1<<20)
+	if len(got) != 20 {
+		t.Fatalf("%d records", len(got))
 	}
 }
