@@ -137,3 +137,41 @@ func cpuTime(t *testing.T) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// LineEnd finds where the line at the pipe's front ends, within most
+// bytes, and consumes nothing: the relief reads exactly that much.
+func TestLineEnd(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if n, nl, err := LineEnd(r, 100); n != 0 || nl || err != nil {
+		t.Fatalf("empty pipe: %d, %v, %v", n, nl, err)
+	}
+	long := bytes.Repeat([]byte("x"), 70<<10) // longer than a default pipe page set
+	unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+	data := append(append([]byte("tail of a cut line\nnext\n"), long...), '\n')
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		most, n int
+		nl      bool
+	}{{100, 19, true}, {19, 19, true}, {10, 10, false}} {
+		if n, nl, err := LineEnd(r, c.most); n != c.n || nl != c.nl || err != nil {
+			t.Errorf("LineEnd(%d) = %d, %v, %v; want %d, %v", c.most, n, nl, err, c.n, c.nl)
+		}
+	}
+	io.ReadFull(r, make([]byte, 24)) // the two short lines
+	// Within 64 KiB of a line of 70 KiB: no newline, all 64 KiB.
+	if n, nl, err := LineEnd(r, 64<<10); n != 64<<10 || nl || err != nil {
+		t.Errorf("in a long line: %d, %v, %v; want %d, false", n, nl, err, 64<<10)
+	}
+	// Nothing was consumed: the pipe still holds the whole long line.
+	rest := make([]byte, len(long)+1)
+	if _, err := io.ReadFull(r, rest); err != nil || !bytes.Equal(rest, append(long, '\n')) {
+		t.Fatalf("after LineEnd the pipe held %d bytes, %v", len(rest), err)
+	}
+}

@@ -721,21 +721,20 @@ func (s *Supervisor) relieve(stream int, f *os.File, level reliefLevel, stop <-c
 			}
 		}
 		s.consumedByRelief(stream, dropped)
-		// Finish the line that was cut, a byte at a time from what the
-		// pipe holds, so that the next worker starts on a whole line.
-		for tail := 0; last != '\n' && tail < maxRelievedTail; tail++ {
-			if held, _ := pipepeek.Held(f); held == 0 {
-				break
-			}
-			if n, err := f.Read(buf[:1]); n != 1 || err != nil {
-				break
-			}
-			dropped++
-			maybe += handedLines(buf[:1], &handed)
-			s.consumedByRelief(stream, 1)
-			last = buf[0]
-			if last == '\n' {
-				newlines++
+		// Finish the line that was cut, from what the pipe holds, so
+		// that the next worker starts on a whole line.
+		if last != '\n' {
+			if n, _, err := pipepeek.LineEnd(f, maxRelievedTail); err == nil && n > 0 {
+				n, _ = io.ReadFull(f, buf[:n]) // all held: it does not wait
+				dropped += int64(n)
+				maybe += handedLines(buf[:n], &handed)
+				s.consumedByRelief(stream, int64(n))
+				if n > 0 {
+					last = buf[n-1]
+				}
+				if last == '\n' {
+					newlines++
+				}
 			}
 		}
 		lines := newlines
