@@ -62,3 +62,22 @@ func TestJoinSplitIDs(t *testing.T) {
 		t.Errorf("a line missing bytes in its middle: parts %d, damaged %d", bad.parts, bad.damaged)
 	}
 }
+
+// earlierTimeouts counts what earlier workers dropped at close-timeout,
+// from the stats line each printed after saying so, and leaves out the
+// last worker's own.
+func TestEarlierTimeouts(t *testing.T) {
+	stderr := "dockerlogger: stats lines_read=5 lines_dropped_close_timeout=0 \n" +
+		"dockerlogger: fluentd driver did not finish within close-timeout 4s\n" +
+		"dockerlogger: drain: context canceled\n" +
+		"dockerlogger: stats lines_read=94 lines_dropped_close_timeout=14 \n" +
+		"dockerlogger: stats lines_read=20 lines_dropped_close_timeout=0 \n"
+	if n := earlierTimeouts([]byte(stderr)); n != 14 {
+		t.Errorf("one handover past close-timeout: %d, want 14", n)
+	}
+	last := stderr + "dockerlogger: fluentd driver did not finish within close-timeout 4s\n" +
+		"dockerlogger: stats lines_read=30 lines_dropped_close_timeout=7 \n"
+	if n := earlierTimeouts([]byte(last)); n != 14 {
+		t.Errorf("and the last worker's own at exit: %d, want 14", n)
+	}
+}

@@ -132,6 +132,48 @@ func TestUpgradeBlockFullSinkDown(t *testing.T) {
 	sinkSameLines(t, "at the sink", got, want)
 }
 
+// TestUpgradeBlockFullSinkDownPastCloseTimeout: with buffer-full=block a
+// handover waits up to close-timeout for a sink that is down, then counts
+// the ring's lines dropped (close-timeout) and hands over: an upgrade,
+// not a worker failure. Before, the old worker exited 1 and the
+// supervisor counted a crash and restarted (the soak's seed
+// 15465468123250268097: "a worker died unprovoked").
+func TestUpgradeBlockFullSinkDownPastCloseTimeout(t *testing.T) {
+	s, l, first := startThenOutage(t, "upgradeblock0124", map[string]string{
+		"mode": "non-blocking", "buffer-full": "block", "max-buffer-size": "64k", "close-timeout": "2s",
+	})
+	held := Lines("held in the ring", 100)
+	WriteLines(t, l.Stdout, held)
+	waitStat(t, l, "lines_read", "101")
+	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitStat(t, l, "upgrades", "1")
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	after := Lines("after the upgrade", 100)
+	WriteLines(t, l.Stdout, after)
+	l.Close()
+	if code := l.Wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+	}
+	st := l.Stats(t)
+	if st["restarts"] != "0" || st["upgrades"] != "1" || st["lines_dropped"] != "100" || st["lines_dropped_earlier_workers"] != "100" {
+		t.Errorf("restarts=%s upgrades=%s lines_dropped=%s lines_dropped_earlier_workers=%s, want 0, 1, 100, 100 (%s)",
+			st["restarts"], st["upgrades"], st["lines_dropped"], st["lines_dropped_earlier_workers"], l.Errors())
+	}
+	if strings.Contains(l.Errors(), "restarting") {
+		t.Errorf("the handover was taken for a failure: %s", l.Errors())
+	}
+	if !strings.Contains(l.Errors(), "lines_dropped_close_timeout=100 ") {
+		t.Errorf("the old worker's last stats do not count the ring as dropped at close-timeout: %s", l.Errors())
+	}
+	got := sinkLogs(s)
+	want := append(append([]string{}, first...), after...)
+	sinkSameLines(t, "at the sink", got, want)
+}
+
 // TestSupervisorKilledDuringHandover: the supervisor is SIGKILLed as its
 // worker hands over with the sink down. No next worker
 // comes, so the worker, once it has delivered what it had, reads on

@@ -615,7 +615,7 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 		case <-last:
 			r.countUnsent()
 			r.writeStats()
-			return ErrDeadline
+			return r.deadlineErr()
 		case err := <-closed:
 			if ph == abandoning {
 				// A reader still running would read a line after the
@@ -649,7 +649,7 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 				if err != nil {
 					r.Errors.Printf("%v", err)
 				}
-				return ErrDeadline
+				return r.deadlineErr()
 			case r.handingOver():
 				// What the driver could not take is counted (the file
 				// drivers count what they could not write); the next
@@ -688,6 +688,17 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 			// gets one too, from a broad pkill, carries on.
 		}
 	}
+}
+
+// deadlineErr is what a run that reached close-timeout returns. A
+// handover that did (buffer-full=block waits that long for a sink that
+// is down) is still a handover: what it gave up on is counted, and the
+// next worker, waiting, reads on; it is no failure of this one.
+func (r *run) deadlineErr() error {
+	if r.handingOver() {
+		return ErrHandover
+	}
+	return ErrDeadline
 }
 
 // drainAndClose delivers what the mode holds and closes the driver, in
