@@ -330,3 +330,44 @@ func nearlyFullTmpfs(t *testing.T, size string, room int64) (dir, filler string)
 	}
 	return dir, filler
 }
+
+// TestCloseTimeoutNothingLost: close-timeout passes while json-file waits
+// for a full disk, which has room again by then: the driver writes all
+// it kept when it closes, nothing is dropped, and the logger exits 0.
+// Before, it exited 1 ("close-timeout reached") having lost nothing (the
+// soak's seed 7862215060939198960).
+func TestCloseTimeoutNothingLost(t *testing.T) {
+	dir, filler := nearlyFullTmpfs(t, "256k", 8<<10)
+	logPath := filepath.Join(dir, "ct-json.log")
+	l := StartLogger(t, Env("closetimeout01", map[string]string{"log-path": logPath, "close-timeout": "200ms", "mode": "blocking"}), "json-file")
+	// One write(2): the reader takes it in one round, which json-file
+	// keeps while the disk is full (lines still in the pipe at
+	// close-timeout would be counted dropped).
+	want := Lines("kept across a full disk", 400) // about 18 kB of json-file
+	if _, err := l.Stdout.Write([]byte(strings.Join(want, "\n") + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	// The next attempt is 1.6 s away; the container goes meanwhile, so
+	// close-timeout (200 ms) passes before that attempt, once the disk
+	// has room again.
+	Eventually(t, 30*time.Second, "the logger waiting 1.6s for the full disk", func() bool {
+		return strings.Contains(l.Errors(), "retrying in 1.6s")
+	})
+	l.Close()
+	Eventually(t, 30*time.Second, "the logger seeing the container gone", func() bool {
+		return strings.Contains(l.Errors(), "inputs closed while the json-file driver is failing")
+	})
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	code := l.Wait(t, 30*time.Second)
+	s := l.Stats(t)
+	if !strings.Contains(l.Errors(), "within close-timeout 200ms") {
+		t.Fatalf("close-timeout never passed (the test's premise); stderr: %.2000s", l.Errors())
+	}
+	if code != 0 || s["lines_dropped"] != "0" {
+		t.Errorf("exit %d, lines_dropped=%s; stderr: %.3000s", code, s["lines_dropped"], l.Errors())
+	}
+	got := jsonLines(t, logPath)["stdout"]
+	sinkSameLines(t, "stdout", got, want)
+}
