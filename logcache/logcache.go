@@ -177,7 +177,15 @@ func (c *Cache) run() {
 
 // Close writes what the buffer holds, within timeout, and closes the
 // file; what is left is counted dropped. Only the first call does.
-func (c *Cache) Close(timeout time.Duration) error {
+func (c *Cache) Close(timeout time.Duration) error { return c.close(timeout, false) }
+
+// CloseHandingOver is Close for a worker handing over to the next: it
+// does not wait for a compression under way (the next worker's cache
+// does it again, see filelog.File.CloseHandingOver), which the pipes,
+// unread until the next worker starts, would wait for.
+func (c *Cache) CloseHandingOver(timeout time.Duration) error { return c.close(timeout, true) }
+
+func (c *Cache) close(timeout time.Duration, handingOver bool) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -204,6 +212,9 @@ func (c *Cache) Close(timeout time.Duration) error {
 			c.drop(lines, bytes, errors.New("not written within close-timeout"))
 		}
 		return nil // the writer may still hold the file: leave it open
+	}
+	if handingOver {
+		return c.file.CloseHandingOver()
 	}
 	return c.file.Close()
 }

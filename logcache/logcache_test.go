@@ -131,3 +131,58 @@ func TestTeeSkipsLeftMessages(t *testing.T) {
 		t.Errorf("cached %d lines:\n%s\nwant 5:\n%s", count.Cached.Load(), out.String(), want)
 	}
 }
+
+// TestCloseHandingOverKeepsLines: a cache closed for a handover has
+// written what it held, rotations included, and the next worker's cache
+// goes on in the same files; read back, the lines are there, in order.
+// (Uncompressed: in one process a compression the handover left would
+// race the next cache's, where a worker that hands over exits before the
+// next one starts.)
+func TestCloseHandingOverKeepsLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h-cached.log")
+	var count diag.Counters
+	opts := Options{Path: path, MaxSize: 64 << 10, MaxFiles: 5}
+	var want bytes.Buffer
+	write := func(c *Cache, from, to int) {
+		tee := c.Tee(&countSink{})
+		for i := from; i < to; i++ {
+			m := logger.NewMessage()
+			m.Source, m.Timestamp = "stdout", time.Unix(int64(i), 0)
+			m.Line = fmt.Appendf(m.Line[:0], "line %06d", i)
+			fmt.Fprintf(&want, "line %06d\n", i)
+			tee.Log(m)
+		}
+	}
+	for w := 0; w < 3; w++ { // three workers, two handovers
+		c, err := Open(opts, &count, func(err error) { t.Error(err) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(c, w*3000, (w+1)*3000) // about 130 KB a worker: rotations
+		if err := c.CloseHandingOver(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := Open(opts, &count, func(err error) { t.Error(err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close(10 * time.Second)
+	var out bytes.Buffer
+	if err := readback.Read(context.Background(), path, readback.Options{Tail: -1, Stdout: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if count.CacheDropped.Load() != 0 {
+		t.Fatalf("%d lines dropped from the cache", count.CacheDropped.Load())
+	}
+	// The oldest rotated out (max-file): what is left is the newest, whole.
+	if got := out.Bytes(); len(got) == 0 || !bytes.HasSuffix(want.Bytes(), got) || !bytes.HasPrefix(got, []byte("line ")) {
+		t.Fatalf("read back %d bytes, not the end of what was written (%d bytes): %.40q", len(got), want.Len(), got)
+	}
+	if matches, _ := filepath.Glob(path + ".*"); len(matches) < 2 {
+		t.Errorf("rotations %v: the test wants several", matches)
+	}
+	if int64(bytes.Count(out.Bytes(), []byte("\n"))) > count.Cached.Load() {
+		t.Errorf("read back more lines than were counted cached (%d)", count.Cached.Load())
+	}
+}

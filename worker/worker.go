@@ -801,7 +801,11 @@ func (r *run) handOver() error {
 			r.countUnsent()
 		}
 	}
-	r.closeCache()
+	if r.cache != nil {
+		// Its compression, if one runs, is left to the next worker's
+		// cache, as the drivers' files are (CloseHandingOver).
+		r.cache.CloseHandingOver(cacheClose)
+	}
 	return err
 }
 
