@@ -125,12 +125,9 @@ type run struct {
 	cache    *logcache.Cache
 	// ctx is the run's one context: it ends when the worker abandons
 	// delivery (close-timeout passed).
-	ctx    context.Context
-	cancel context.CancelFunc
-	// droppedAtDeadline: lines dropped when close-timeout passed; a run
-	// that dropped none since has lost nothing to it (deadlineErr).
-	droppedAtDeadline int64
-	inputsDone        <-chan struct{} // closed when every reader has ended
+	ctx        context.Context
+	cancel     context.CancelFunc
+	inputsDone <-chan struct{} // closed when every reader has ended
 
 	files map[*os.File]bool // inputs still being read, to look for hang-up
 
@@ -614,7 +611,6 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 			} else {
 				r.Errors.Printf("%s driver did not finish within close-timeout %v", r.Config.Driver, r.o.CloseTimeout)
 			}
-			r.droppedAtDeadline = r.Count.Dropped.Load()
 			abandon()
 		case <-last:
 			r.countUnsent()
@@ -697,16 +693,10 @@ func (r *run) live(inputsDone <-chan struct{}) error {
 // deadlineErr is what a run that reached close-timeout returns. A
 // handover that did (buffer-full=block waits that long for a sink that
 // is down) is still a handover: what it gave up on is counted, and the
-// next worker, waiting, reads on; it is no failure of this one. A run
-// that dropped nothing since (a driver that wrote all it held when it
-// closed: json-file once a full disk has room again) lost nothing to the
-// deadline: its exit says so.
+// next worker, waiting, reads on; it is no failure of this one.
 func (r *run) deadlineErr() error {
-	switch {
-	case r.handingOver():
+	if r.handingOver() {
 		return ErrHandover
-	case r.Count.Dropped.Load() == r.droppedAtDeadline:
-		return nil
 	}
 	return ErrDeadline
 }
