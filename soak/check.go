@@ -547,7 +547,12 @@ func (r *run) check() {
 	}
 
 	// 4. The exit: on time (checked as it ran), and its status.
-	if r.exitCode != 0 && !r.supKilled && !(r.exitCode == 1 && (st["lines_dropped"] > 0 || st["lines_spooled"] > 0)) {
+	// Exit 1 says the logger stopped before it knew everything was
+	// delivered: lines dropped, left in the spool, or close-timeout
+	// passed (json-file may still write all it held as it closes, once a
+	// full disk has room again; the lines are checked above either way).
+	stoppedAtDeadline := bytes.Contains(r.l.Stderr.Bytes(), []byte("dockerlogger: close-timeout reached"))
+	if r.exitCode != 0 && !r.supKilled && !(r.exitCode == 1 && (st["lines_dropped"] > 0 || st["lines_spooled"] > 0 || stoppedAtDeadline)) {
 		r.fail("exit %d with nothing dropped: %s", r.exitCode, lastStderr(r))
 	}
 
