@@ -673,7 +673,7 @@ func (s *Supervisor) stopRelief() {
 	}
 }
 
-// maxRelievedTail is how far relieve reads, a byte at a time, to finish
+// maxRelievedTail is how far relieve looks (pipepeek.LineEnd) to finish
 // the line it cut.
 const maxRelievedTail = 64 << 10
 
