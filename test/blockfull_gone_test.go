@@ -102,15 +102,7 @@ func TestBlockFullContainerGone(t *testing.T) {
 // wait, as buffer-full=block says), and the next worker reads on. Before,
 // it gave the ring 250 ms and counted the rest dropped.
 func TestUpgradeBlockFullSinkDown(t *testing.T) {
-	s, l, first := startThenOutage(t, "upgradeblock0123", map[string]string{
-		"mode": "non-blocking", "buffer-full": "block", "max-buffer-size": "64k", "close-timeout": "30s",
-	})
-	held := Lines("held in the ring", 100)
-	WriteLines(t, l.Stdout, held)
-	waitStat(t, l, "lines_read", "101")
-	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	s, l, first, held := upgradeRingSinkDown(t, "upgradeblock0123", "30s")
 	// Longer than the 250 ms a handover gives a ring whose
 	// buffer-full drops.
 	time.Sleep(1500 * time.Millisecond)
@@ -139,15 +131,7 @@ func TestUpgradeBlockFullSinkDown(t *testing.T) {
 // supervisor counted a crash and restarted (the soak's seed
 // 15465468123250268097: "a worker died unprovoked").
 func TestUpgradeBlockFullSinkDownPastCloseTimeout(t *testing.T) {
-	s, l, first := startThenOutage(t, "upgradeblock0124", map[string]string{
-		"mode": "non-blocking", "buffer-full": "block", "max-buffer-size": "64k", "close-timeout": "2s",
-	})
-	held := Lines("held in the ring", 100)
-	WriteLines(t, l.Stdout, held)
-	waitStat(t, l, "lines_read", "101")
-	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	s, l, first, _ := upgradeRingSinkDown(t, "upgradeblock0124", "2s")
 	waitStat(t, l, "upgrades", "1")
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
@@ -172,6 +156,22 @@ func TestUpgradeBlockFullSinkDownPastCloseTimeout(t *testing.T) {
 	got := sinkLogs(s)
 	want := append(append([]string{}, first...), after...)
 	sinkSameLines(t, "at the sink", got, want)
+}
+
+// upgradeRingSinkDown starts a non-blocking logger with buffer-full=block,
+// stops its sink, fills its ring with 100 lines (held) and sends SIGHUP.
+func upgradeRingSinkDown(t *testing.T, id, closeTimeout string) (*forward.Server, *Logger, []string, []string) {
+	t.Helper()
+	s, l, first := startThenOutage(t, id, map[string]string{
+		"mode": "non-blocking", "buffer-full": "block", "max-buffer-size": "64k", "close-timeout": closeTimeout,
+	})
+	held := Lines("held in the ring", 100)
+	WriteLines(t, l.Stdout, held)
+	waitStat(t, l, "lines_read", "101")
+	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	return s, l, first, held
 }
 
 // TestSupervisorKilledDuringHandover: the supervisor is SIGKILLed as its
