@@ -554,7 +554,8 @@ func TestFluentdTLSValidate(t *testing.T) {
 // without connecting (Docker's behaviour), so a refusal cannot fail the
 // creation: each attempt is reported as a driver error naming the
 // address and the reason, nothing reaches the sink, in plain text or
-// otherwise, and the exit (close-timeout, events still queued) is 1.
+// otherwise, the exit (close-timeout, events still queued) is 1, and the
+// stats count every line dropped, none delivered.
 func TestFluentdTLSAsyncRefused(t *testing.T) {
 	dir := t.TempDir()
 	ca := newTestCA(t, dir, "ca")
@@ -579,4 +580,7 @@ func TestFluentdTLSAsyncRefused(t *testing.T) {
 		t.Errorf("the sink took %d events over a refused connection", n)
 	}
 	noPlaintext(t, s)
+	if st := l.Stats(t); st["lines_delivered"] != "0" || st["lines_dropped"] != "5" || st["lines_dropped_close_timeout"] != "5" {
+		t.Errorf("stats %v: want lines_delivered=0, lines_dropped=lines_dropped_close_timeout=5", st)
+	}
 }

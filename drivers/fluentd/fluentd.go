@@ -203,15 +203,9 @@ func startFluentdBridge(opts map[string]string, cfg *fluent.Config) (*fluentdBri
 	}
 	address := opts[fluentdAddressKey]
 	report := func(err error) { log.G(context.TODO()).Error(err) }
-	b, err := newFluentdBridge(loc, address, t, time.Duration(cfg.RetryWait)*time.Millisecond, report)
+	b, err := newFluentdBridge(loc, address, t, time.Duration(cfg.RetryWait)*time.Millisecond, report, !cfg.Async)
 	if err != nil {
 		return nil, err
-	}
-	if !cfg.Async {
-		if err := b.dialFirst(); err != nil {
-			b.Close()
-			return nil, err
-		}
 	}
 	cfg.FluentNetwork, cfg.FluentSocketPath = "unix", b.path
 	return b, nil

@@ -17,11 +17,14 @@ package fluentd
 // socket in a fresh 0700 directory (fluenttls_other.go).
 //
 // It never falls back to plain text: the only thing it dials is TLS with
-// verification (unless fluentd-tls-skip-verify says otherwise). A
-// connection it accepted is not read until its TLS session is up, so what
-// fluent-logger-golang wrote waits in the socket rather than being lost
-// while the server is unreachable or refuses us; each failure is reported
-// and the dial retried, with backoff, until it works or the driver closes.
+// verification (unless fluentd-tls-skip-verify says otherwise). Its
+// socket takes fluent-logger-golang's connection only while a session
+// with the server is up (bridgeGate): while the server is unreachable or
+// refuses us, fluent-logger-golang's connect fails as it would with
+// tcp://, so its events stay queued (counted pending, or dropped when it
+// gives up) rather than being written into a socket and counted sent.
+// Each failure is reported and the dial retried, with backoff, until it
+// works or the driver closes.
 
 import (
 	"context"
@@ -41,6 +44,7 @@ import (
 
 	"github.com/joyent/dockerlogger/backoff"
 	"github.com/joyent/dockerlogger/drivers/logopt"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -166,8 +170,12 @@ func loadCAFile(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// fluentdBridge hands fluent-logger-golang's plain connections to TLS
-// sessions with the server.
+// fluentdBridge hands fluent-logger-golang's plain connection to a TLS
+// session with the server. Its socket takes a connection only while a
+// session is ready for it (bridgeGate), so fluent-logger-golang sees what
+// it would see with tcp://: while the server is down or refuses us its
+// connect fails and its events stay queued, counted pending or given up,
+// instead of being written into a socket whose bytes nobody can forward.
 type fluentdBridge struct {
 	address   string // fluentd-address, for errors
 	target    string // host:port
@@ -175,20 +183,22 @@ type fluentdBridge struct {
 	retryWait time.Duration // first wait after a failed dial
 	report    func(error)
 
-	ln      *net.UnixListener
-	path    string // what fluent-logger-golang dials (FluentSocketPath)
-	cleanup func()
+	gate *bridgeGate
+	path string // what fluent-logger-golang dials (FluentSocketPath)
 
-	// ctx ends dialing and waiting; cancelled when Close stops draining.
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// ctx ends all dialing and waiting: cancelled when Close stops
+	// draining. idle, its child, ends dialing for a connection that has
+	// not come yet: cancelled when Close begins.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	idle     context.Context
+	stopIdle context.CancelFunc
+	wg       sync.WaitGroup
 
 	mu      sync.Mutex
 	closing bool      // Close has begun: draining until drainBy
 	drainBy time.Time // set with closing
 	forced  bool      // drained or out of time: every connection closed
-	first   net.Conn  // a session dialed before the first connection came
 	conns   map[net.Conn]struct{}
 	pairs   map[*bridgePair]struct{}
 }
@@ -209,10 +219,14 @@ func (p *bridgePair) drain(by time.Time) {
 // acks, it counts an event sent once the socket took it.
 const fluentdTLSCloseDrain = 5 * time.Second
 
-// newFluentdBridge listens and serves. report receives every failure to
-// reach the server after the first (see dialFirst).
-func newFluentdBridge(loc fluentdLocation, address string, t *fluentdTLS, retryWait time.Duration, report func(error)) (*fluentdBridge, error) {
-	ln, path, cleanup, err := listenFluentdBridge()
+// newFluentdBridge listens and serves. With dialNow it makes the first
+// session before it returns, and fails with the reason when the server
+// cannot be reached or refuses us: a driver created without
+// fluentd-async fails to be created then, as it does with tcp://.
+// Otherwise the first session is dialed in the background. report
+// receives every later failure.
+func newFluentdBridge(loc fluentdLocation, address string, t *fluentdTLS, retryWait time.Duration, report func(error), dialNow bool) (*fluentdBridge, error) {
+	gate, err := listenBridgeGate()
 	if err != nil {
 		return nil, fmt.Errorf("fluentd-address %s: local TLS bridge: %w", address, err)
 	}
@@ -220,33 +234,31 @@ func newFluentdBridge(loc fluentdLocation, address string, t *fluentdTLS, retryW
 		retryWait = fluentdDefaultRetryWait * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	idle, stopIdle := context.WithCancel(ctx)
 	b := &fluentdBridge{
 		address: address, target: net.JoinHostPort(loc.host, strconv.Itoa(loc.port)), tls: t,
-		retryWait: retryWait, report: report, ln: ln, path: path, cleanup: cleanup,
-		ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, pairs: map[*bridgePair]struct{}{},
+		retryWait: retryWait, report: report, gate: gate, path: gate.path,
+		ctx: ctx, cancel: cancel, idle: idle, stopIdle: stopIdle,
+		conns: map[net.Conn]struct{}{}, pairs: map[*bridgePair]struct{}{},
+	}
+	var up net.Conn
+	if dialNow {
+		if up, err = b.dial(ctx); err == nil {
+			// Open before the driver's first connect, which does not retry.
+			if err = gate.open(); err != nil {
+				up.Close()
+				err = fmt.Errorf("fluentd-address %s: local TLS bridge: %w", address, err)
+			}
+		}
+		if err != nil {
+			cancel()
+			gate.close()
+			return nil, err
+		}
 	}
 	b.wg.Add(1)
-	go b.serve()
+	go b.serve(up)
 	return b, nil
-}
-
-// dialFirst dials the server once, now, for the first connection: a
-// driver created without fluentd-async fails to be created, with the
-// reason, when the server cannot be reached or refuses us, as it does
-// with tcp://.
-func (b *fluentdBridge) dialFirst() error {
-	c, err := b.dial()
-	if err != nil {
-		return err
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closing {
-		c.Close()
-		return net.ErrClosed
-	}
-	b.first = c
-	return nil
 }
 
 // Close stops listening, forwards what fluent-logger-golang wrote before
@@ -261,18 +273,17 @@ func (b *fluentdBridge) Close() error {
 	}
 	b.closing = true
 	b.drainBy = time.Now().Add(fluentdTLSCloseDrain)
-	// Wake serve, which takes what is queued and stops listening.
-	b.ln.SetDeadline(time.Now())
 	for p := range b.pairs {
 		p.drain(b.drainBy)
 	}
 	b.mu.Unlock()
+	b.stopIdle()
+	b.gate.wake()
 	// Out of time: stop dialing and close everything.
 	timer := time.AfterFunc(fluentdTLSCloseDrain, b.force)
 	b.wg.Wait()
 	timer.Stop()
 	b.force()
-	b.cleanup()
 	return nil
 }
 
@@ -282,91 +293,195 @@ func (b *fluentdBridge) force() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.forced = true
-	b.ln.Close() // serve has, unless it failed
+	b.gate.close()
 	for c := range b.conns {
 		c.Close()
 	}
-	if b.first != nil {
-		b.first.Close()
-		b.first = nil
+}
+
+func (b *fluentdBridge) isClosing() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closing
+}
+
+// serve pairs fluent-logger-golang's connections with sessions, one at a
+// time, each until it ends: fluent-logger-golang has one connection at a
+// time, and taking the next only after the last is done keeps the events
+// in order. The session comes first, then the gate opens for the
+// connection. up is a session dialed already, or nil.
+func (b *fluentdBridge) serve(up net.Conn) {
+	defer b.wg.Done()
+	for !b.isClosing() {
+		if up == nil {
+			if up = b.upstream(b.idle); up == nil {
+				break
+			}
+		}
+		c, upAlive := b.acceptFor(up)
+		if !upAlive {
+			up.Close()
+			up = nil
+		}
+		if c == nil {
+			continue // the session ended first, or the bridge is closing
+		}
+		if up == nil {
+			// The session ended as c came: c waits, unread, for the next.
+			if up = b.upstream(b.ctx); up == nil {
+				c.Close()
+				b.untrack(c)
+				break
+			}
+		}
+		b.bridge(c, up)
+		up = nil
+	}
+	if up != nil {
+		up.Close()
+	}
+	b.bridgeQueued()
+}
+
+// bridgeQueued forwards, once the bridge is closing, the connections
+// still queued on the socket: fluent-logger-golang's connect returned as
+// soon as its connection was queued, and it may have written and closed
+// it since.
+func (b *fluentdBridge) bridgeQueued() {
+	conns, err := b.gate.drain()
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		b.report(fmt.Errorf("fluentd-address %s: local TLS bridge: %w", b.address, err))
+	}
+	for _, c := range conns {
+		if !b.admit(c) {
+			continue
+		}
+		up := b.upstream(b.ctx)
+		if up == nil {
+			c.Close()
+			b.untrack(c)
+			continue
+		}
+		b.bridge(c, up)
 	}
 }
 
-// serve accepts connections, disconnects at once any that is not ours,
-// and hands ours, in order, to bridgeAll. When Close wakes it, it takes
-// the connections still queued in the kernel before it stops listening:
-// fluent-logger-golang's connect returned as soon as its connection was
-// queued, and may have written and closed it since.
-func (b *fluentdBridge) serve() {
-	defer b.wg.Done()
-	queue := make(chan net.Conn, 16)
-	defer close(queue)
-	b.wg.Add(1)
-	go b.bridgeAll(queue)
+// acceptFor opens the gate while up is ready and returns the next
+// connection of ours (tracked), with the gate shut behind it; nil when
+// the bridge is closing or up ended first. upAlive says whether up is
+// still usable: a session the server closed while it waited is not.
+func (b *fluentdBridge) acceptFor(up net.Conn) (c net.Conn, upAlive bool) {
+	if err := b.gate.open(); err != nil {
+		b.report(fmt.Errorf("fluentd-address %s: local TLS bridge: %w", b.address, err))
+		return nil, b.sleep(b.idle, b.retryWait)
+	}
+	w := watchSession(up, b.gate.interrupt)
 	for {
-		c, err := b.ln.Accept()
+		c, err := b.gate.accept()
 		if err == nil {
-			b.admit(c, queue)
-			continue
-		}
-		b.mu.Lock()
-		closing := b.closing
-		b.mu.Unlock()
-		if closing || errors.Is(err, net.ErrClosed) {
-			pending, err := fluentdBridgeAcceptQueued(b.ln)
-			for _, c := range pending {
-				b.admit(c, queue)
+			if !b.admit(c) {
+				continue
 			}
-			if err != nil && !errors.Is(err, net.ErrClosed) {
+			if err := b.gate.shut(); err != nil {
 				b.report(fmt.Errorf("fluentd-address %s: local TLS bridge: %w", b.address, err))
 			}
-			b.ln.Close()
-			return
+			return c, w.stop()
+		}
+		if b.isClosing() {
+			return nil, w.stop()
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			// Interrupted: the session ended.
+			w.stop()
+			if err := b.gate.shut(); err != nil {
+				b.report(fmt.Errorf("fluentd-address %s: local TLS bridge: %w", b.address, err))
+			}
+			return nil, false
 		}
 		// Out of descriptors, say: wait a little rather than spin.
 		b.report(fmt.Errorf("fluentd-address %s: local TLS bridge: %w", b.address, err))
-		if !b.sleep(b.retryWait) {
-			return
+		if !b.sleep(b.idle, b.retryWait) {
+			return nil, w.stop()
 		}
 	}
 }
 
-// admit queues c for bridgeAll if it comes from this process.
-func (b *fluentdBridge) admit(c net.Conn, queue chan<- net.Conn) {
+// admit tracks c if it is fluent-logger-golang's: from this process, and
+// not one that ended without a byte (a plug of the gate's, or a
+// connection of ours that carried nothing).
+func (b *fluentdBridge) admit(c net.Conn) bool {
 	if err := fluentdBridgePeerIsUs(c); err != nil {
 		c.Close()
 		b.report(fmt.Errorf("fluentd-address %s: local TLS bridge: refused a connection: %w", b.address, err))
-		return
+		return false
 	}
-	if !b.track(c) {
+	if fluentdBridgeConnIsEmpty(c) || !b.track(c) {
 		c.Close()
-		return
+		return false
 	}
-	select {
-	case queue <- c:
-	case <-b.ctx.Done(): // force closed c
-	}
+	return true
 }
 
-// bridgeAll bridges one connection at a time, each until it ends:
-// fluent-logger-golang has one connection at a time, and taking the next
-// only after the last is done keeps the events in order.
-func (b *fluentdBridge) bridgeAll(queue <-chan net.Conn) {
-	defer b.wg.Done()
-	for c := range queue {
-		b.bridge(c)
+// fluentdBridgeConnIsEmpty reports whether c's peer closed it without
+// writing anything, looking without reading.
+func fluentdBridgeConnIsEmpty(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
 	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var n int
+	var rerr error
+	if err := raw.Control(func(fd uintptr) {
+		var one [1]byte
+		n, _, rerr = unix.Recvfrom(int(fd), one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	}); err != nil {
+		return false
+	}
+	return n == 0 && rerr == nil
 }
 
-// bridge copies between c (tracked) and a TLS session with the server
-// until either side ends, then closes both.
-func (b *fluentdBridge) bridge(c net.Conn) {
+// sessionWatch notices a session that ends while no connection uses it,
+// by reading it: a Forward server sends nothing unasked.
+type sessionWatch struct {
+	up    net.Conn
+	done  chan struct{}
+	alive bool // set before done closes
+}
+
+// watchSession reads up until stop; if the read ends first (the server
+// closed the session, or sent something unasked), ended is called.
+func watchSession(up net.Conn, ended func()) *sessionWatch {
+	w := &sessionWatch{up: up, done: make(chan struct{})}
+	go func() {
+		var one [1]byte
+		n, err := up.Read(one[:])
+		var ne net.Error
+		// A read that timed out leaves the TLS session intact.
+		w.alive = n == 0 && errors.As(err, &ne) && ne.Timeout()
+		if !w.alive {
+			ended()
+		}
+		close(w.done)
+	}()
+	return w
+}
+
+// stop ends the watch; false if the session ended before.
+func (w *sessionWatch) stop() bool {
+	w.up.SetReadDeadline(time.Now())
+	<-w.done
+	return w.alive && w.up.SetReadDeadline(time.Time{}) == nil
+}
+
+// bridge copies between c (tracked) and up until either side ends, then
+// closes both.
+func (b *fluentdBridge) bridge(c, up net.Conn) {
 	defer b.untrack(c)
-	up := b.upstream()
-	if up == nil { // forced closed
-		c.Close()
-		return
-	}
 	p := &bridgePair{client: c, up: up}
 	if !b.addPair(p) {
 		up.Close()
@@ -383,42 +498,34 @@ func (b *fluentdBridge) bridge(c net.Conn) {
 	<-done
 }
 
-// upstream returns the session dialed in advance, or dials one, retrying
-// with backoff and reporting each failure, until it works or the bridge
-// is forced closed (nil).
-func (b *fluentdBridge) upstream() net.Conn {
-	b.mu.Lock()
-	up := b.first
-	b.first = nil
-	b.mu.Unlock()
-	if up != nil {
-		return up
-	}
+// upstream dials a session, retrying with backoff and reporting each
+// failure, until it works or ctx ends (nil).
+func (b *fluentdBridge) upstream(ctx context.Context) net.Conn {
 	wait := backoff.New(b.retryWait, fluentdTLSMaxRetryWait)
 	for {
-		up, err := b.dial()
+		up, err := b.dial(ctx)
 		if err == nil {
 			return up
 		}
-		if b.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return nil
 		}
 		d := wait.Next()
 		b.report(fmt.Errorf("%w (retrying in %v)", err, d))
-		if !b.sleep(d) {
+		if !b.sleep(ctx, d) {
 			return nil
 		}
 	}
 }
 
-// sleep waits d, or less when the bridge is forced closed (false).
-func (b *fluentdBridge) sleep(d time.Duration) bool {
+// sleep waits d, or less when ctx ends (false).
+func (b *fluentdBridge) sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
-	case <-b.ctx.Done():
+	case <-ctx.Done():
 		return false
 	}
 }
@@ -464,8 +571,8 @@ func (b *fluentdBridge) removePair(p *bridgePair) {
 
 // dial makes one TLS session with the server and checks that the server
 // accepted it. Errors name the address and the reason.
-func (b *fluentdBridge) dial() (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(b.ctx, fluentdTLSDialTimeout)
+func (b *fluentdBridge) dial(ctx context.Context) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, fluentdTLSDialTimeout)
 	defer cancel()
 	cfg := b.tls.config.Clone()
 	// Whether the server asked for a client certificate, for confirm.

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -347,8 +348,9 @@ func TestFluentdTLSReconnect(t *testing.T) {
 }
 
 // TestFluentdTLSBridgeRefusesOthers: another process that connects to
-// the bridge's socket is disconnected before anything it sends reaches
-// the server; the driver's own connection keeps working.
+// the bridge's socket while it is open (fluentd-async, no event yet) is
+// disconnected before anything it sends reaches the server; the driver's
+// own connection keeps working.
 func TestFluentdTLSBridgeRefusesOthers(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the pid check is Linux's; elsewhere a 0700 directory keeps others out")
@@ -356,7 +358,7 @@ func TestFluentdTLSBridgeRefusesOthers(t *testing.T) {
 	f := newTLSFixture(t)
 	s := listenTLS(t, f.server, f.serverKey, f.ca.path)
 	l, err := newFluentd(logger.Info{ContainerID: "0123456789ab", Config: map[string]string{
-		"fluentd-address": s.TLSURL(), "fluentd-request-ack": "true",
+		"fluentd-address": s.TLSURL(), "fluentd-request-ack": "true", "fluentd-async": "true",
 		"fluentd-tls-ca-cert": f.ca.path, "fluentd-tls-cert": f.client, "fluentd-tls-key": f.clientK,
 	}})
 	if err != nil {
@@ -371,10 +373,13 @@ func TestFluentdTLSBridgeRefusesOthers(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBridgeIntruder$")
 	cmd.Env = append(os.Environ(), "FLUENTD_BRIDGE_INTRUDER="+path)
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "intruder: disconnected") {
+	if err != nil || !strings.Contains(string(out), "intruder: disconnected after connecting") {
 		t.Fatalf("intruder: %v: %s", err, out)
 	}
 	if err := l.Log(message("stdout", "ours", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
 	evs := s.Events()
@@ -385,15 +390,25 @@ func TestFluentdTLSBridgeRefusesOthers(t *testing.T) {
 
 // TestHelperBridgeIntruder runs only as the other process of
 // TestFluentdTLSBridgeRefusesOthers: it sends a Forward message with an
-// ack request to the bridge and expects to be disconnected unanswered.
+// ack request to the bridge and expects to be disconnected unanswered,
+// if its connect succeeds at all.
 func TestHelperBridgeIntruder(t *testing.T) {
 	path := os.Getenv("FLUENTD_BRIDGE_INTRUDER")
 	if path == "" {
 		t.Skip("helper process only")
 	}
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
+	// The gate opens once the driver's first session is up.
+	var c net.Conn
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if c, err = net.Dial("unix", path); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gate never opened: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a socket another process opens: no signal reaches us
 	}
 	defer c.Close()
 	// ["intruder", 0, {"log": "x"}, {"chunk": "c1"}] in msgpack.
@@ -408,7 +423,110 @@ func TestHelperBridgeIntruder(t *testing.T) {
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatal("intruder was not disconnected within 10s")
 	}
-	fmt.Println("intruder: disconnected:", err)
+	fmt.Println("intruder: disconnected after connecting:", err)
+}
+
+// TestFluentdTLSGateShutWhileRefused: with fluentd-async and a server
+// that refuses us, the bridge's socket takes no connection, so
+// fluent-logger-golang keeps its events queued (pending) and, when it
+// gives up, they are told as given up: none is counted sent, none
+// arrives, and a connect to the socket fails as a connect to a server
+// that is down does.
+func TestFluentdTLSGateShutWhileRefused(t *testing.T) {
+	f := newTLSFixture(t)
+	other := makeCA(t, f.dir, "other")
+	cert, key := other.leaf(t, f.dir, "other-server", true, time.Now().Add(time.Hour))
+	s := listenTLS(t, cert, key, "")
+	l, err := newFluentd(logger.Info{ContainerID: "0123456789ab", Config: map[string]string{
+		"fluentd-address": s.TLSURL(), "fluentd-async": "true", "fluentd-retry-wait": "10ms",
+		"fluentd-max-retries": "3", "fluentd-tls-ca-cert": f.ca.path,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := l.(*fluentdLogger)
+	var mu sync.Mutex
+	var gaveUp int64
+	fl.OnGiveUp(func(lines, _ int64) { mu.Lock(); gaveUp += lines; mu.Unlock() })
+	if c, err := net.Dial("unix", fl.bridge.path); err == nil {
+		c.Close()
+		t.Fatal("the bridge took a connection with no session to hand it to")
+	}
+	const n = 5
+	for i := 0; i < n; i++ {
+		if err := l.Log(message("stdout", fmt.Sprint("line ", i), time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil { // returns once fluent-logger-golang gave up on each
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if lines, _ := fl.Pending(); gaveUp != n || lines != 0 {
+		t.Fatalf("%d events given up, %d pending, want %d and 0", gaveUp, lines, n)
+	}
+	if evs := s.Events(); len(evs) != 0 {
+		t.Fatalf("the server took %d events", len(evs))
+	}
+}
+
+// TestFluentdTLSGateShutAfterServerLost: without fluentd-async, once the
+// session ends and the server that comes back refuses us, the driver's
+// reconnect fails and Log says so, as with tcp://, instead of writing
+// into the bridge's socket.
+func TestFluentdTLSGateShutAfterServerLost(t *testing.T) {
+	f := newTLSFixture(t)
+	s := listenTLS(t, f.server, f.serverKey, "")
+	addr := s.Addr()
+	l, err := newFluentd(logger.Info{ContainerID: "0123456789ab", Config: map[string]string{
+		"fluentd-address": s.TLSURL(), "fluentd-retry-wait": "10ms", "fluentd-max-retries": "3",
+		"fluentd-tls-ca-cert": f.ca.path,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Log(message("stdout", "before", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Wait(1, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	other := makeCA(t, f.dir, "other")
+	cert, key := other.leaf(t, f.dir, "other-server", true, time.Now().Add(time.Hour))
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := forward.ListenTLS(addr, &tls.Config{Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	// The bridge closes the driver's connection once it sees the session end.
+	b := l.(*fluentdLogger).bridge
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		b.mu.Lock()
+		paired := len(b.pairs)
+		b.mu.Unlock()
+		if paired == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the bridge still holds the ended session after 5s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the bridge's state: no signal exists
+	}
+	for i := 0; i < 3; i++ {
+		if err := l.Log(message("stdout", fmt.Sprint("after ", i), time.Now())); err == nil {
+			t.Fatalf("Log %d returned no error with no session to the server", i)
+		}
+	}
+	if evs := s2.Events(); len(evs) != 0 {
+		t.Fatalf("the refusing server took %d events", len(evs))
+	}
 }
 
 // TestFluentdTLSNoAck: without acks (fluent-logger-golang counts an
