@@ -364,6 +364,40 @@ func TestUpgradeBlockingSinkDown(t *testing.T) {
 	}
 }
 
+// TestUpgradeBlockingAsyncDriverSinkDown: in blocking mode a driver that
+// queues what it takes and has no Flush (fluentd-async) has the lines
+// already: they are not in the pipe for the next worker. A SIGHUP while
+// its sink is down ends the old worker with them still queued, so they
+// are counted dropped (close-timeout in the old worker's stats, carried
+// as lines_dropped_earlier_workers), never only taken off delivered.
+func TestUpgradeBlockingAsyncDriverSinkDown(t *testing.T) {
+	s, err := forward.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	s.Stop()
+	l := StartLogger(t, Env("blockingasync0001", map[string]string{
+		"mode": "blocking", "close-timeout": "2s", "fluentd-address": s.URL(), "fluentd-async": "true",
+		"fluentd-retry-wait": "100ms",
+	}), "fluentd")
+	WriteLines(t, l.Stdout, Lines("queued while the sink is down", 10))
+	waitStat(t, l, "lines_read", "10")
+	if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitStat(t, l, "upgrades", "1")
+	l.Close()
+	code := l.Wait(t, 30*time.Second)
+	st := l.Stats(t)
+	if st["lines_dropped"] != "10" || st["lines_dropped_earlier_workers"] != "10" || st["restarts"] != "0" {
+		t.Fatalf("exit %d, stats %v: want lines_dropped=lines_dropped_earlier_workers=10, restarts=0; stderr: %s", code, st, l.Errors())
+	}
+	if !strings.Contains(l.Errors(), "lines_dropped_close_timeout=10") {
+		t.Fatalf("no lines_dropped_close_timeout=10 in the old worker's stats: %s", l.Errors())
+	}
+}
+
 // TestBlockingFailureTimeoutLeavesRound: in blocking mode a worker that
 // gives up on its failing driver (failure-timeout, on-failure=restart)
 // leaves to the next worker the line it was retrying and every line its

@@ -850,10 +850,13 @@ func (r *run) countUnsent() {
 	}
 	r.Count.Delivered.Add(-n)
 	r.Count.DeliveredBytes.Add(-b)
-	if r.blocking != nil && r.handingOver() {
-		// A blocking-mode reader commits a round only once the driver
-		// has delivered it all (Flush): what the driver still holds is
-		// in the pipe, for the next worker (Blocking.FlushOrLeave).
+	if r.blocking != nil && r.handingOver() && r.drv.Flushes() {
+		// A blocking-mode reader commits a round only once a driver
+		// that flushes has delivered it all (Flush): what it still
+		// holds is in the pipe, for the next worker
+		// (Blocking.FlushOrLeave). One that does not flush
+		// (fluentd-async, gcplogs) took its lines from the pipe: they
+		// are gone with this worker, and dropped below.
 		return
 	}
 	if r.o.Mode == config.Spool && r.drv.Flushes() {
