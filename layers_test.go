@@ -42,7 +42,7 @@ var mustNot = map[string][]string{
 	"drivers/fluentd":    {"drivers", "reader", "mode", "supervisor", "worker"},
 	"drivers/gcplogs":    {"drivers", "reader", "mode", "supervisor", "worker"},
 	"drivers/logopt":     {"*"},
-	"drivers/httppush":   {"drivers", "drivers/fluentd", "drivers/otlp", "drivers/loki", "drivers/splunk", "reader", "mode", "supervisor", "worker"},
+	"drivers/httppush":   {"drivers", "drivers/fluentd", "drivers/gcplogs", "drivers/otlp", "drivers/loki", "drivers/splunk", "reader", "mode", "supervisor", "worker"},
 	"drivers/otlp":       {"drivers", "reader", "mode", "supervisor", "worker"},
 	"drivers/loki":       {"drivers", "reader", "mode", "supervisor", "worker"},
 	"drivers/splunk":     {"drivers", "reader", "mode", "supervisor", "worker"},

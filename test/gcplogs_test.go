@@ -33,6 +33,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -475,6 +476,53 @@ func TestGcplogsSinkComesUp(t *testing.T) {
 	gcpSameLines(t, "stderr", messages(t, es, "late-err"), errs)
 	if len(es) != 200 {
 		t.Fatalf("%d entries, want 200", len(es))
+	}
+}
+
+// TestGcplogsSinkGoneCounted: lines the driver took after the service
+// went away are never counted delivered: what it still holds when
+// close-timeout ends the logger is dropped, counted, and the exit is 1.
+// (Google's client, which Docker's driver uses, would hold them for ten
+// minutes and lose them counted delivered.)
+func TestGcplogsSinkGoneCounted(t *testing.T) {
+	for _, mode := range []string{"blocking", "non-blocking"} {
+		t.Run(mode, func(t *testing.T) {
+			n := newGCPNet(t)
+			s := n.newSink(t)
+			n.startSink(t, s)
+			l := n.startLogger(t, n.env(map[string]string{"gcp-project": gcpProject, "close-timeout": "2s", "mode": mode}))
+			if err := l.WaitReady(20 * time.Second); err != nil {
+				t.Fatalf("not ready: %v; refused %v; stderr: %s", err, s.Refused(), l.Errors())
+			}
+			WriteLines(t, l.Stdout, Lines("before", 3))
+			if _, err := s.Wait(gcpLogName, 3, 10*time.Second); err != nil {
+				t.Fatalf("%v; stderr: %s", err, l.Errors())
+			}
+			// The driver sends one batch at a time: once the next is at
+			// the sink, the answer to the first reached the driver.
+			WriteLines(t, l.Stdout, []string{"the next batch"})
+			if _, err := s.Wait(gcpLogName, 4, 10*time.Second); err != nil {
+				t.Fatalf("%v; stderr: %s", err, l.Errors())
+			}
+			s.Close()
+			WriteLines(t, l.Stdout, Lines("after", 5))
+			code := l.Wait(t, 30*time.Second)
+			st := l.Stats(t)
+			arrived := 0
+			for _, e := range s.Entries() {
+				if e.LogName == gcpLogName {
+					arrived++
+				}
+			}
+			delivered, _ := strconv.Atoi(st["lines_delivered"])
+			dropped, _ := strconv.Atoi(st["lines_dropped"])
+			// The answer to the last batch that arrived may be lost with
+			// the sink: that batch is counted dropped, not delivered.
+			if code != 1 || delivered < 3 || delivered > arrived || arrived != 4 || delivered+dropped != 9 || st["lines_read"] != "9" {
+				t.Fatalf("exit %d, %d lines at the sink, stats %v: want exit 1, 4 at the sink, 3 or 4 of them delivered, the rest of 9 dropped; stderr: %s",
+					code, arrived, st, l.Errors())
+			}
+		})
 	}
 }
 

@@ -15,6 +15,13 @@
 // service-account key signs its own JWT as Google's client does. On GCE the
 // project and instance come from the metadata server, as in Docker.
 //
+// Batching, retries and counting are drivers/httppush's, with Google's
+// client's thresholds and retries: what it holds unsent is bounded (two
+// batches) and said (capability.PendingLogger), and a batch the service
+// refused or that was given up on is counted dropped, where Google's
+// client holds up to 1 GiB and loses what it cannot write, counted
+// delivered.
+//
 // Differences: errors of the REST API read "code = PermissionDenied desc =
 // ..." where Google's client says "rpc error: code = PermissionDenied desc
 // = ...", and the batch size limits count the JSON of an entry where
@@ -36,6 +43,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -44,6 +52,10 @@ import (
 	"cloud.google.com/go/compute/metadata"
 	"github.com/containerd/log"
 	"github.com/docker/docker/daemon/logger"
+
+	"github.com/joyent/dockerlogger/diag"
+	"github.com/joyent/dockerlogger/drivers/capability"
+	"github.com/joyent/dockerlogger/drivers/httppush"
 )
 
 const (
@@ -70,12 +82,11 @@ const (
 	endpoint = "https://logging.googleapis.com/v2/entries:write"
 
 	// Google's client's batching (logging.Default*): a batch goes when
-	// its first entry is a second old, at 1000 entries or at 8 MiB; more
-	// than 1 GiB waiting is dropped.
-	delayThreshold    = time.Second
-	countThreshold    = 1000
-	byteThreshold     = 1 << 23
-	bufferedByteLimit = 1 << 30
+	// its first entry is a second old, at 1000 entries or at 8 MiB.
+	// (Its 1 GiB of batches waiting is httppush's two here.)
+	delayThreshold = time.Second
+	countThreshold = 1000
+	byteThreshold  = 1 << 23
 
 	// Google's client's call settings for WriteLogEntries: each attempt
 	// within a minute, retried with backoff on DeadlineExceeded, Internal
@@ -191,24 +202,33 @@ type client struct {
 }
 
 type gcplogs struct {
+	push      *httppush.Pusher
 	c         *client
 	logName   string
 	resource  *resource
 	instance  *instanceInfo
 	container *containerInfo
 
-	mu           sync.Mutex
-	batch        []entry
-	batchSize    int
-	buffered     int           // bytes waiting, in batch and in queued
-	queued       [][]entry     // batches handed to the sender, in order
-	wake         chan struct{} // tells the sender a batch is queued
-	timer        *time.Timer   // armed while batch is not empty
-	closed       bool
-	done         chan struct{} // closed when the sender has sent all and stopped
-	dropped      uint64
-	instrumented bool
+	// instrumented says the diagnostic entry was sent (once per driver,
+	// as Google's client does once per process: one driver here).
+	instrumented atomic.Bool
+	// next is the entry Fits made of the message Add takes next (both
+	// called under the Pusher's lock).
+	next struct {
+		msg *logger.Message
+		e   entry
+	}
 }
+
+// Not a capability.Flusher, unlike our other drivers on httppush: a
+// blocking-mode reader would send a batch per read, where Docker's driver
+// sends Google's batches (the end-to-end test compares them request by
+// request). What it holds is counted all the same (Pending).
+var (
+	_ capability.PendingLogger  = (*gcplogs)(nil)
+	_ capability.DroppingLogger = (*gcplogs)(nil)
+	_ capability.MarkerLogger   = (*gcplogs)(nil)
+)
 
 // New creates the driver as Docker's New does: the project from
 // gcp-project or the metadata server, credentials found, a ping written
@@ -238,11 +258,6 @@ func New(info logger.Info) (logger.Logger, error) {
 	} else if info.Config[logZoneKey] != "" || info.Config[logNameKey] != "" || info.Config[logIDKey] != "" {
 		instance = &instanceInfo{Zone: info.Config[logZoneKey], Name: info.Config[logNameKey], ID: info.Config[logIDKey]}
 	}
-	res := monitoredResource(parent)
-	if instance != nil {
-		res = &resource{Type: "gce_instance", Labels: map[string]string{"instance_id": instance.ID, "zone": instance.Zone}}
-	}
-
 	if err := c.ping(context.Background()); err != nil {
 		return nil, fmt.Errorf("unable to connect or authenticate with Google Cloud Logging: %v", err)
 	}
@@ -251,27 +266,38 @@ func New(info logger.Info) (logger.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &gcplogs{
-		c:        c,
-		logName:  parent + "/logs/" + logID,
-		resource: res,
-		instance: instance,
-		container: &containerInfo{
-			Name:      info.ContainerName,
-			ID:        info.ContainerID,
-			ImageName: info.ContainerImageName,
-			ImageID:   info.ContainerImageID,
-			Created:   info.ContainerCreated,
-			Metadata:  extraAttrs,
-		},
-		wake: make(chan struct{}, 1),
-		done: make(chan struct{}),
+	container := &containerInfo{
+		Name:      info.ContainerName,
+		ID:        info.ContainerID,
+		ImageName: info.ContainerImageName,
+		ImageID:   info.ContainerImageID,
+		Created:   info.ContainerCreated,
+		Metadata:  extraAttrs,
 	}
 	if info.Config[logCmdKey] == "true" {
-		l.container.Command = info.Command()
+		container.Command = info.Command()
 	}
-	go l.send()
-	return l, nil
+	return newDriver(c, instance, container), nil
+}
+
+// newDriver is the driver writing through c, once its resource is known.
+func newDriver(c *client, instance *instanceInfo, container *containerInfo) *gcplogs {
+	res := monitoredResource(c.parent)
+	if instance != nil {
+		res = &resource{Type: "gce_instance", Labels: map[string]string{"instance_id": instance.ID, "zone": instance.Zone}}
+	}
+	l := &gcplogs{c: c, logName: c.parent + "/logs/" + logID, resource: res, instance: instance, container: container}
+	l.push = httppush.New(httppush.Config{
+		Name:       name,
+		NewBatch:   func() httppush.Batch { return &batch{l: l} },
+		BatchSize:  byteThreshold,
+		BatchWait:  delayThreshold,
+		MaxRecords: countThreshold,
+		Attempts:   1, // Send retries as Google's client does
+		Send:       l.send,
+		Report:     l.report,
+	})
+	return l
 }
 
 // makeParent is Google's client's: a bare project id is projects/ID.
@@ -340,6 +366,11 @@ func (c *client) write(ctx context.Context, req *writeRequest, limit time.Durati
 	if err != nil {
 		return err
 	}
+	return c.writeBody(ctx, body, limit)
+}
+
+// writeBody is write of a request already encoded.
+func (c *client) writeBody(ctx context.Context, body []byte, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	pause := firstBackoff
@@ -443,22 +474,123 @@ func codeOfHTTP(s int) string {
 	return "Unknown"
 }
 
-// Log adds the message to the batch, as Google's client's Logger.Log does:
-// it never fails; what cannot be written is reported on Docker's log.
+// diagnosticSource marks the message that stands for Google's diagnostic
+// entry: no line of the container has it (they are stdout or stderr).
+const diagnosticSource = "gcplogs diagnostic entry"
+
+// Log adds the message to the batch (httppush), as Google's client's
+// Logger.Log does, with its diagnostic entry after the first. Unlike
+// Google's client, which holds up to 1 GiB and drops beyond it, it waits
+// while two batches are unsent, then fails, so the delivery mode retries
+// and counts; a batch the service refuses, or that it still has not taken
+// after Google's ten minutes of retries, is counted dropped.
 func (l *gcplogs) Log(m *logger.Message) error {
-	message := string(m.Line)
+	if err := l.push.Log(m); err != nil {
+		return err
+	}
+	if !l.instrumented.Swap(true) {
+		d := logger.NewMessage()
+		d.Source = diagnosticSource
+		// A marker: a record of the batch, as in Google's bundler, but
+		// no line of the container's.
+		if err := l.push.LogMarker(d); err != nil {
+			l.instrumented.Store(false)
+		}
+	}
+	return nil
+}
+
+// LogMarker takes a drop marker (capability.MarkerLogger).
+func (l *gcplogs) LogMarker(m *logger.Message) error { return l.push.LogMarker(m) }
+
+// Pending is what was taken and not yet written (capability.PendingLogger).
+func (l *gcplogs) Pending() (lines, bytes int64) { return l.push.Pending() }
+
+// OnDrop sets who is told of lines not written (capability.DroppingLogger).
+func (l *gcplogs) OnDrop(f func(reason string, lines, bytes int64)) { l.push.OnDrop(f) }
+
+// Close sends what is batched and waits for it, as Docker's Close
+// (Logger.Flush, then Client.Close) does.
+func (l *gcplogs) Close() error { return l.push.Close() }
+
+// entryOf is the entry Docker's driver makes of m.
+func (l *gcplogs) entryOf(m *logger.Message) entry {
+	if m.Source == diagnosticSource {
+		return l.instrumentation()
+	}
+	if m == l.next.msg {
+		return l.next.e
+	}
 	ts := m.Timestamp
-	logger.PutMessage(m)
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	payload, err := json.Marshal(&dockerLogEntry{Instance: l.instance, Container: l.container, Message: message})
-	if err != nil {
-		l.report(err)
-		return nil
+	// Marshal cannot fail on these types (invalid UTF-8 is replaced).
+	payload, _ := json.Marshal(&dockerLogEntry{Instance: l.instance, Container: l.container, Message: string(m.Line)})
+	return entry{Timestamp: timestamp(ts), JSONPayload: payload}
+}
+
+// send writes one batch, retrying as Google's client does for up to
+// writeTimeout. What it could not write is dropped: refused as invalid
+// (InvalidArgument), or given up on. With the diagnostic entry the batch
+// asked for partial success, so the service may have written some of its
+// lines: all are counted dropped, never one delivered that was not.
+func (l *gcplogs) send(ctx context.Context, body []byte) httppush.Result {
+	err := l.c.writeBody(ctx, body, writeTimeout)
+	if err == nil {
+		return httppush.Result{}
 	}
-	l.add(entry{Timestamp: timestamp(ts), JSONPayload: payload})
-	return nil
+	reason := diag.DriverGaveUp
+	var ae *apiError
+	if errors.As(err, &ae) && ae.code == "InvalidArgument" {
+		reason = diag.Rejected
+	}
+	return httppush.Result{Refused: -1, Reason: reason, Err: err}
+}
+
+// batch gathers entries as Google's client's bundler does: sent a second
+// after its first entry, at 1000 entries or at 8 MiB, before an entry
+// that would take it past 8 MiB.
+type batch struct {
+	l       *gcplogs
+	entries []entry
+	size    int
+}
+
+var _ httppush.Fitter = (*batch)(nil)
+
+func entrySize(e entry) int { return len(e.JSONPayload) + len(e.Timestamp) }
+
+func (b *batch) Fits(m *logger.Message, limit int) bool {
+	e := b.l.entryOf(m)
+	b.l.next.msg, b.l.next.e = m, e
+	return b.size+entrySize(e) <= limit
+}
+
+func (b *batch) Add(m *logger.Message) {
+	e := b.l.entryOf(m)
+	b.l.next.msg, b.l.next.e = nil, entry{}
+	b.entries = append(b.entries, e)
+	b.size += entrySize(e)
+}
+
+func (b *batch) Size() int { return b.size }
+
+func (b *batch) Encode() ([]byte, error) {
+	req := &writeRequest{LogName: b.l.logName, Resource: b.l.resource, Entries: b.entries}
+	if len(b.entries) > 1 {
+		for _, e := range b.entries {
+			if strings.HasSuffix(e.LogName, "diagnostic-log") {
+				req.PartialSuccess = true
+			}
+		}
+	}
+	return json.Marshal(req)
+}
+
+func (b *batch) Reset() {
+	clear(b.entries)
+	b.entries, b.size = b.entries[:0], 0
 }
 
 // instrumentation is the diagnostic entry Google's Go client adds to the
@@ -471,129 +603,8 @@ func (l *gcplogs) instrumentation() entry {
 	return entry{LogName: l.c.parent + "/logs/diagnostic-log", Timestamp: timestamp(time.Now()), JSONPayload: p}
 }
 
-func (l *gcplogs) add(e entry) {
-	size := len(e.JSONPayload) + len(e.Timestamp)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return
-	}
-	entries := []entry{e}
-	if !l.instrumented {
-		l.instrumented = true
-		entries = append(entries, l.instrumentation())
-	}
-	for _, e := range entries {
-		if l.buffered+size > bufferedByteLimit {
-			// Google's client's ErrOverflow, reported as Docker does:
-			// the first and every 1000th.
-			if l.dropped++; l.dropped%1000 == 1 {
-				log.G(context.TODO()).Errorf("gcplogs driver has dropped %v logs", l.dropped)
-			}
-			continue
-		}
-		if l.batchSize+size > byteThreshold && len(l.batch) > 0 {
-			l.queue()
-		}
-		l.batch = append(l.batch, e)
-		l.batchSize += size
-		l.buffered += size
-		if len(l.batch) >= countThreshold || l.batchSize >= byteThreshold {
-			l.queue()
-		}
-	}
-	if len(l.batch) > 0 && l.timer == nil {
-		l.timer = time.AfterFunc(delayThreshold, l.expire)
-	}
-}
-
-// expire queues the batch whose first entry is delayThreshold old.
-func (l *gcplogs) expire() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.timer = nil
-	if len(l.batch) > 0 {
-		l.queue()
-	}
-}
-
-// queue hands the batch to the sender. Called with l.mu held.
-func (l *gcplogs) queue() {
-	l.queued = append(l.queued, l.batch)
-	l.batch, l.batchSize = nil, 0
-	if l.timer != nil {
-		l.timer.Stop()
-		l.timer = nil
-	}
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
-}
-
-// send writes the queued batches one at a time, in order, until Close.
-func (l *gcplogs) send() {
-	defer close(l.done)
-	for {
-		l.mu.Lock()
-		if len(l.queued) == 0 {
-			closed := l.closed
-			l.mu.Unlock()
-			if closed {
-				return
-			}
-			<-l.wake
-			continue
-		}
-		b := l.queued[0]
-		l.queued = l.queued[1:]
-		l.mu.Unlock()
-		l.writeBatch(b)
-		size := 0
-		for _, e := range b {
-			size += len(e.JSONPayload) + len(e.Timestamp)
-		}
-		l.mu.Lock()
-		l.buffered -= size
-		l.mu.Unlock()
-	}
-}
-
-func (l *gcplogs) writeBatch(b []entry) {
-	req := &writeRequest{LogName: l.logName, Resource: l.resource, Entries: b}
-	if len(b) > 1 {
-		for _, e := range b {
-			if strings.HasSuffix(e.LogName, "diagnostic-log") {
-				req.PartialSuccess = true
-			}
-		}
-	}
-	if err := l.c.write(context.Background(), req, writeTimeout); err != nil {
-		l.report(err)
-	}
-}
-
 // report says what went wrong as Docker's OnError does: on Docker's log.
 func (l *gcplogs) report(err error) { log.G(context.TODO()).Error(err) }
-
-// Close sends what is batched and waits for it, as Docker's Close
-// (Logger.Flush, then Client.Close) does.
-func (l *gcplogs) Close() error {
-	l.mu.Lock()
-	if !l.closed {
-		if len(l.batch) > 0 {
-			l.queue()
-		}
-		l.closed = true
-		select {
-		case l.wake <- struct{}{}:
-		default:
-		}
-	}
-	l.mu.Unlock()
-	<-l.done
-	return nil
-}
 
 func (l *gcplogs) Name() string { return name }
 

@@ -1,5 +1,5 @@
 // Package httppush is the sending half that our HTTP drivers (otlp, loki,
-// splunk) share: it gathers the messages a driver takes into batches by
+// splunk, gcplogs) share: it gathers the messages a driver takes into batches by
 // size (and count) and time, posts each batch from one goroutine in
 // order, retries what the server may take later with backoff (and its
 // Retry-After), and tells the driver's DroppingLogger callback about
@@ -36,6 +36,13 @@ type Batch interface {
 	// Encode returns the request body.
 	Encode() ([]byte, error)
 	Reset()
+}
+
+// Fitter is a Batch that is sent before a message that would take it
+// past BatchSize, rather than with it (Google's bundler, for gcplogs).
+type Fitter interface {
+	// Fits says whether msg can join the batch within limit bytes.
+	Fits(msg *logger.Message, limit int) bool
 }
 
 // Result is what a driver makes of the server's answer to one post.
@@ -163,6 +170,9 @@ func (p *Pusher) log(msg *logger.Message, counted bool) error {
 	defer p.mu.Unlock()
 	if p.closing {
 		return ErrClosed
+	}
+	if f, ok := p.cur.(Fitter); ok && p.curRecs > 0 && !f.Fits(msg, p.cfg.BatchSize) {
+		p.seal()
 	}
 	if p.curRecs == 0 && p.cfg.BatchWait > 0 {
 		gen := p.gen

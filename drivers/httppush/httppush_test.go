@@ -255,3 +255,27 @@ func TestBatchesByRecords(t *testing.T) {
 		t.Fatalf("posts %q", got)
 	}
 }
+
+// fittingBatch is a lineBatch that would rather be sent than grow past
+// the limit (Fitter).
+type fittingBatch struct{ lineBatch }
+
+func (b *fittingBatch) Fits(m *logger.Message, limit int) bool {
+	return b.Size()+len(m.Line)+1 <= limit
+}
+
+// TestFitterSealsBefore: a Fitter batch goes out before the message that
+// would take it past BatchSize; that message starts the next batch, and
+// one larger than BatchSize alone still goes (in a batch of its own).
+func TestFitterSealsBefore(t *testing.T) {
+	s := &server{}
+	p := New(Config{Name: "test", NewBatch: func() Batch { return &fittingBatch{} }, BatchSize: 12, BatchWait: time.Hour,
+		Send: s.send, Report: func(error) {}})
+	for _, l := range []string{"aaaa", "bbbb", "cccc", "a-line-longer-than-twelve", "dd"} {
+		logLine(t, p, l)
+	}
+	p.Close()
+	if got := strings.Join(s.got(), "|"); got != "aaaa\nbbbb|cccc|a-line-longer-than-twelve|dd" {
+		t.Fatalf("posts %q", got)
+	}
+}
