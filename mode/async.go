@@ -575,6 +575,9 @@ func (a *Async) delivered(rec *spool.Record) {
 		a.RefreshDriverHeld()
 		a.hold(-1, -int64(len(rec.Line)))
 	} else {
+		// Held by a driver that does not flush before the spool lets go
+		// of it (acknowledged after the batch), for the same reason.
+		a.RefreshDriverHeld()
 		a.spooled.Add(-1)
 	}
 	a.cfg.Count.Delivered.Add(1)

@@ -44,6 +44,11 @@ type Blocking struct {
 	// FlushOrLeave then never leaves a round, which the next worker
 	// would write again.
 	KeepsUnflushed func() bool
+	// Held, if set, is called each time the driver took a message, before
+	// the reader may commit it: the worker records there what a driver
+	// that queues without a flush holds (fluentd-async), which a worker
+	// killed then loses and the next one counts.
+	Held func()
 
 	copies sync.Pool
 	// Failing is poked when the driver starts refusing every message:
@@ -219,6 +224,9 @@ func (b *Blocking) log(msg *logger.Message, canLeave bool) error {
 		err := b.Driver.Log(msg)
 		if err == nil {
 			b.failing.accepted()
+			if b.Held != nil {
+				b.Held()
+			}
 			if b.inFlight[slot].Swap(0) != 0 { // else Abandon counted it dropped
 				b.Count.Delivered.Add(1)
 				b.Count.DeliveredBytes.Add(n)

@@ -87,6 +87,9 @@ func (q *idle) quiet() bool {
 	if r.async != nil {
 		r.async.RefreshDriverHeld() // it sends on its own
 	}
+	if r.held != nil {
+		r.held.refresh()
+	}
 	if n, _ := r.drv.Pending(); n > 0 {
 		return false
 	}

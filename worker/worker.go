@@ -128,6 +128,7 @@ type run struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 	inputsDone <-chan struct{} // closed when every reader has ended
+	held       *heldRecorder   // blocking mode
 
 	files map[*os.File]bool // inputs still being read, to look for hang-up
 
@@ -173,8 +174,11 @@ func (w *Worker) Run() error {
 		return err
 	}
 	if c.Options.Mode == config.Blocking {
+		r.held = &heldRecorder{held: r.unflushedHeld}
+		r.held.lines, r.held.bytes = w.Ledger.DriverHeld()
+		w.countDeadRing(nil, nil, r.held.lines, r.held.bytes)
 		r.blocking = &mode.Blocking{Driver: r.drv, Count: w.Count, Errors: w.Errors, Stop: r.ctx.Done(),
-			KeepsUnflushed: r.drv.WritesFiles}
+			KeepsUnflushed: r.drv.WritesFiles, Held: r.held.refresh}
 		r.sink = r.blocking
 	} else {
 		o := c.Options
@@ -183,11 +187,18 @@ func (w *Worker) Run() error {
 			LineMax: int64(o.LineMax), Replayed: w.Ledger.Replayed(),
 			Driver: r.drv, Count: w.Count, Errors: w.Errors, DropMarker: o.DropMarker,
 			DriverQueued: r.drv.Pending}
-		if o.Mode == config.NonBlocking {
+		switch o.Mode {
+		case config.NonBlocking:
 			ac.HeldLines, ac.HeldBytes = w.Ledger.RingHeld()
 			ac.DriverHeldLines, ac.DriverHeldBytes = w.Ledger.DriverHeld()
 			ac.DriverPending = r.drv.Held
 			w.countDeadRing(ac.HeldLines, ac.HeldBytes, ac.DriverHeldLines, ac.DriverHeldBytes)
+		case config.Spool:
+			// The spool keeps what a driver that flushes holds; what one
+			// that does not flush took was acknowledged in the spool.
+			ac.DriverHeldLines, ac.DriverHeldBytes = w.Ledger.DriverHeld()
+			ac.DriverPending = r.unflushedHeld
+			w.countDeadRing(nil, nil, ac.DriverHeldLines, ac.DriverHeldBytes)
 		}
 		r.async, err = mode.NewAsync(ac)
 		if err != nil {
@@ -275,15 +286,15 @@ func (w *Worker) openCache() *logcache.Cache {
 }
 
 // countDeadRing counts as dropped what a worker that died held in its
-// ring and its driver had not sent: it was read from the pipes and is gone
-// with that worker. What the driver held may have been sent since it was
+// ring (non-blocking) and its driver had not sent (and, in blocking and
+// spool mode, had taken out of the pipe or the spool: unflushedHeld): it
+// was read from the pipes and is gone with that worker. What the driver held may have been sent since it was
 // last looked at: those lines are also counted as maybe delivered.
 func (w *Worker) countDeadRing(lines, bytes, drvLines, drvBytes *atomic.Int64) {
-	if lines == nil {
-		return
+	var l, b, dl, db int64
+	if lines != nil {
+		l, b = lines.Swap(0), bytes.Swap(0)
 	}
-	l, b := lines.Swap(0), bytes.Swap(0)
-	var dl, db int64
 	if drvLines != nil {
 		dl, db = drvLines.Swap(0), drvBytes.Swap(0)
 	}
@@ -786,6 +797,11 @@ func (r *run) handOver() error {
 			if err == nil {
 				err = cerr
 			}
+			if r.held != nil {
+				// Closed: it sent, or gave up on and counted, what it
+				// held; what it said before must not count again.
+				r.held.refresh()
+			}
 		case <-time.After(handoverClose):
 			r.Errors.Printf("%s driver not closed within %v: handing over without it", r.Config.Driver, handoverClose)
 			r.countUnsent()
@@ -843,6 +859,9 @@ func (r *run) countUnsent() {
 	}
 	if r.async != nil {
 		defer r.async.DriverHeldCounted()
+	}
+	if r.held != nil {
+		defer r.held.counted()
 	}
 	n, b := r.drv.Pending()
 	if n <= 0 {
@@ -947,4 +966,64 @@ func (w *Worker) writeStats() {
 			w.Errors.Printf("%v", err)
 		}
 	}
+}
+
+// unflushedHeld is what the driver holds that is no longer in the pipe
+// (blocking mode) or the spool: nothing for a driver that flushes, as a
+// reader commits a round, and the spool frees a record, only once such a
+// driver's Flush said it was delivered; all it holds (Held) for one that
+// does not (fluentd-async).
+func (r *run) unflushedHeld() (lines, bytes int64) {
+	if r.drv.Flushes() {
+		return 0, 0
+	}
+	return r.drv.Held()
+}
+
+// heldRecorder keeps, in the memory shared with the next worker
+// (protocol.Ledger), what a blocking-mode driver holds unflushed
+// (unflushedHeld), as mode.Async does for the ring's driver: a worker
+// killed loses those lines, and the next one counts them (worker-died).
+type heldRecorder struct {
+	lines, bytes *atomic.Int64 // nil without a ledger
+	held         func() (lines, bytes int64)
+
+	mu sync.Mutex
+	// done: the worker counted what the driver holds itself
+	// (countUnsent); nothing more is recorded for the next one.
+	done bool
+}
+
+// refresh records what the driver holds now: after each message it took
+// (before the reader commits it) and while idle, as it sends on its own.
+func (h *heldRecorder) refresh() {
+	if h.lines == nil {
+		return
+	}
+	if l, _ := h.held(); l == 0 && h.lines.Load() == 0 {
+		return // a driver that sends as it takes: no lock per line
+	}
+	// Looked at and stored under one lock: a store of an older look after
+	// a newer one could hide a line.
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done {
+		return
+	}
+	l, b := h.held()
+	h.lines.Store(l)
+	h.bytes.Store(b)
+}
+
+// counted says the worker counted what the driver holds: the next worker
+// must not count it again.
+func (h *heldRecorder) counted() {
+	if h.lines == nil {
+		return
+	}
+	h.mu.Lock()
+	h.done = true
+	h.lines.Store(0)
+	h.bytes.Store(0)
+	h.mu.Unlock()
 }
