@@ -435,6 +435,11 @@ func (r *run) check() {
 			// handed over is delivered again or dropped by the supervisor:
 			// a line counted twice, never one lost (see faults/session.go).
 			r.note("%d line(s) counted dropped and delivered (one in flight per kill, lines_replayed, lines_dropped_maybe_delivered allowed)", -lost)
+		case lost < 0 && -lost <= st["lines_dropped_maybe_delivered"]:
+			// What a killed worker's driver held when last looked at
+			// (fluentd-async's queue, in any mode) is counted dropped,
+			// and may have been sent since: the logger says how many.
+			r.note("%d line(s) counted dropped and delivered (lines_dropped_maybe_delivered allowed)", -lost)
 		case lost < 0 && -lost <= unacked:
 			r.note("%d line(s) counted dropped though at the sink, which stopped before it could acknowledge %d", -lost, unacked)
 		case lost < 0 && -lost <= int64(cut):
@@ -477,7 +482,14 @@ func (r *run) check() {
 	// close-timeout gives up at exit.
 	if p.mode == "blocking" || p.opts["buffer-full"] == "block" {
 		d := dropped - st["lines_dropped_close_timeout"] - st2["lines_dropped_close_timeout"]
-		if p.mode == "non-blocking" && r.kills > 0 {
+		if p.opts["fluentd-async"] == "true" {
+			// fluentd-async queues what it took in the worker's memory
+			// and gives up after fluentd-max-retries, whatever the mode:
+			// lines given up, lost with a killed worker or left by a
+			// handover past its sink are counted, not kept.
+			d -= st["lines_dropped_driver_gave_up"] + st2["lines_dropped_driver_gave_up"] +
+				st["lines_dropped_worker_died"] + st["lines_dropped_earlier_workers"]
+		} else if p.mode == "non-blocking" && r.kills > 0 {
 			// A killed worker's ring is lost (counted), whatever buffer-full says.
 			d -= st["lines_dropped_worker_died"] + st["lines_dropped_earlier_workers"]
 		} else if bytes.Contains(r.l.Stderr.Bytes(), []byte("unread in the container's output: counting them")) {

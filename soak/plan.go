@@ -129,9 +129,12 @@ func newPlan(seed uint64, short, root bool) *plan {
 	p.closeTimeout = time.Duration(2+r.IntN(4)) * time.Second
 	p.opts["close-timeout"] = p.closeTimeout.String()
 	if p.driver == "fluentd" {
-		// The reliable fluentd setup faults/ uses: synchronous sends with
-		// acknowledgements, few driver retries.
-		p.opts["fluentd-async"] = "false"
+		// The reliable fluentd setup faults/ uses: acknowledgements, few
+		// driver retries; sends synchronous or, in a third of the cases,
+		// queued (fluentd-async). Drawn from a stream of its own, so that
+		// the rest of a seed's case stays what it was.
+		async := rand.New(rand.NewPCG(seed, 0x6173796e63)).IntN(3) == 0
+		p.opts["fluentd-async"] = strconv.FormatBool(async)
 		p.opts["fluentd-request-ack"] = "true"
 		p.opts["fluentd-retry-wait"] = "100ms"
 		p.opts["fluentd-max-retries"] = "3"
