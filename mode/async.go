@@ -554,9 +554,10 @@ func (a *Async) RefreshDriverHeld() {
 // RefreshDriverHeld recorded is cleared, and a consumer still in a driver
 // call records nothing more). Called after those counts, which live in
 // memory the next worker shares: a kill in between counts the lines
-// twice, never not at all. Not after a Close that returned: a driver may
-// let go of what it held there without saying (fluentd-async), and what
-// was last recorded is then the next worker's to count.
+// twice, never not at all. Not after a Close that returned: the worker
+// takes the record again then (RefreshDriverHeld), so that what the
+// driver sent meanwhile is not counted and what it still says it holds
+// (one that let go of its queue without sending it) is.
 func (a *Async) DriverHeldCounted() {
 	if a.cfg.DriverHeldLines == nil {
 		return

@@ -142,3 +142,42 @@ func TestAsyncDriverWorkerSIGKILL(t *testing.T) {
 		})
 	}
 }
+
+// TestAsyncDriverCleanHandover: a SIGHUP while fluentd-async's sink is up
+// counts nothing dropped, in every mode: what the old worker's driver held
+// it sent before its Close returned, so what was recorded for a killed
+// worker (TestAsyncDriverWorkerSIGKILL) must not count at the next one.
+func TestAsyncDriverCleanHandover(t *testing.T) {
+	for _, mode := range []string{"blocking", "non-blocking", "spool"} {
+		t.Run(mode, func(t *testing.T) {
+			s, err := forward.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			opts := map[string]string{"mode": mode, "fluentd-address": s.URL(), "fluentd-async": "true",
+				"fluentd-request-ack": "true", "close-timeout": "5s"}
+			if mode == "spool" {
+				opts["spool-dir"] = filepath.Join(t.TempDir(), "spool")
+			}
+			l := StartLogger(t, Env("asyncclean0123456", opts), "fluentd")
+			before := Lines("before the upgrade", 200)
+			WriteLines(t, l.Stdout, before)
+			waitStat(t, l, "lines_read", "200")
+			if err := l.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			waitStat(t, l, "upgrades", "1")
+			after := Lines("after the upgrade", 100)
+			WriteLines(t, l.Stdout, after)
+			l.Close()
+			if code := l.Wait(t, 30*time.Second); code != 0 {
+				t.Fatalf("exit %d; stderr: %s", code, l.Errors())
+			}
+			if st := l.Stats(t); st["lines_dropped"] != "0" {
+				t.Fatalf("stats %v: want nothing dropped; stderr: %s", st, l.Errors())
+			}
+			sinkSameLines(t, "at the sink", sinkLogs(s), append(append([]string{}, before...), after...))
+		})
+	}
+}

@@ -797,10 +797,14 @@ func (r *run) handOver() error {
 			if err == nil {
 				err = cerr
 			}
+			// Closed: what it held it sent, or gave up on and counted;
+			// what it recorded before must not count at the next worker,
+			// what it still says it holds must.
 			if r.held != nil {
-				// Closed: it sent, or gave up on and counted, what it
-				// held; what it said before must not count again.
 				r.held.refresh()
+			}
+			if r.async != nil {
+				r.async.RefreshDriverHeld()
 			}
 		case <-time.After(handoverClose):
 			r.Errors.Printf("%s driver not closed within %v: handing over without it", r.Config.Driver, handoverClose)
