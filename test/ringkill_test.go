@@ -42,17 +42,7 @@ func TestNonBlockingWorkerSIGKILL(t *testing.T) {
 		l.Cmd.Process.Signal(syscall.SIGUSR1)
 		return parseStatsMaybe(l.Errors())["lines_read"] == strconv.Itoa(len(first))
 	})
-	ws := childPIDs(t, l.Cmd.Process.Pid)
-	if len(ws) != 1 {
-		t.Fatalf("children %v, want one worker", ws)
-	}
-	if err := syscall.Kill(ws[0], syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	Eventually(t, 20*time.Second, "a new worker", func() bool {
-		n := childPIDs(t, l.Cmd.Process.Pid)
-		return len(n) == 1 && n[0] != ws[0]
-	})
+	killWorker(t, l)
 	// The stalled connection died with the worker; let the sink read again.
 	s.Stall(false)
 	second := Lines("after the kill", 1000)
@@ -122,17 +112,7 @@ func TestAsyncDriverWorkerSIGKILL(t *testing.T) {
 			l := StartLogger(t, Env("asynckill01234567", opts), "fluentd")
 			WriteLines(t, l.Stdout, Lines("queued while the sink is down", 10))
 			waitStat(t, l, "lines_delivered", "10") // taken by the driver's queue
-			ws := childPIDs(t, l.Cmd.Process.Pid)
-			if len(ws) != 1 {
-				t.Fatalf("children %v, want one worker", ws)
-			}
-			if err := syscall.Kill(ws[0], syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			Eventually(t, 20*time.Second, "a new worker", func() bool {
-				n := childPIDs(t, l.Cmd.Process.Pid)
-				return len(n) == 1 && n[0] != ws[0]
-			})
+			killWorker(t, l)
 			l.Close()
 			l.Wait(t, 30*time.Second)
 			st := l.Stats(t)
@@ -180,4 +160,21 @@ func TestAsyncDriverCleanHandover(t *testing.T) {
 			sinkSameLines(t, "at the sink", sinkLogs(s), append(append([]string{}, before...), after...))
 		})
 	}
+}
+
+// killWorker SIGKILLs the logger's one worker and waits for the
+// supervisor's next one.
+func killWorker(t *testing.T, l *Logger) {
+	t.Helper()
+	ws := childPIDs(t, l.Cmd.Process.Pid)
+	if len(ws) != 1 {
+		t.Fatalf("children %v, want one worker", ws)
+	}
+	if err := syscall.Kill(ws[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 20*time.Second, "a new worker", func() bool {
+		n := childPIDs(t, l.Cmd.Process.Pid)
+		return len(n) == 1 && n[0] != ws[0]
+	})
 }
