@@ -96,11 +96,8 @@ type Async struct {
 	stop  chan struct{} // closed when Drain gives up: stop retrying
 	done  chan struct{} // closed when the consumer goroutine ends
 	once  sync.Once
-	// driverMu orders the looks at what the driver holds (RefreshDriverHeld).
-	driverMu sync.Mutex
-	// driverHeldCounted: the worker counted what the driver held
-	// (DriverHeldCounted); nothing is recorded for the next worker after.
-	driverHeldCounted bool
+	// driverHeld records what the driver holds (RefreshDriverHeld).
+	driverHeld *HeldRecord
 	// refusing: see RefusingSince.
 	refusing refusals
 	// Refusing is poked when the driver starts refusing every message:
@@ -138,7 +135,8 @@ type gap struct {
 // and starts delivering. The caller hands messages to Log and, at the end
 // of the input, calls Drain before closing the driver.
 func NewAsync(c AsyncConfig) (*Async, error) {
-	a := &Async{cfg: c, stop: make(chan struct{}), done: make(chan struct{})}
+	a := &Async{cfg: c, stop: make(chan struct{}), done: make(chan struct{}),
+		driverHeld: &HeldRecord{Lines: c.DriverHeldLines, Bytes: c.DriverHeldBytes, Held: c.DriverPending}}
 	switch c.Mode {
 	case "non-blocking":
 		p := ring.DropOldest
@@ -525,28 +523,7 @@ func (a *Async) hold(lines, bytes int64) {
 // RefreshDriverHeld records what the driver holds unsent now (see
 // AsyncConfig.DriverHeldLines): after each delivery, and when the worker
 // looks whether it is idle, as the driver sends on its own.
-func (a *Async) RefreshDriverHeld() {
-	if a.cfg.DriverHeldLines == nil || a.cfg.DriverPending == nil {
-		return
-	}
-	if a.cfg.DriverHeldLines.Load() == 0 {
-		if l, _ := a.cfg.DriverPending(); l == 0 {
-			// Nothing held, nothing recorded (a driver that sends as
-			// it takes): no lock and no shared store per line.
-			return
-		}
-	}
-	// Looked at and stored under one lock: a store of an older look
-	// after a newer one could hide a line.
-	a.driverMu.Lock()
-	defer a.driverMu.Unlock()
-	if a.driverHeldCounted {
-		return
-	}
-	l, b := a.cfg.DriverPending()
-	a.cfg.DriverHeldLines.Store(l)
-	a.cfg.DriverHeldBytes.Store(b)
-}
+func (a *Async) RefreshDriverHeld() { a.driverHeld.Refresh() }
 
 // DriverHeldCounted says that the worker has counted what the driver
 // holds (dropped, spooled or left, when it goes on without the driver):
@@ -558,16 +535,7 @@ func (a *Async) RefreshDriverHeld() {
 // takes the record again then (RefreshDriverHeld), so that what the
 // driver sent meanwhile is not counted and what it still says it holds
 // (one that let go of its queue without sending it) is.
-func (a *Async) DriverHeldCounted() {
-	if a.cfg.DriverHeldLines == nil {
-		return
-	}
-	a.driverMu.Lock()
-	a.driverHeldCounted = true
-	a.cfg.DriverHeldLines.Store(0)
-	a.cfg.DriverHeldBytes.Store(0)
-	a.driverMu.Unlock()
-}
+func (a *Async) DriverHeldCounted() { a.driverHeld.Counted() }
 
 func (a *Async) delivered(rec *spool.Record) {
 	if a.ring != nil {

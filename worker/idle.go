@@ -87,9 +87,7 @@ func (q *idle) quiet() bool {
 	if r.async != nil {
 		r.async.RefreshDriverHeld() // it sends on its own
 	}
-	if r.held != nil {
-		r.held.refresh()
-	}
+	r.held.Refresh() // nil unless blocking
 	if n, _ := r.drv.Pending(); n > 0 {
 		return false
 	}

@@ -127,8 +127,8 @@ type run struct {
 	// delivery (close-timeout passed).
 	ctx        context.Context
 	cancel     context.CancelFunc
-	inputsDone <-chan struct{} // closed when every reader has ended
-	held       *heldRecorder   // blocking mode
+	inputsDone <-chan struct{}  // closed when every reader has ended
+	held       *mode.HeldRecord // blocking mode: what its driver holds unflushed
 
 	files map[*os.File]bool // inputs still being read, to look for hang-up
 
@@ -174,11 +174,11 @@ func (w *Worker) Run() error {
 		return err
 	}
 	if c.Options.Mode == config.Blocking {
-		r.held = &heldRecorder{held: r.unflushedHeld}
-		r.held.lines, r.held.bytes = w.Ledger.DriverHeld()
-		w.countDeadRing(nil, nil, r.held.lines, r.held.bytes)
+		r.held = &mode.HeldRecord{Held: r.unflushedHeld}
+		r.held.Lines, r.held.Bytes = w.Ledger.DriverHeld()
+		w.countDeadRing(nil, nil, r.held.Lines, r.held.Bytes)
 		r.blocking = &mode.Blocking{Driver: r.drv, Count: w.Count, Errors: w.Errors, Stop: r.ctx.Done(),
-			KeepsUnflushed: r.drv.WritesFiles, Held: r.held.refresh}
+			KeepsUnflushed: r.drv.WritesFiles, Held: r.held.Refresh}
 		r.sink = r.blocking
 	} else {
 		o := c.Options
@@ -288,8 +288,9 @@ func (w *Worker) openCache() *logcache.Cache {
 // countDeadRing counts as dropped what a worker that died held in its
 // ring (non-blocking) and its driver had not sent (and, in blocking and
 // spool mode, had taken out of the pipe or the spool: unflushedHeld): it
-// was read from the pipes and is gone with that worker. What the driver held may have been sent since it was
-// last looked at: those lines are also counted as maybe delivered.
+// was read from the pipes and is gone with that worker. What the driver
+// held may have been sent since it was last looked at: those lines are
+// also counted as maybe delivered.
 func (w *Worker) countDeadRing(lines, bytes, drvLines, drvBytes *atomic.Int64) {
 	var l, b, dl, db int64
 	if lines != nil {
@@ -800,9 +801,7 @@ func (r *run) handOver() error {
 			// Closed: what it held it sent, or gave up on and counted;
 			// what it recorded before must not count at the next worker,
 			// what it still says it holds must.
-			if r.held != nil {
-				r.held.refresh()
-			}
+			r.held.Refresh() // nil unless blocking
 			if r.async != nil {
 				r.async.RefreshDriverHeld()
 			}
@@ -864,9 +863,7 @@ func (r *run) countUnsent() {
 	if r.async != nil {
 		defer r.async.DriverHeldCounted()
 	}
-	if r.held != nil {
-		defer r.held.counted()
-	}
+	defer r.held.Counted() // nil unless blocking
 	n, b := r.drv.Pending()
 	if n <= 0 {
 		return
@@ -982,52 +979,4 @@ func (r *run) unflushedHeld() (lines, bytes int64) {
 		return 0, 0
 	}
 	return r.drv.Held()
-}
-
-// heldRecorder keeps, in the memory shared with the next worker
-// (protocol.Ledger), what a blocking-mode driver holds unflushed
-// (unflushedHeld), as mode.Async does for the ring's driver: a worker
-// killed loses those lines, and the next one counts them (worker-died).
-type heldRecorder struct {
-	lines, bytes *atomic.Int64 // nil without a ledger
-	held         func() (lines, bytes int64)
-
-	mu sync.Mutex
-	// done: the worker counted what the driver holds itself
-	// (countUnsent); nothing more is recorded for the next one.
-	done bool
-}
-
-// refresh records what the driver holds now: after each message it took
-// (before the reader commits it) and while idle, as it sends on its own.
-func (h *heldRecorder) refresh() {
-	if h.lines == nil {
-		return
-	}
-	if l, _ := h.held(); l == 0 && h.lines.Load() == 0 {
-		return // a driver that sends as it takes: no lock per line
-	}
-	// Looked at and stored under one lock: a store of an older look after
-	// a newer one could hide a line.
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.done {
-		return
-	}
-	l, b := h.held()
-	h.lines.Store(l)
-	h.bytes.Store(b)
-}
-
-// counted says the worker counted what the driver holds: the next worker
-// must not count it again.
-func (h *heldRecorder) counted() {
-	if h.lines == nil {
-		return
-	}
-	h.mu.Lock()
-	h.done = true
-	h.lines.Store(0)
-	h.bytes.Store(0)
-	h.mu.Unlock()
 }
